@@ -1,0 +1,110 @@
+"""``casewatch stack``: bring the local stack up, see its state, read its logs, take it down."""
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+
+from casewatch.config import get_settings
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    stack = sub.add_parser(
+        "stack", help="run the whole stack locally (Kafka, Prometheus, Alertmanager, casewatch)",
+        description=(
+            "Run casewatch and everything it needs on this machine, bound to 127.0.0.1, without "
+            "Docker. Kafka's jars are fetched once from Maven Central (needs java and mvn); "
+            "Prometheus and Alertmanager are the Debian packages (installed with apt-get when "
+            "missing). State, logs and pid files live in CASEWATCH_STATE_DIR (default "
+            "~/.casewatch); ports come from CASEWATCH_*_PORT variables."),
+    )
+    ssub = stack.add_subparsers(dest="stack_command", metavar="ACTION")
+
+    up = ssub.add_parser("up", help="start every part and wait until each is healthy")
+    up.add_argument("--no-demo", action="store_true", help="do not start the demo-data simulator")
+    up.add_argument("--only", default=None,
+                    help="comma-separated parts to start (kafka,prometheus,alertmanager,notifier,"
+                         "engine,ingest,simulator)")
+    up.set_defaults(func=_up)
+
+    install = ssub.add_parser("install", help="install what the stack needs (Kafka jars, Debian "
+                                                     "packages prometheus and prometheus-alertmanager)")
+    install.set_defaults(func=_install)
+
+    down = ssub.add_parser("down", help="stop every process `stack up` started, and nothing else")
+    down.set_defaults(func=_down)
+
+    status = ssub.add_parser("status", help="which parts run, where, and whether they are healthy")
+    status.set_defaults(func=_status)
+
+    logs = ssub.add_parser("logs", help="show the last lines of one part's log")
+    logs.add_argument("part", help="kafka, prometheus, alertmanager, notifier, engine, ingest or simulator")
+    logs.add_argument("-n", "--lines", type=int, default=40)
+    logs.set_defaults(func=_logs)
+    stack.set_defaults(func=lambda args: (stack.print_help(), 2)[1])
+
+
+def _manager(args, **kw):
+    from casewatch.stack.manager import StackManager
+    parts = args.only.split(",") if getattr(args, "only", None) else None
+    return StackManager(get_settings(), parts=parts, **kw)
+
+
+def _up(args) -> int:
+    from casewatch.stack.components import StackError
+    manager = _manager(args, demo=not args.no_demo)
+    settings = manager.settings
+    from casewatch.stack.secrets import ensure_demo_secrets
+    ensure_demo_secrets(settings)
+    print(f"casewatch stack up (state and logs in {settings.state_dir})")
+    t0 = time.monotonic()
+    try:
+        manager.up()
+    except StackError as exc:
+        print(f"\nERROR: {exc}", file=sys.stderr)
+        print("Parts already started keep running; `casewatch stack down` stops them.", file=sys.stderr)
+        return 1
+    print(f"\nAll parts healthy in {time.monotonic() - t0:.1f}s.")
+    _print_table(manager.status())
+    print("\nStop everything with: casewatch stack down")
+    return 0
+
+
+def _install(args) -> int:
+    from casewatch.stack.components import StackError, ensure_debian_binaries, kafka_libs
+    settings = get_settings()
+    try:
+        ensure_debian_binaries(["prometheus", "promtool", "prometheus-alertmanager", "amtool"])
+        libs = kafka_libs(settings)
+    except StackError as exc:
+        print(f"ERROR: {exc}", file=sys.stderr)
+        return 1
+    print(f"stack parts installed (Kafka jars in {libs})")
+    return 0
+
+
+def _down(args) -> int:
+    manager = _manager(args)
+    stopped = manager.down()
+    print("stopped: " + (", ".join(stopped) if stopped else "nothing was running"))
+    return 0
+
+
+def _status(args) -> int:
+    manager = _manager(args)
+    rows = manager.status()
+    _print_table(rows)
+    return 0 if all(r[1] == "healthy" for r in rows) else 1
+
+
+def _logs(args) -> int:
+    manager = _manager(args)
+    print(manager.processes.tail(args.part, args.lines))
+    print(f"(full log: {manager.processes.log_path(args.part)})")
+    return 0
+
+
+def _print_table(rows) -> None:
+    print(f"{'part':<13} {'state':<10} {'where':<36} detail")
+    for name, state, url, detail in rows:
+        print(f"{name:<13} {state:<10} {url:<36} {detail}")

@@ -1,0 +1,314 @@
+"""The parts of the local stack: how each is installed, configured, started and checked.
+
+Everything binds to ``settings.host`` (127.0.0.1 by default). Kafka's jars come from Maven Central
+through Maven into ``settings.cache_dir``; Prometheus and Alertmanager are the Debian packages.
+"""
+from __future__ import annotations
+
+import json
+import shutil
+import socket
+import subprocess
+import sys
+import urllib.error
+import urllib.request
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import yaml
+
+from casewatch.config import Settings
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+KAFKA_DIR = Path(__file__).resolve().parent / "kafka"
+KAFKA_VERSION = "4.1.1"
+
+APT_PACKAGES = {"prometheus": "prometheus", "prometheus-alertmanager": "prometheus-alertmanager",
+                "promtool": "prometheus", "amtool": "prometheus-alertmanager"}
+
+
+class StackError(RuntimeError):
+    """A part of the stack could not be prepared or started; the message says which and why."""
+
+
+def port_open(host: str, port: int, timeout: float = 0.5) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+def http_ok(url: str, timeout: float = 2.0) -> tuple[bool, str]:
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as resp:
+            return 200 <= resp.status < 300, f"HTTP {resp.status}"
+    except urllib.error.HTTPError as exc:
+        return False, f"HTTP {exc.code}"
+    except (urllib.error.URLError, OSError) as exc:
+        return False, f"not answering ({getattr(exc, 'reason', exc)})"
+
+
+# ---------------------------------------------------------------------------------------------
+# Installation of the real binaries
+# ---------------------------------------------------------------------------------------------
+
+def ensure_debian_binaries(names: list[str], log: Callable[[str], None] = print) -> None:
+    """Install the Debian packages that provide ``names`` when any is missing (needs root)."""
+    missing = sorted({APT_PACKAGES[n] for n in names if shutil.which(n) is None})
+    if not missing:
+        return
+    if shutil.which("apt-get") is None:
+        raise StackError(f"missing {', '.join(missing)} and no apt-get to install them with")
+    log(f"installing Debian packages: {' '.join(missing)} (apt-get)")
+    env = {"DEBIAN_FRONTEND": "noninteractive", "PATH": "/usr/sbin:/usr/bin:/sbin:/bin"}
+    for cmd in (["apt-get", "update", "-qq"],
+                ["apt-get", "install", "-y", "-qq", "--no-install-recommends", *missing]):
+        done = subprocess.run(cmd, capture_output=True, text=True, env=env)
+        if done.returncode != 0:
+            raise StackError(f"`{' '.join(cmd)}` failed:\n{done.stdout[-2000:]}{done.stderr[-2000:]}")
+
+
+def kafka_libs(settings: Settings, log: Callable[[str], None] = print) -> Path:
+    """The directory of Kafka's jars, resolved from Maven Central on first use and cached."""
+    libs = settings.cache_dir / f"kafka-{KAFKA_VERSION}" / "libs"
+    marker = libs / ".complete"
+    if marker.exists():
+        return libs
+    if shutil.which("mvn") is None:
+        raise StackError("Maven (mvn) is needed once to fetch Kafka's jars from Maven Central")
+    if shutil.which("java") is None:
+        raise StackError("a Java runtime (java, 17 or newer) is needed to run Kafka")
+    libs.mkdir(parents=True, exist_ok=True)
+    log(f"resolving Apache Kafka {KAFKA_VERSION} jars from Maven Central into {libs} (once)")
+    done = subprocess.run(
+        ["mvn", "-q", "-B", "-f", str(KAFKA_DIR / "pom.xml"), "dependency:copy-dependencies",
+         f"-DoutputDirectory={libs}", "-DincludeScope=runtime"],
+        capture_output=True, text=True,
+    )
+    if done.returncode != 0 or not list(libs.glob(f"kafka_2.13-{KAFKA_VERSION}.jar")):
+        raise StackError(f"Maven could not resolve Kafka's jars:\n{done.stdout[-3000:]}{done.stderr[-2000:]}")
+    marker.write_text(KAFKA_VERSION)
+    return libs
+
+
+# ---------------------------------------------------------------------------------------------
+# Components
+# ---------------------------------------------------------------------------------------------
+
+@dataclass
+class Component:
+    name: str
+    url: str
+    prepare: Callable[[], list[str]]          # returns the command line
+    health: Callable[[], tuple[bool, str]]
+    env: dict[str, str] = field(default_factory=dict)
+    start_timeout: float = 90.0
+    optional_module: str | None = None        # a casewatch service that may not exist yet
+
+    def available(self) -> bool:
+        if self.optional_module is None:
+            return True
+        import importlib.util
+        try:
+            return importlib.util.find_spec(self.optional_module) is not None
+        except ModuleNotFoundError:
+            return False
+
+
+def kafka_component(settings: Settings, log: Callable[[str], None] = print) -> Component:
+    data_dir = settings.state_dir / "kafka"
+    host, port, cport = settings.host, settings.kafka_port, settings.kafka_controller_port
+
+    def prepare() -> list[str]:
+        libs = kafka_libs(settings, log)
+        data_dir.mkdir(parents=True, exist_ok=True)
+        props = data_dir / "server.properties"
+        props.write_text("\n".join([
+            "process.roles=broker,controller",
+            "node.id=1",
+            f"controller.quorum.voters=1@{host}:{cport}",
+            f"listeners=PLAINTEXT://{host}:{port},CONTROLLER://{host}:{cport}",
+            f"advertised.listeners=PLAINTEXT://{host}:{port}",
+            "controller.listener.names=CONTROLLER",
+            "listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
+            "inter.broker.listener.name=PLAINTEXT",
+            f"log.dirs={data_dir / 'logs'}",
+            "num.partitions=1",
+            "offsets.topic.replication.factor=1",
+            "offsets.topic.num.partitions=6",
+            "transaction.state.log.replication.factor=1",
+            "transaction.state.log.min.isr=1",
+            "group.initial.rebalance.delay.ms=0",
+            "auto.create.topics.enable=false",
+            "log.retention.hours=-1",
+            "",
+        ]))
+        classpath = f"{libs}/*"
+        java = ["java", "-Xms256m", "-Xmx768m", "-XX:+UseG1GC", "-Djava.awt.headless=true",
+                f"-Dlog4j2.configurationFile={KAFKA_DIR / 'log4j2.properties'}", "-cp", classpath]
+        if not (data_dir / "logs" / "meta.properties").exists():
+            cluster_id = str(uuid.uuid4())
+            done = subprocess.run(
+                [*java, "kafka.tools.StorageTool", "format", "-t", _kafka_cluster_id(cluster_id),
+                 "-c", str(props), "--ignore-formatted"],
+                capture_output=True, text=True,
+            )
+            if done.returncode != 0:
+                raise StackError(f"formatting Kafka storage failed:\n{done.stdout[-2000:]}{done.stderr[-2000:]}")
+        return [*java, "kafka.Kafka", str(props)]
+
+    def health() -> tuple[bool, str]:
+        if not port_open(host, port):
+            return False, f"nothing listening on {host}:{port}"
+        try:
+            from kafka import KafkaAdminClient
+            admin = KafkaAdminClient(bootstrap_servers=f"{host}:{port}", request_timeout_ms=3000,
+                                     api_version_auto_timeout_ms=3000)
+            try:
+                admin.describe_cluster()
+            finally:
+                admin.close()
+            return True, "broker answers metadata requests"
+        except Exception as exc:  # noqa: BLE001 - any failure means "not ready yet"
+            return False, f"broker not ready ({type(exc).__name__})"
+
+    return Component("kafka", f"kafka://{host}:{port}", prepare, health, start_timeout=120)
+
+
+def _kafka_cluster_id(seed: str) -> str:
+    """A Kafka cluster id: 16 random bytes, URL-safe base64 without padding (22 characters)."""
+    import base64
+    return base64.urlsafe_b64encode(uuid.UUID(seed).bytes).decode().rstrip("=")
+
+
+def _rewrite_targets(text: str, mapping: dict[str, str]) -> str:
+    for old, new in mapping.items():
+        text = text.replace(old, new)
+    return text
+
+
+def compose_target_mapping(settings: Settings) -> dict[str, str]:
+    """How the docker-compose host names in prometheus/ configs map to the local stack's ports."""
+    h = settings.host
+    return {
+        "engine:29100": f"{h}:{settings.engine_metrics_port}",
+        "ingest:29180": f"{h}:{settings.ingest_port}",
+        "notifier:29181": f"{h}:{settings.notifier_port}",
+        "alertmanager:9093": f"{h}:{settings.alertmanager_port}",
+        "prometheus:9090": f"{h}:{settings.prometheus_port}",
+    }
+
+
+def render_prometheus_config(settings: Settings, extra_engine_targets: list[str] | None = None) -> Path:
+    """prometheus/prometheus.yml with local addresses and absolute rule paths."""
+    out_dir = settings.state_dir / "prometheus"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    text = _rewrite_targets((PROJECT_ROOT / "prometheus" / "prometheus.yml").read_text(),
+                            compose_target_mapping(settings))
+    config = yaml.safe_load(text)
+    config["rule_files"] = [str(PROJECT_ROOT / "prometheus" / p) for p in config.get("rule_files", [])]
+    if extra_engine_targets:
+        for job in config.get("scrape_configs", []):
+            if job.get("job_name") == "casewatch-engine":
+                job["static_configs"][0]["targets"].extend(extra_engine_targets)
+    path = out_dir / "prometheus.yml"
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    return path
+
+
+def render_alertmanager_config(settings: Settings) -> Path:
+    out_dir = settings.state_dir / "alertmanager"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    text = _rewrite_targets((PROJECT_ROOT / "prometheus" / "alertmanager.yml").read_text(),
+                            compose_target_mapping(settings))
+    config = yaml.safe_load(text)
+    # Compose mounts the templates elsewhere; locally they are read from the checkout.
+    config["templates"] = [str(PROJECT_ROOT / "prometheus" / "templates" / Path(t).name)
+                           for t in config.get("templates") or []]
+    path = out_dir / "alertmanager.yml"
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    return path
+
+
+def prometheus_component(settings: Settings, log: Callable[[str], None] = print) -> Component:
+    base = f"http://{settings.host}:{settings.prometheus_port}"
+
+    def prepare() -> list[str]:
+        ensure_debian_binaries(["prometheus", "promtool"], log)
+        config = render_prometheus_config(settings)
+        data = settings.state_dir / "prometheus" / "data"
+        data.mkdir(parents=True, exist_ok=True)
+        return ["prometheus", f"--config.file={config}", f"--storage.tsdb.path={data}",
+                f"--web.listen-address={settings.host}:{settings.prometheus_port}",
+                "--web.enable-lifecycle", "--web.enable-admin-api",
+                "--storage.tsdb.retention.time=5y", "--log.level=warn"]
+
+    return Component("prometheus", base, prepare, lambda: http_ok(f"{base}/-/ready"))
+
+
+def alertmanager_component(settings: Settings, log: Callable[[str], None] = print) -> Component:
+    base = f"http://{settings.host}:{settings.alertmanager_port}"
+
+    def prepare() -> list[str]:
+        ensure_debian_binaries(["prometheus-alertmanager", "amtool"], log)
+        config = render_alertmanager_config(settings)
+        data = settings.state_dir / "alertmanager" / "data"
+        data.mkdir(parents=True, exist_ok=True)
+        return ["prometheus-alertmanager", f"--config.file={config}", f"--storage.path={data}",
+                f"--web.listen-address={settings.host}:{settings.alertmanager_port}",
+                "--cluster.listen-address=", "--log.level=warn"]
+
+    return Component("alertmanager", base, prepare, lambda: http_ok(f"{base}/-/ready"))
+
+
+def settings_env(settings: Settings) -> dict[str, str]:
+    """Environment for casewatch child processes, so they see the same settings."""
+    env = {}
+    for name, value in settings.model_dump().items():
+        if value is None:
+            continue
+        env[f"CASEWATCH_{name.upper()}"] = str(value)
+    return env
+
+
+def casewatch_component(settings: Settings, name: str, args: list[str], health_url: str,
+                        module: str, extra_env: dict[str, str] | None = None) -> Component:
+    def prepare() -> list[str]:
+        return [sys.executable, "-m", "casewatch.cli", *args]
+
+    env = settings_env(settings)
+    env.update(extra_env or {})
+    return Component(name, health_url.rsplit("/", 1)[0] + "/", prepare, lambda: http_ok(health_url),
+                     env=env, optional_module=module)
+
+
+def engine_component(settings: Settings) -> Component:
+    url = f"http://{settings.host}:{settings.engine_metrics_port}/metrics"
+    return casewatch_component(settings, "engine", ["engine"], url, "services.engine.app")
+
+
+def ingest_component(settings: Settings) -> Component:
+    url = f"http://{settings.host}:{settings.ingest_port}/healthz"
+    return casewatch_component(settings, "ingest", ["ingest"], url, "services.ingest.api")
+
+
+def notifier_component(settings: Settings) -> Component:
+    url = f"http://{settings.host}:{settings.notifier_port}/healthz"
+    return casewatch_component(settings, "notifier", ["notifier"], url, "services.notifier.app")
+
+
+def describe(components: list[Component]) -> str:
+    return json.dumps({c.name: c.url for c in components}, indent=2)
+
+
+def simulator_component(settings: Settings) -> Component | None:
+    """The living demo authority: two years of history, then events in (sped-up) real time."""
+    def prepare() -> list[str]:
+        return [sys.executable, "-m", "casewatch.cli", "simulate", "--demo", "--publish"]
+
+    return Component("simulator", "(publishes demo events)", prepare,
+                     lambda: (True, "running"), env=settings_env(settings),
+                     optional_module="services.simulator.commands", start_timeout=5)

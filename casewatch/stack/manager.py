@@ -1,0 +1,112 @@
+"""``casewatch stack up | down | status | logs``: the whole stack on one machine, no Docker.
+
+``up`` is idempotent: a part already running and healthy is left alone. It waits for each part to
+be healthy before starting the next, prints what runs where, and when a part fails it says which
+part, why (the last lines of its log) and where the full log is. ``down`` stops every process that
+``up`` started (by pid file, checked against the live process) and nothing else.
+"""
+from __future__ import annotations
+
+import time
+from typing import Callable
+
+from casewatch.config import Settings
+from casewatch.stack import components as c
+from casewatch.stack.processes import ProcessTable
+
+START_ORDER = ["kafka", "prometheus", "alertmanager", "notifier", "engine", "ingest", "simulator"]
+
+
+class StackManager:
+    def __init__(self, settings: Settings, log: Callable[[str], None] = print,
+                 parts: list[str] | None = None, demo: bool = True):
+        self.settings = settings
+        self.log = log
+        self.processes = ProcessTable(settings.state_dir)
+        self.demo = demo
+        self.parts = parts or START_ORDER
+
+    def components(self) -> list[c.Component]:
+        s = self.settings
+        builders = {
+            "kafka": lambda: c.kafka_component(s, self.log),
+            "prometheus": lambda: c.prometheus_component(s, self.log),
+            "alertmanager": lambda: c.alertmanager_component(s, self.log),
+            "notifier": lambda: c.notifier_component(s),
+            "engine": lambda: c.engine_component(s),
+            "ingest": lambda: c.ingest_component(s),
+            "simulator": lambda: c.simulator_component(s) if self.demo else None,
+        }
+        found = []
+        for name in START_ORDER:
+            if name not in self.parts:
+                continue
+            comp = builders[name]()
+            if comp is not None and comp.available():
+                found.append(comp)
+        return found
+
+    # -- up ----------------------------------------------------------------------------------
+    def up(self) -> list[c.Component]:
+        started = []
+        for comp in self.components():
+            self.start_component(comp)
+            started.append(comp)
+            if comp.name == "kafka":
+                self.create_topics()
+        return started
+
+    def create_topics(self) -> None:
+        from casewatch.topics import ensure_topics
+        ensure_topics(self.settings)
+
+    def start_component(self, comp: c.Component) -> None:
+        running = self.processes.get(comp.name)
+        if running and running.alive and comp.health()[0]:
+            self.log(f"  {comp.name:<13} already running  {comp.url}")
+            return
+        if running and running.alive:
+            self.processes.stop(comp.name)
+        t0 = time.monotonic()
+        try:
+            command = comp.prepare()
+        except c.StackError as exc:
+            raise c.StackError(f"{comp.name} could not be prepared: {exc}") from exc
+        proc = self.processes.start(comp.name, command, env=comp.env, cwd=c.PROJECT_ROOT)
+        deadline = t0 + comp.start_timeout
+        detail = ""
+        while time.monotonic() < deadline:
+            if not proc.alive:
+                raise c.StackError(self._failure(comp, "the process exited"))
+            ok, detail = comp.health()
+            if ok:
+                self.log(f"  {comp.name:<13} up in {time.monotonic() - t0:5.1f}s  {comp.url}")
+                return
+            time.sleep(0.5)
+        raise c.StackError(self._failure(comp, f"not healthy after {comp.start_timeout:.0f}s ({detail})"))
+
+    def _failure(self, comp: c.Component, why: str) -> str:
+        return (f"{comp.name} failed to start: {why}.\n"
+                f"Last lines of its log:\n{self.processes.tail(comp.name, 25)}\n"
+                f"Full log: {self.processes.log_path(comp.name)}")
+
+    # -- down / status -------------------------------------------------------------------------
+    def down(self) -> list[str]:
+        stopped = []
+        known = {p.name for p in self.processes.all()}
+        order = [n for n in reversed(START_ORDER) if n in known] + sorted(known - set(START_ORDER))
+        for name in order:
+            if self.processes.stop(name):
+                stopped.append(name)
+        return stopped
+
+    def status(self) -> list[tuple[str, str, str, str]]:
+        rows = []
+        for comp in self.components():
+            proc = self.processes.get(comp.name)
+            if proc is None or not proc.alive:
+                rows.append((comp.name, "stopped", comp.url, ""))
+                continue
+            ok, detail = comp.health()
+            rows.append((comp.name, "healthy" if ok else "unhealthy", comp.url, detail))
+        return rows

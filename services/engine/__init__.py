@@ -1,0 +1,1 @@
+"""The metrics engine: faust-streaming agents that turn case events into figures."""

@@ -1,0 +1,31 @@
+"""``casewatch engine``: run one metrics-engine worker."""
+from __future__ import annotations
+
+import argparse
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "engine", help="run a metrics-engine worker (faust-streaming)",
+        description=(
+            "Consume the events topic, keep every indicator and timeliness clock, and serve them "
+            "for Prometheus at http://HOST:CASEWATCH_ENGINE_METRICS_PORT/metrics. Start several "
+            "workers (each with its own --metrics-port) to share the partitions."),
+    )
+    p.add_argument("--metrics-port", type=int, default=None, help="override CASEWATCH_ENGINE_METRICS_PORT")
+    p.add_argument("--loglevel", default="warning", help="worker log level (default: warning)")
+    p.set_defaults(func=_run)
+
+
+def _run(args) -> int:
+    from casewatch.config import get_settings
+    settings = get_settings()
+    if args.metrics_port:
+        settings = settings.model_copy(update={"engine_metrics_port": args.metrics_port})
+    from faust import Worker
+
+    from services.engine.app import create_app
+    app = create_app(settings)
+    worker = Worker(app, loglevel=args.loglevel, quiet=True)
+    worker.execute_from_commandline()
+    return 0

@@ -1,0 +1,165 @@
+"""Test fixtures: a real Kafka (KRaft), Prometheus and Alertmanager, started once per test session
+on free loopback ports with the stack manager's own code, and stopped afterwards.
+
+Integration tests are never skipped: if a part cannot start, the session fails and says why.
+"""
+from __future__ import annotations
+
+import json
+import os
+import socket
+import sys
+import tempfile
+import time
+import urllib.parse
+import urllib.request
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from casewatch.config import Settings
+from casewatch.stack import components as stack_components
+from casewatch.stack.manager import StackManager
+from casewatch.stack.processes import ProcessTable
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_EXTERNAL = REPO.parent / "shared" / "external"
+TEST_KEY = "test-pseudonymisation-key-0123456789abcdef"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@dataclass
+class LocalStack:
+    settings: Settings
+    manager: StackManager
+
+    @property
+    def kafka_bootstrap(self) -> str:
+        return self.settings.bootstrap
+
+    @property
+    def prometheus_url(self) -> str:
+        return f"http://{self.settings.host}:{self.settings.prometheus_port}"
+
+    @property
+    def alertmanager_url(self) -> str:
+        return f"http://{self.settings.host}:{self.settings.alertmanager_port}"
+
+    @property
+    def processes(self) -> ProcessTable:
+        return self.manager.processes
+
+    def settings_for(self, **overrides) -> Settings:
+        """Settings for one test: its own topics and consumer group unless given."""
+        tag = uuid.uuid4().hex[:8]
+        base = {"events_topic": f"events-{tag}", "deadletter_topic": f"deadletters-{tag}",
+                "engine_app_id": f"engine-{tag}"}
+        base.update(overrides)
+        return self.settings.model_copy(update=base)
+
+    # -- Prometheus ------------------------------------------------------------------------
+    def query(self, expr: str, at: float | None = None) -> list[dict]:
+        params = {"query": expr}
+        if at is not None:
+            params["time"] = str(at)
+        url = f"{self.prometheus_url}/api/v1/query?{urllib.parse.urlencode(params)}"
+        with urllib.request.urlopen(url, timeout=10) as resp:
+            body = json.load(resp)
+        assert body["status"] == "success", body
+        return body["data"]["result"]
+
+    def wait_for_query(self, expr: str, predicate, timeout: float = 60.0) -> list[dict]:
+        deadline = time.monotonic() + timeout
+        result: list[dict] = []
+        while time.monotonic() < deadline:
+            result = self.query(expr)
+            if predicate(result):
+                return result
+            time.sleep(1.0)
+        raise AssertionError(f"Prometheus query {expr!r} never satisfied the check; last result {result}")
+
+    def reload_prometheus(self) -> None:
+        stack_components.render_prometheus_config(self.settings, self.extra_engine_targets())
+        req = urllib.request.Request(f"{self.prometheus_url}/-/reload", method="POST")
+        urllib.request.urlopen(req, timeout=10).read()
+
+    def extra_engine_targets(self) -> list[str]:
+        return [f"{self.settings.host}:{self.settings.engine_metrics_port + 1}"]
+
+    # -- casewatch services ------------------------------------------------------------------
+    def start_engine(self, settings: Settings, name: str = "engine", metrics_port: int | None = None,
+                     timeout: float = 90.0):
+        """Start one engine worker as a real process and wait until /metrics answers."""
+        port = metrics_port or settings.engine_metrics_port
+        env = stack_components.settings_env(settings)
+        env["CASEWATCH_ENGINE_METRICS_PORT"] = str(port)
+        proc = self.processes.start(name, [sys.executable, "-m", "casewatch.cli", "engine"],
+                                    env=env, cwd=REPO)
+        url = f"http://{settings.host}:{port}/metrics"
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if not proc.alive:
+                raise AssertionError(f"engine exited:\n{self.processes.tail(name, 40)}")
+            if stack_components.http_ok(url)[0]:
+                return proc
+            time.sleep(0.5)
+        raise AssertionError(f"engine /metrics never answered:\n{self.processes.tail(name, 40)}")
+
+    def stop(self, name: str, kill: bool = False) -> None:
+        self.processes.stop(name, kill=kill)
+
+
+def _session_settings(state_dir: Path) -> Settings:
+    ports = {name: free_port() for name in (
+        "kafka_port", "kafka_controller_port", "prometheus_port", "alertmanager_port",
+        "ingest_port", "notifier_port")}
+    # The engine gets two adjacent ports (a second worker uses engine_metrics_port + 1).
+    while True:
+        engine = free_port()
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", engine + 1))
+                break
+            except OSError:
+                continue
+    return Settings(state_dir=state_dir, engine_metrics_port=engine, engine_web_port=free_port(),
+                    pseudonymisation_key=TEST_KEY, la_codes="E06000004,E06000005",
+                    fixed_today=None, **ports)
+
+
+@pytest.fixture(scope="session")
+def local_stack() -> LocalStack:
+    state_dir = Path(tempfile.mkdtemp(prefix="casewatch-test-"))
+    settings = _session_settings(state_dir)
+    manager = StackManager(settings, parts=["kafka", "prometheus", "alertmanager"], demo=False,
+                           log=lambda msg: print(msg, file=sys.stderr))
+    stack = LocalStack(settings, manager)
+    try:
+        manager.up()
+        stack.reload_prometheus()
+    except stack_components.StackError as exc:
+        manager.down()
+        pytest.fail(f"the real test stack could not start: {exc}", pytrace=False)
+    yield stack
+    manager.down()
+
+
+@pytest.fixture(scope="session")
+def kafka_bootstrap(local_stack: LocalStack) -> str:
+    return local_stack.kafka_bootstrap
+
+
+@pytest.fixture
+def shared_external() -> Path:
+    assert SHARED_EXTERNAL.is_dir(), f"synthetic samples expected at {SHARED_EXTERNAL}"
+    return SHARED_EXTERNAL
+
+
+os.environ.setdefault("CASEWATCH_PSEUDONYMISATION_KEY", TEST_KEY)
