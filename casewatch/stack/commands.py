@@ -35,6 +35,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     down.set_defaults(func=_down)
 
     status = ssub.add_parser("status", help="which parts run, where, and whether they are healthy")
+    status.add_argument("--only", default=None, help="comma-separated parts to report on")
     status.set_defaults(func=_status)
 
     logs = ssub.add_parser("logs", help="show the last lines of one part's log")

@@ -49,6 +49,8 @@ def make_calendar(settings: Settings) -> WorkingDayCalendar:
 
 def create_app(settings: Settings | None = None) -> faust.App:
     settings = settings or get_settings()
+    datadir = settings.state_dir / "engine" / settings.engine_app_id
+    datadir.mkdir(parents=True, exist_ok=True)
     app = faust.App(
         settings.engine_app_id,
         broker=f"kafka://{settings.bootstrap}",
@@ -64,14 +66,16 @@ def create_app(settings: Settings | None = None) -> faust.App:
         consumer_auto_offset_reset="earliest",
         table_cleanup_interval=3600,
         producer_linger_ms=5,
-        datadir=str(settings.state_dir / "engine" / settings.engine_app_id),
+        key_serializer="raw",
+        value_serializer="raw",
+        datadir=str(datadir),
     )
     events = app.topic(settings.events_topic, key_type=bytes, value_type=bytes,
                        key_serializer="raw", value_serializer="raw", partitions=settings.partitions)
     deadletters = app.topic(settings.deadletter_topic, key_type=bytes, value_type=bytes,
                             key_serializer="raw", value_serializer="raw")
     histories = app.Table("case_histories", default=None, partitions=settings.partitions,
-                          key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw")
+                          key_type=bytes, value_type=bytes)
 
     figures = PartitionedFigures(make_calendar(settings), today_for(settings))
     metrics = EngineMetrics(figures, settings)
