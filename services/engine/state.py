@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Any, Callable, Iterable, Iterator
 
-from casewatch.domain.aggregate import Aggregate
+from casewatch.domain.aggregate import Aggregate, combine_samples
 from casewatch.domain.calendar import WorkingDayCalendar
 from casewatch.domain.history import ChildHistory, compact
 from casewatch.domain.indicators import Contribution, contribution
@@ -122,12 +122,9 @@ class PartitionedFigures:
 
     # -- exposition ----------------------------------------------------------------------------
     def samples(self) -> Iterator[tuple[str, tuple[tuple[str, str], ...], float]]:
-        """Every series summed over this worker's partitions."""
-        totals: dict[tuple[str, tuple[tuple[str, str], ...]], float] = {}
-        for figures in self.partitions.values():
-            for metric, labels, value in figures.aggregate.samples():
-                key = (metric, tuple(sorted(labels.items())) if isinstance(labels, dict) else labels)
-                totals[key] = totals.get(key, 0.0) + value
+        """Every series over this worker's partitions: sums, except the maxima (the longest
+        unallocation, the most overdue clock), which take the largest value."""
+        totals = combine_samples(f.aggregate.samples() for f in self.partitions.values())
         for (metric, labels), value in totals.items():
             yield metric, labels, value
 

@@ -1,0 +1,159 @@
+"""The sum of many keys' contributions, as the series an exporter publishes.
+
+``Aggregate.apply(old, new)`` swaps one key's contribution in O(size of that contribution).
+Flows are kept in daily buckets per series plus the three running window sums, so ``samples()``
+costs O(number of series) and ``set_as_of()`` (once a day) re-sums the buckets.
+
+Windows, as of ``as_of`` (flows dated after ``as_of`` count in none):
+
+* ``28d``:  ``as_of - 27 days`` … ``as_of`` (28 days including today);
+* ``12m``:  ``(as_of - 12 calendar months, as_of]``;
+* ``fytd``: 1 April of the financial year containing ``as_of`` … ``as_of``.
+
+Stocks are summed, except the ``*_max_*`` metrics (``MAX_METRICS``), which are the maximum over
+keys (0 when no key holds one). A series once seen keeps being published (value 0) so Prometheus
+does not see it vanish; discarding the Aggregate (a revoked partition) drops them all.
+"""
+from __future__ import annotations
+
+from datetime import date, timedelta
+from typing import Iterable, Iterator
+
+from casewatch.domain.calendar import WorkingDayCalendar, add_calendar_months
+from casewatch.domain.indicators import MAX_METRICS, Contribution
+
+__all__ = ["Aggregate", "WINDOWS", "window_bounds", "combine_samples"]
+
+WINDOWS = ("28d", "12m", "fytd")
+Labels = tuple[tuple[str, str], ...]
+_ROUND = 9
+
+
+def window_bounds(as_of: date) -> tuple[date, date, date]:
+    """Inclusive first days of the 28d, 12m and fytd windows ending on ``as_of``."""
+    first_28d = as_of - timedelta(days=27)
+    first_12m = add_calendar_months(as_of, -12) + timedelta(days=1)
+    first_fytd = date(as_of.year if as_of.month >= 4 else as_of.year - 1, 4, 1)
+    return first_28d, first_12m, first_fytd
+
+
+def _clean(value: float) -> float:
+    value = round(value, _ROUND)
+    return 0.0 if value == 0 else value
+
+
+class Aggregate:
+    def __init__(self, calendar: WorkingDayCalendar, as_of: date):
+        self.calendar = calendar
+        self.as_of = as_of
+        self._bounds = window_bounds(as_of)
+        self._buckets: dict[tuple[str, Labels], dict[date, float]] = {}
+        self._windows: dict[tuple[str, Labels], list[float]] = {}
+        self._stocks: dict[tuple[str, Labels], float] = {}
+        self._maxima: dict[tuple[str, Labels], dict[float, int]] = {}
+
+    # -- updates -------------------------------------------------------------------------------
+    def apply(self, old: Contribution | None, new: Contribution | None) -> None:
+        """Replace one key's contribution ``old`` by ``new`` (either may be None)."""
+        if old is not None:
+            self._add(old, -1)
+        if new is not None:
+            self._add(new, +1)
+
+    def _add(self, c: Contribution, sign: int) -> None:
+        as_of = self.as_of
+        first_28d, first_12m, first_fytd = self._bounds
+        for (metric, labels, d), amount in c.flows.items():
+            key = (metric, labels)
+            amount *= sign
+            buckets = self._buckets.get(key)
+            if buckets is None:
+                buckets = self._buckets[key] = {}
+                self._windows[key] = [0.0, 0.0, 0.0]
+            buckets[d] = buckets.get(d, 0.0) + amount
+            if d <= as_of:
+                sums = self._windows[key]
+                if d >= first_28d:
+                    sums[0] += amount
+                if d >= first_12m:
+                    sums[1] += amount
+                if d >= first_fytd:
+                    sums[2] += amount
+        for key, value in c.stocks.items():
+            if key[0] in MAX_METRICS:
+                counts = self._maxima.setdefault(key, {})
+                n = counts.get(value, 0) + sign
+                if n > 0:
+                    counts[value] = n
+                else:
+                    counts.pop(value, None)
+            else:
+                self._stocks[key] = self._stocks.get(key, 0.0) + sign * value
+
+    def set_as_of(self, as_of: date) -> None:
+        """Move "today" and re-sum every window from the daily buckets."""
+        self.as_of = as_of
+        self._bounds = window_bounds(as_of)
+        self._resum()
+
+    def _resum(self) -> None:
+        as_of = self.as_of
+        first_28d, first_12m, first_fytd = self._bounds
+        for key, buckets in self._buckets.items():
+            s28 = s12 = sfy = 0.0
+            for d, amount in buckets.items():
+                if d > as_of:
+                    continue
+                if d >= first_28d:
+                    s28 += amount
+                if d >= first_12m:
+                    s12 += amount
+                if d >= first_fytd:
+                    sfy += amount
+            self._windows[key] = [s28, s12, sfy]
+
+    def merge(self, other: "Aggregate") -> None:
+        """Add ``other``'s keys into this aggregate (windows follow this aggregate's ``as_of``)."""
+        for key, buckets in other._buckets.items():
+            mine = self._buckets.setdefault(key, {})
+            self._windows.setdefault(key, [0.0, 0.0, 0.0])
+            for d, amount in buckets.items():
+                mine[d] = mine.get(d, 0.0) + amount
+        for key, value in other._stocks.items():
+            self._stocks[key] = self._stocks.get(key, 0.0) + value
+        for key, counts in other._maxima.items():
+            mine_counts = self._maxima.setdefault(key, {})
+            for value, n in counts.items():
+                mine_counts[value] = mine_counts.get(value, 0) + n
+        self._resum()
+
+    # -- reading -------------------------------------------------------------------------------
+    def samples(self) -> Iterator[tuple[str, dict[str, str], float]]:
+        """Every series: each flow in its three windows, then the stocks."""
+        for (metric, labels), sums in self._windows.items():
+            for window, value in zip(WINDOWS, sums):
+                out = dict(labels)
+                out["window"] = window
+                yield metric, out, _clean(value)
+        for (metric, labels), value in self._stocks.items():
+            yield metric, dict(labels), _clean(value)
+        for (metric, labels), counts in self._maxima.items():
+            yield metric, dict(labels), _clean(max(counts) if counts else 0.0)
+
+    def series_count(self) -> int:
+        return 3 * len(self._windows) + len(self._stocks) + len(self._maxima)
+
+
+def combine_samples(parts: Iterable[Iterable[tuple[str, dict[str, str], float]]]
+                    ) -> dict[tuple[str, Labels], float]:
+    """Combine the samples of several aggregates (e.g. one per partition): sums, except the
+    ``MAX_METRICS`` series, which take the maximum."""
+    totals: dict[tuple[str, Labels], float] = {}
+    for samples in parts:
+        for metric, labels, value in samples:
+            key = (metric, tuple(sorted(labels.items())))
+            if metric in MAX_METRICS:
+                totals[key] = max(totals.get(key, 0.0), value)
+            else:
+                totals[key] = _clean(totals.get(key, 0.0) + value)
+    return totals

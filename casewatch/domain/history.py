@@ -1,0 +1,357 @@
+"""One key's effective event history: de-duplicated, corrected, ordered, checked.
+
+A key is a child (``child_ref``) or a workforce team (``wf:<la>:<team>``). ``ChildHistory`` is
+built from the key's events in any order and with any repeats, and always gives the same result:
+
+* **Duplicates**: events with the same ``event_id`` count once.
+* **Amendments**: an ordinary event with ``correction_of = X`` replaces X. An amendment of an
+  amendment belongs to the same original. When an original has several amendments, the one with
+  the latest ``recorded_at`` wins, then the greatest ``event_id``; any amendment beats the
+  original, whatever the arrival order (an amendment that arrives before its original already
+  stands for it).
+* **Voids**: ``event.voided`` with ``correction_of = Y`` removes Y and every amendment made
+  through Y. A void that names another void is ignored.
+* **Order**: effective events sort by their date (the event's own main date field, else
+  ``effective_date``), then by a fixed event-type precedence (the order things happen in a case on
+  one day: a referral before its outcome, an S47 before its ICPC, a plan start before its review,
+  ``case.unallocated`` before ``case.allocated`` so a same-day reallocation ends allocated), then
+  ``event_id``.
+* **Cross-event rules**: an event that breaks one is reported in ``rejections`` as
+  ``(event_id, reason)`` and counts nowhere (it stays stored, so a later correction can mend it):
+
+  ``icpc_before_s47``     an ICPC dated before the start of the S47 it names (``s47_ref``)
+  ``review_before_plan``  a CP review before the start of the plan it names (``plan_ref``), or a
+                          LAC review dated before any period of care in the history began
+  ``end_before_start``    an S47 completion, CP plan end or assessment completion dated before
+                          the start event with the same reference; a LAC end before any period began
+
+``compact(event)`` keeps only the fields the indicators read, so a key's stored state stays small
+(≈ 100–150 bytes per event as JSON). ``ChildHistory`` accepts full or compacted events alike, with
+dates as ``datetime.date`` or ISO strings; dates are parsed once, here.
+"""
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Any, Iterable, Mapping
+
+from casewatch.domain.calendar import as_date
+
+__all__ = ["ChildHistory", "Event", "compact", "MAIN_DATE_FIELD", "EVENT_PRECEDENCE"]
+
+VOID = "event.voided"
+
+# The event's own main date field (docs/events.md): the date of the event for every figure.
+MAIN_DATE_FIELD: dict[str, str] = {
+    "contact.received": "contact_date",
+    "referral.received": "referral_date",
+    "referral.outcome": "outcome_date",
+    "cin_episode.closed": "closure_date",
+    "assessment.started": "start_date",
+    "assessment.completed": "authorisation_date",
+    "strategy_discussion.held": "date",
+    "s47.started": "start_date",
+    "s47.completed": "end_date",
+    "icpc.held": "date",
+    "cp_plan.started": "start_date",
+    "cp_plan.category_changed": "date",
+    "cp_review.held": "date",
+    "cp_plan.ended": "end_date",
+    "lac.started": "decom",
+    "lac.legal_status_changed": "date",
+    "placement.changed": "date",
+    "lac.ended": "dec",
+    "lac_review.held": "date",
+    "statutory_visit.held": "date",
+    "early_help.opened": "start_date",
+    "early_help.closed": "end_date",
+    "court.application": "court_app_date",
+    "case.allocated": "allocation_date",
+    "case.unallocated": "allocation_date",
+    "care_leaver.status": "date",
+    "workforce.snapshot": "date",
+}
+
+# Same-day order: the order things happen in a case.
+EVENT_PRECEDENCE: dict[str, int] = {t: i for i, t in enumerate([
+    "contact.received",
+    "referral.received",
+    "referral.outcome",
+    "early_help.opened",
+    "assessment.started",
+    "strategy_discussion.held",
+    "s47.started",
+    "assessment.completed",
+    "s47.completed",
+    "icpc.held",
+    "cp_plan.started",
+    "cp_plan.category_changed",
+    "cp_review.held",
+    "cp_plan.ended",
+    "lac.started",
+    "lac.legal_status_changed",
+    "placement.changed",
+    "statutory_visit.held",
+    "lac_review.held",
+    "lac.ended",
+    "court.application",
+    "case.unallocated",
+    "case.allocated",
+    "care_leaver.status",
+    "early_help.closed",
+    "cin_episode.closed",
+    "workforce.snapshot",
+    VOID,
+])}
+_UNKNOWN_PRECEDENCE = len(EVENT_PRECEDENCE)
+
+_ENVELOPE_KEEP = ("event_id", "event_type", "la_code", "team", "correction_of")
+
+# Own fields the indicators read, per event type (the main date field is always kept).
+_OWN_KEEP: dict[str, tuple[str, ...]] = {
+    "contact.received": ("outcome", "early_help_active"),
+    "referral.received": ("source", "referral_nfa", "referral_ref", "episode_ref"),
+    "referral.outcome": ("outcome", "referral_ref"),
+    "cin_episode.closed": ("reason",),
+    "assessment.started": ("assessment_ref", "referral_ref"),
+    "assessment.completed": ("assessment_ref", "factors"),
+    "strategy_discussion.held": ("decision",),
+    "s47.started": ("s47_ref",),
+    "s47.completed": ("s47_ref", "icpc_not_required", "outcome"),
+    "icpc.held": ("s47_ref", "resulted_in_cpp", "transfer_in", "child_participation"),
+    "cp_plan.started": ("plan_ref", "initial_category", "previous_plans"),
+    "cp_plan.category_changed": ("plan_ref", "latest_category"),
+    "cp_review.held": ("plan_ref", "due_date", "child_participation"),
+    "cp_plan.ended": ("plan_ref", "end_route"),
+    "lac.started": ("legal_status",),
+    "lac.legal_status_changed": ("rne", "legal_status"),
+    "placement.changed": ("rne",),
+    "lac.ended": ("reason_ceased",),
+    "lac_review.held": ("due_date", "participation"),
+    "statutory_visit.held": ("due_date",),
+    "early_help.opened": ("lead_agency",),
+    "early_help.closed": (),
+    "court.application": (),
+    "case.allocated": ("case_type",),
+    "case.unallocated": ("case_type",),
+    "care_leaver.status": ("age_band", "in_touch", "activity", "accommodation"),
+    "workforce.snapshot": ("establishment_fte", "inpost_fte", "vacancy_fte", "agency_fte",
+                           "case_holding_fte", "leavers_fte"),
+    VOID: (),
+}
+
+
+def _json_value(value: Any) -> Any:
+    if isinstance(value, (date, datetime)):
+        return value.isoformat()
+    if isinstance(value, (list, tuple)):
+        return [_json_value(v) for v in value]
+    return value
+
+
+def compact(event: Mapping[str, Any]) -> dict[str, Any]:
+    """The fields of ``event`` the indicators need, JSON-ready (dates as ISO strings).
+
+    Dropped: ``child_ref`` (the key already is the child), ``worker_ref``, ``episode_ref`` (except
+    on referrals, where it can name the referral), ``occurred_at``, ``source_system``,
+    ``schema_version``, ``collection_year``, free text and fields no figure reads. ``recorded_at``
+    is kept only on amendments (it decides which amendment wins). ``effective_date`` is kept only
+    when the event has no main date field of its own."""
+    event_type = event.get("event_type")
+    out: dict[str, Any] = {}
+    for name in _ENVELOPE_KEEP:
+        value = event.get(name)
+        if value is not None:
+            out[name] = value
+    if event.get("correction_of") is not None and event.get("recorded_at") is not None:
+        out["recorded_at"] = _json_value(event["recorded_at"])
+    main = MAIN_DATE_FIELD.get(event_type)
+    if main and event.get(main) is not None:
+        out[main] = _json_value(event[main])
+    elif event.get("effective_date") is not None:
+        out["effective_date"] = _json_value(event["effective_date"])
+    elif event.get("occurred_at") is not None:
+        out["effective_date"] = str(_json_value(event["occurred_at"]))[:10]
+    for name in _OWN_KEEP.get(event_type, ()):
+        value = event.get(name)
+        if value is not None:
+            out[name] = _json_value(value)
+    return out
+
+
+class Event:
+    """One effective event: the parsed date and the (full or compacted) field dict."""
+
+    __slots__ = ("event_id", "event_type", "date", "la", "team", "f", "root_id", "_sort")
+
+    def __init__(self, raw: Mapping[str, Any]):
+        self.event_id: str = str(raw["event_id"])
+        self.event_type: str = raw.get("event_type", "")
+        self.f = raw
+        main = MAIN_DATE_FIELD.get(self.event_type)
+        value = raw.get(main) if main else None
+        if value is None:
+            value = raw.get("effective_date")
+        if value is None and raw.get("occurred_at") is not None:
+            value = str(raw["occurred_at"])[:10]
+        self.date: date | None = as_date(value) if value is not None else None
+        self.la: str = raw.get("la_code") or ""
+        self.team: str = raw.get("team") or "unassigned"
+        self.root_id: str = self.event_id
+        self._sort = (self.date.toordinal() if self.date else 0,
+                      EVENT_PRECEDENCE.get(self.event_type, _UNKNOWN_PRECEDENCE), self.event_id)
+
+    def get(self, name: str, default: Any = None) -> Any:
+        return self.f.get(name, default)
+
+    def date_field(self, name: str) -> date | None:
+        value = self.f.get(name)
+        return as_date(value) if value is not None else None
+
+    def __repr__(self) -> str:  # no field values: they may identify a child
+        return f"Event({self.event_type}, {self.date})"
+
+
+def _recorded_key(ev: Event) -> tuple[float, str]:
+    raw = ev.f.get("recorded_at")
+    stamp = float("-inf")
+    if raw is not None:
+        try:
+            when = raw if isinstance(raw, datetime) else datetime.fromisoformat(str(raw).replace("Z", "+00:00"))
+            stamp = when.timestamp()
+        except (TypeError, ValueError):
+            pass
+    return stamp, ev.event_id
+
+
+class ChildHistory:
+    """The effective, ordered, checked events of one key. ``events`` excludes rejected events."""
+
+    __slots__ = ("events", "rejections", "_by_type")
+
+    def __init__(self, events: Iterable[Mapping[str, Any]]):
+        by_id: dict[str, Event] = {}
+        for raw in events:
+            if raw.get("event_id") is None:
+                continue
+            eid = str(raw["event_id"])
+            if eid not in by_id:
+                by_id[eid] = Event(raw)
+
+        voided: set[str] = set()
+        ordinary: list[Event] = []
+        for ev in by_id.values():
+            if ev.event_type == VOID:
+                target = ev.f.get("correction_of")
+                if target is not None and not (target in by_id and by_id[target].event_type == VOID):
+                    voided.add(str(target))
+            else:
+                ordinary.append(ev)
+
+        # Group each event with its original (the root of its correction chain).
+        groups: dict[str, list[Event]] = {}
+        for ev in ordinary:
+            chain_hit_void = ev.event_id in voided
+            node = ev
+            root = ev.event_id
+            seen = {root}
+            while True:
+                target = node.f.get("correction_of")
+                if target is None:
+                    break
+                target = str(target)
+                if target in voided:
+                    chain_hit_void = True
+                root = target
+                if target in seen:  # a cycle: stop
+                    break
+                seen.add(target)
+                node = by_id.get(target)
+                if node is None or node.event_type == VOID:
+                    break
+            if chain_hit_void:
+                continue
+            groups.setdefault(root, []).append(ev)
+
+        effective: list[Event] = []
+        for root, members in groups.items():
+            if len(members) == 1:
+                winner = members[0]
+            else:
+                amendments = [m for m in members if m.f.get("correction_of") is not None]
+                winner = max(amendments, key=_recorded_key) if amendments else max(members, key=lambda m: m.event_id)
+            winner.root_id = root
+            effective.append(winner)
+        effective.sort(key=lambda e: e._sort)
+
+        self.rejections: list[tuple[str, str]] = _check_cross_event_rules(effective)
+        if self.rejections:
+            rejected = {eid for eid, _ in self.rejections}
+            effective = [e for e in effective if e.event_id not in rejected]
+        self.events: list[Event] = effective
+        self._by_type: dict[str, list[Event]] | None = None
+
+    def of_type(self, event_type: str) -> list[Event]:
+        if self._by_type is None:
+            by_type: dict[str, list[Event]] = {}
+            for ev in self.events:
+                by_type.setdefault(ev.event_type, []).append(ev)
+            self._by_type = by_type
+        return self._by_type.get(event_type, [])
+
+    def __len__(self) -> int:
+        return len(self.events)
+
+
+def _check_cross_event_rules(events: list[Event]) -> list[tuple[str, str]]:
+    s47_start: dict[str, date] = {}
+    plan_start: dict[str, date] = {}
+    assessment_start: dict[str, date] = {}
+    first_decom: date | None = None
+    for ev in events:
+        t = ev.event_type
+        if ev.date is None:
+            continue
+        if t == "s47.started" and ev.f.get("s47_ref") is not None:
+            s47_start.setdefault(ev.f["s47_ref"], ev.date)
+        elif t == "cp_plan.started" and ev.f.get("plan_ref") is not None:
+            plan_start.setdefault(ev.f["plan_ref"], ev.date)
+        elif t == "assessment.started" and ev.f.get("assessment_ref") is not None:
+            assessment_start.setdefault(ev.f["assessment_ref"], ev.date)
+        elif t == "lac.started" and first_decom is None:
+            first_decom = ev.date
+    rejections: list[tuple[str, str]] = []
+    for ev in events:
+        t = ev.event_type
+        d = ev.date
+        if d is None:
+            continue
+        reason = None
+        if t == "icpc.held":
+            start = s47_start.get(ev.f.get("s47_ref"))
+            if start is not None and d < start:
+                reason = "icpc_before_s47"
+        elif t == "cp_review.held":
+            start = plan_start.get(ev.f.get("plan_ref"))
+            if start is not None and d < start:
+                reason = "review_before_plan"
+        elif t == "lac_review.held":
+            if first_decom is not None and d < first_decom:
+                reason = "review_before_plan"
+        elif t == "s47.completed":
+            start = s47_start.get(ev.f.get("s47_ref"))
+            if start is not None and d < start:
+                reason = "end_before_start"
+        elif t == "cp_plan.ended":
+            start = plan_start.get(ev.f.get("plan_ref"))
+            if start is not None and d < start:
+                reason = "end_before_start"
+        elif t == "assessment.completed":
+            start = assessment_start.get(ev.f.get("assessment_ref"))
+            if start is not None and d < start:
+                reason = "end_before_start"
+        elif t == "lac.ended":
+            if first_decom is not None and d < first_decom:
+                reason = "end_before_start"
+        if reason:
+            rejections.append((ev.event_id, reason))
+    return rejections

@@ -1,0 +1,485 @@
+"""What one key (a child, or a workforce team) contributes to every figure of docs/metrics.md.
+
+``contribution(history, as_of, calendar)`` returns
+
+* ``flows``: ``(metric, labels, event date) -> amount``. Flows do not depend on ``as_of`` and carry
+  no ``window`` label: the :class:`~casewatch.domain.aggregate.Aggregate` sums them into windows.
+  The labels are those of the event that made the flow (its ``la_code`` and ``team``).
+* ``stocks``: ``(metric, labels) -> value`` as of ``as_of``; only events dated on or before
+  ``as_of`` count. Labelled with the ``la``/``team`` of the key's latest such event.
+* ``stable_until``: the first date after ``as_of`` on which ``stocks`` can change with no new event
+  (a future-dated event taking effect, a clock becoming due soon or overdue, an overdue count
+  growing, a plan reaching 2 years, a placement leaving the look-back); None = never.
+
+Definitions and conventions (see also domain.md §2 and the module docs of ``clocks``):
+
+* Re-referral (I7): a referral with an earlier referral of the same child dated in
+  ``[date - 12 calendar months, date)``: exactly 12 months apart counts, one day more does not,
+  and a second referral on the same day is not a re-referral. 12 months before 29 Feb is 28 Feb.
+* Second or subsequent CP plan (O6): ``previous_plans >= 1`` or an earlier plan start of the same
+  child in the history.
+* CP plan lasting 2+ years (O7): end >= start + 2 calendar years; open 2+ years (O7b): as_of >=
+  start + 2 years.
+* CIN open (O1, and the caseload numerator ``open_cases``): a CIN episode opened by a referral not
+  marked ``referral_nfa`` and not yet closed by ``cin_episode.closed``, or an open CP plan, or an
+  open period of care.
+* LAC (O4): an open period of care (started with RNE S, ended by any reason but X1) whose current
+  legal status is not V3/V4 (short breaks are never LAC). ``lac_started`` / ``lac_ceased`` likewise
+  leave out short-break periods and X1 ends.
+* LAC 3+ placements (O10/O10b): for a child looked after at ``as_of``, placements = the first
+  placement of each period plus each ``placement.changed`` with RNE P/B/T/U, counted when dated in
+  ``(as_of - 12 months, as_of]`` (24 months for O10b).
+* Unallocated (O16): a case is unallocated from ``case.unallocated`` until a later
+  ``case.allocated`` of the same ``case_type``, counted only while that case type is open (cin: CIN
+  open; cp: a CP plan open; lac: looked after; care_leaver: a care-leaver status held and not
+  looked after). Closing the case type clears it. ``unallocated_max_working_days`` =
+  working days from the unallocation date to ``as_of`` (a max, not a sum, across keys).
+* Care leavers (O13/O14): the latest ``care_leaver.status``; ``in_touch = DIED`` counts nowhere;
+  information not known stays in the denominator.
+* ICPCs: transfer-in conferences are left out of ``icpcs``, ``icpcs_in_time`` and
+  ``icpcs_resulting_in_plan`` (they continue another authority's plan).
+* Live clocks: open / overdue (as_of after the due date) / due soon (due today or within the next
+  2 working days, not overdue); ``clocks_max_overdue_working_days`` = working days in
+  ``[due, as_of)`` of the most overdue open clock (a max across keys; 0 when none).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+from typing import Mapping
+
+from casewatch.domain import groups as G
+from casewatch.domain.calendar import WorkingDayCalendar, add_calendar_months
+from casewatch.domain.clocks import compute_clocks
+from casewatch.domain.history import ChildHistory, Event
+
+__all__ = ["Contribution", "contribution", "INDICATORS", "Indicator", "MAX_METRICS", "FLOW_METRICS",
+           "STOCK_METRICS", "months_look_back_start"]
+
+Labels = tuple[tuple[str, str], ...]
+
+P = "casewatch_"
+MAX_METRICS = frozenset({P + "unallocated_max_working_days", P + "clocks_max_overdue_working_days"})
+
+_CLOCK_FLOW = {
+    "referral_decision": (P + "referral_decisions", P + "referral_decisions_in_time"),
+    "assessment": (P + "assessments_completed", P + "assessments_completed_in_time"),
+    "icpc": (P + "icpcs", P + "icpcs_in_time"),
+    "cp_review": (P + "cp_reviews_completed", P + "cp_reviews_completed_in_time"),
+    "lac_review_first": (P + "lac_reviews_completed", P + "lac_reviews_completed_in_time"),
+    "lac_review": (P + "lac_reviews_completed", P + "lac_reviews_completed_in_time"),
+    "statutory_visit": (P + "statutory_visits_completed", P + "statutory_visits_completed_in_time"),
+}
+_WORKFORCE_MEASURES = (("establishment", "establishment_fte"), ("inpost", "inpost_fte"),
+                       ("vacancy", "vacancy_fte"), ("agency", "agency_fte"),
+                       ("case_holding", "case_holding_fte"))
+_MEETING_PARTICIPATION = {"icpc.held": ("icpc", "child_participation"),
+                          "cp_review.held": ("cp_review", "child_participation"),
+                          "lac_review.held": ("lac_review", "participation")}
+
+
+@dataclass(frozen=True)
+class Contribution:
+    flows: Mapping[tuple[str, Labels, date], float] = field(default_factory=dict)
+    stocks: Mapping[tuple[str, Labels], float] = field(default_factory=dict)
+    stable_until: date | None = None
+
+
+def _labels(la: str, team: str | None, **extra: str) -> Labels:
+    pairs = [("la", la)]
+    if team is not None:
+        pairs.append(("team", team))
+    pairs.extend(extra.items())
+    return tuple(sorted(pairs))
+
+
+def months_look_back_start(as_of: date, months: int) -> date:
+    """The exclusive lower bound of a ``(as_of - months, as_of]`` look-back."""
+    return add_calendar_months(as_of, -months)
+
+
+def _first_day_outside(d: date, months: int) -> date:
+    """The first day D on which ``d`` is no longer in ``(D - months, D]``."""
+    candidate = add_calendar_months(d, months)
+    while add_calendar_months(candidate, -months) < d:
+        candidate += timedelta(days=1)
+    return candidate
+
+
+class _State:
+    __slots__ = ("episode_open", "plans", "plans_seen", "lac_open", "lac_ls", "placements",
+                 "unallocated", "care_leaver", "workforce", "latest", "referral_dates")
+
+    def __init__(self) -> None:
+        self.episode_open = False
+        self.plans: dict[object, list] = {}        # ref -> [start, category, open]
+        self.plans_seen = 0
+        self.lac_open = False
+        self.lac_ls: str | None = None
+        self.placements: list[date] = []
+        self.unallocated: dict[str, date] = {}
+        self.care_leaver: Event | None = None
+        self.workforce: Event | None = None
+        self.latest: Event | None = None
+        self.referral_dates: list[date] = []
+
+    def cp_open(self) -> bool:
+        return any(p[2] for p in self.plans.values())
+
+    def is_lac(self) -> bool:
+        return self.lac_open and G.LEGAL_STATUS_GROUPS.get(self.lac_ls or "", "other") is not None
+
+    def care_leaver_open(self) -> bool:
+        cl = self.care_leaver
+        return cl is not None and cl.f.get("in_touch") not in G.CARE_LEAVER_IN_TOUCH_EXCLUDED and not self.is_lac()
+
+    def cin_open(self) -> bool:
+        return self.episode_open or self.cp_open() or self.is_lac()
+
+
+def contribution(history: ChildHistory, as_of: date, calendar: WorkingDayCalendar) -> Contribution:
+    flows: dict[tuple[str, Labels, date], float] = {}
+    stocks: dict[tuple[str, Labels], float] = {}
+    candidates: list[date] = []
+    st = _State()
+
+    def flow(metric: str, labels: Labels, d: date, amount: float = 1.0) -> None:
+        key = (metric, labels, d)
+        flows[key] = flows.get(key, 0.0) + amount
+
+    clocks = compute_clocks(history, calendar)
+    crossed = False
+    for ev in history.events:
+        d = ev.date
+        if d is None:
+            continue
+        if not crossed and d > as_of:
+            crossed = True
+            candidates.append(d)
+            _stocks(st, clocks, as_of, calendar, stocks, candidates)
+        if not crossed:
+            st.latest = ev
+        _feed(st, ev, d, flow)
+    if not crossed:
+        _stocks(st, clocks, as_of, calendar, stocks, candidates)
+
+    for clock in clocks:
+        if clock.completed:
+            ev = clock.stop_event
+            done, in_time = _CLOCK_FLOW[clock.process]
+            labels = _labels(ev.la, ev.team)
+            flow(done, labels, ev.date)
+            if clock.in_time:
+                flow(in_time, labels, ev.date)
+
+    stable = min((c for c in candidates if c > as_of), default=None)
+    return Contribution(flows, stocks, stable)
+
+
+def _feed(st: _State, ev: Event, d: date, flow) -> None:
+    t = ev.event_type
+    f = ev.f
+    lab = _labels(ev.la, ev.team)
+    if t == "contact.received":
+        flow(P + "contacts", lab, d)
+        outcome = f.get("outcome")
+        if outcome == G.CONTACT_OUTCOME_TO_REFERRAL:
+            flow(P + "contacts_to_referral", lab, d)
+        if outcome in G.CONTACT_OUTCOMES_CLOSED_AND_LOGGED:
+            flow(P + "contacts_closed_and_logged", lab, d)
+        if f.get("early_help_active"):
+            flow(P + "contacts_early_help_active", lab, d)
+    elif t == "referral.received":
+        flow(P + "referrals", _labels(ev.la, ev.team, source_group=G.source_group(f.get("source"))), d)
+        if f.get("referral_nfa"):
+            flow(P + "referrals_nfa", lab, d)
+        earliest = add_calendar_months(d, -12)
+        if any(earliest <= r < d for r in st.referral_dates):
+            flow(P + "rereferrals", lab, d)
+        st.referral_dates.append(d)
+        if not f.get("referral_nfa"):
+            st.episode_open = True
+    elif t == "cin_episode.closed":
+        if f.get("reason") in G.CLOSURE_ASSESSED_NOT_IN_NEED:
+            flow(P + "referrals_assessed_not_in_need", lab, d)
+        st.episode_open = False
+        st.unallocated.pop("cin", None)
+    elif t == "assessment.completed":
+        families = {G.factor_family(code) for code in (f.get("factors") or ())}
+        families.discard(None)
+        for family in sorted(families):
+            flow(P + "assessment_factors", _labels(ev.la, None, factor_family=family), d)
+    elif t == "early_help.opened":
+        flow(P + "early_help_started", _labels(ev.la, ev.team, source_group=G.source_group(f.get("lead_agency"))), d)
+    elif t == "s47.started":
+        flow(P + "s47_started", lab, d)
+    elif t == "icpc.held":
+        if not f.get("transfer_in") and f.get("resulted_in_cpp"):
+            flow(P + "icpcs_resulting_in_plan", lab, d)
+    elif t == "court.application":
+        flow(P + "care_applications", lab, d)
+    elif t == "cp_plan.started":
+        ref = f.get("plan_ref", ev.event_id)
+        flow(P + "cp_plans_started", lab, d)
+        if (f.get("previous_plans") or 0) >= 1 or st.plans_seen >= 1:
+            flow(P + "cp_plans_started_subsequent", lab, d)
+        st.plans_seen += 1
+        st.plans[ref] = [d, f.get("initial_category"), True]
+    elif t == "cp_plan.category_changed":
+        plan = st.plans.get(f.get("plan_ref"))
+        if plan is not None and f.get("latest_category"):
+            plan[1] = f["latest_category"]
+    elif t == "cp_plan.ended":
+        flow(P + "cp_plans_ended", lab, d)
+        flow(P + "cp_plans_ended_by_route", _labels(ev.la, ev.team, end_route=f.get("end_route") or "other"), d)
+        plan = st.plans.get(f.get("plan_ref"))
+        if plan is None and f.get("plan_ref") is None:
+            open_plans = [p for p in st.plans.values() if p[2]]
+            plan = open_plans[-1] if open_plans else None
+        if plan is not None:
+            if d >= add_calendar_months(plan[0], 24):
+                flow(P + "cp_plans_ended_2y_plus", lab, d)
+            plan[2] = False
+        if not st.cp_open():
+            st.unallocated.pop("cp", None)
+    elif t == "lac.started":
+        ls = f.get("legal_status")
+        if st.lac_open:  # continuation after an X1 break
+            st.lac_ls = ls or st.lac_ls
+            return
+        st.lac_open = True
+        st.lac_ls = ls
+        if ls not in G.SHORT_BREAK_LEGAL_STATUSES:
+            flow(P + "lac_started", lab, d)
+            st.placements.append(d)
+    elif t == "lac.legal_status_changed":
+        if st.lac_open and f.get("legal_status"):
+            st.lac_ls = f["legal_status"]
+        if st.lac_open and f.get("rne") in G.PLACEMENT_MOVE_RNE and st.is_lac():
+            st.placements.append(d)
+    elif t == "placement.changed":
+        if st.lac_open and f.get("rne") in G.PLACEMENT_MOVE_RNE and st.is_lac():
+            st.placements.append(d)
+    elif t == "lac.ended":
+        reason = f.get("reason_ceased")
+        if reason in G.CEASED_NOT_LEAVING_CARE or not st.lac_open:
+            return
+        if st.is_lac():
+            flow(P + "lac_ceased", lab, d)
+            flow(P + "lac_ceased_by_outcome", _labels(ev.la, ev.team, outcome_group=G.outcome_group(reason)), d)
+        st.lac_open = False
+        st.unallocated.pop("lac", None)
+    elif t == "case.unallocated":
+        ct = f.get("case_type")
+        if ct and ct not in st.unallocated:
+            st.unallocated[ct] = d
+    elif t == "case.allocated":
+        st.unallocated.pop(f.get("case_type"), None)
+    elif t == "care_leaver.status":
+        st.care_leaver = ev
+    elif t == "workforce.snapshot":
+        st.workforce = ev
+        leavers = f.get("leavers_fte")
+        if leavers:
+            flow(P + "workforce_leavers_fte", lab, d, float(leavers))
+    meeting = _MEETING_PARTICIPATION.get(t)
+    if meeting is not None and not (t == "icpc.held" and f.get("transfer_in")):
+        attended = G.PARTICIPATION_ATTENDED.get(f.get(meeting[1]) or "")
+        if attended is not None:
+            flow(P + "child_participation", _labels(ev.la, ev.team, meeting=meeting[0], attended=attended), d)
+
+
+def _stocks(st: _State, clocks, as_of: date, cal: WorkingDayCalendar, stocks: dict, candidates: list) -> None:
+    latest = st.latest
+    if latest is None:
+        return
+    la, team = latest.la, latest.team
+
+    def put(metric: str, labels: Labels, value: float = 1.0) -> None:
+        key = (metric, labels)
+        if metric in MAX_METRICS:
+            stocks[key] = max(stocks.get(key, 0.0), value)
+        else:
+            stocks[key] = stocks.get(key, 0.0) + value
+
+    lab = _labels(la, team)
+    if st.workforce is not None:
+        w = st.workforce.f
+        wl, wt = st.workforce.la, st.workforce.team
+        for measure, name in _WORKFORCE_MEASURES:
+            if w.get(name) is not None:
+                put(P + "workforce_fte", _labels(wl, wt, measure=measure), float(w[name]))
+    if st.cin_open():
+        put(P + "cin_open", lab)
+        put(P + "open_cases", lab)
+    for start, category, is_open in st.plans.values():
+        if not is_open:
+            continue
+        put(P + "cp_plans_open", _labels(la, team, category=category or "MUL"))
+        two_years = add_calendar_months(start, 24)
+        if as_of >= two_years:
+            put(P + "cp_plans_open_2y_plus", lab)
+        else:
+            candidates.append(two_years)
+    if st.is_lac():
+        put(P + "lac_open", _labels(la, team, legal_status_group=G.LEGAL_STATUS_GROUPS.get(st.lac_ls or "", "other")
+                                     or "other"))
+        for months, metric in ((12, P + "lac_3plus_placements_12m"), (24, P + "lac_3plus_placements_24m")):
+            lower = months_look_back_start(as_of, months)
+            inside = [p for p in st.placements if lower < p <= as_of]
+            if len(inside) >= 3:
+                put(metric, lab)
+                candidates.append(_first_day_outside(min(inside), months))
+    cl = st.care_leaver
+    if cl is not None and cl.f.get("in_touch") not in G.CARE_LEAVER_IN_TOUCH_EXCLUDED:
+        band = _labels(la, team, age_band=cl.f.get("age_band") or "unknown")
+        put(P + "care_leavers", band)
+        if G.is_eet(cl.f.get("activity")):
+            put(P + "care_leavers_eet", band)
+        if G.is_suitable_accommodation(cl.f.get("accommodation")):
+            put(P + "care_leavers_suitable_accommodation", band)
+    is_open = {"cin": st.cin_open(), "cp": st.cp_open(), "lac": st.is_lac(), "care_leaver": st.care_leaver_open()}
+    for case_type, since in st.unallocated.items():
+        if since <= as_of and is_open.get(case_type):
+            ct_lab = _labels(la, team, case_type=case_type)
+            put(P + "unallocated_cases", ct_lab)
+            put(P + "unallocated_max_working_days", ct_lab, float(max(cal.elapsed(since, as_of), 0)))
+            candidates.append(as_of + timedelta(days=1))
+    for clock in clocks:
+        if clock.due is None or not clock.is_open(as_of):
+            continue
+        p_lab = _labels(la, team, process=clock.process)
+        put(P + "clocks_open", p_lab)
+        due = clock.due
+        if as_of > due:
+            put(P + "clocks_overdue", p_lab)
+            put(P + "clocks_max_overdue_working_days", p_lab, float(cal.elapsed(due, as_of)))
+            candidates.append(as_of + timedelta(days=1))
+        else:
+            put(P + "clocks_max_overdue_working_days", p_lab, 0.0)
+            if cal.elapsed(as_of, due) <= 2:
+                put(P + "clocks_due_soon", p_lab)
+                candidates.append(due + timedelta(days=1))
+            else:
+                candidates.append(cal.add(due, -3) + timedelta(days=1))
+
+
+# -- the indicator catalogue -------------------------------------------------------------------
+@dataclass(frozen=True)
+class Indicator:
+    id: str
+    title: str
+    metrics: tuple[str, ...]
+    description: str
+    national_reference: float | None = None  # a share 0-1, or a count/rate as stated in the description
+    group: str = ""                          # inputs | processes | outputs
+
+
+def _ind(group: str, id_: str, title: str, metrics: tuple[str, ...], description: str,
+         ref: float | None = None) -> Indicator:
+    return Indicator(id_, title, tuple(P + m for m in metrics), description, ref, group)
+
+
+INDICATORS: tuple[Indicator, ...] = (
+    _ind("inputs", "I1", "Contacts", ("contacts",), "Contacts received.", None),
+    _ind("inputs", "I2", "Contact to referral conversion", ("contacts_to_referral", "contacts"),
+         "Contacts with outcome CIN referral / contacts."),
+    _ind("inputs", "I3", "Referrals", ("referrals",), "Referrals received (England 2025: 632,830).", 632830),
+    _ind("inputs", "I4", "Referrals by source", ("referrals",), "Referrals by T1 source group."),
+    _ind("inputs", "I5", "Referrals not meeting threshold", ("referrals_nfa", "referrals"),
+         "Referrals marked ReferralNFA / referrals.", 0.065),
+    _ind("inputs", "I6", "Assessed, not in need", ("referrals_assessed_not_in_need", "referrals"),
+         "CIN episodes closed RC8 or RC9 / referrals.", 0.308),
+    _ind("inputs", "I7", "Re-referral rate", ("rereferrals", "referrals"),
+         "Referrals with an earlier referral of the same child in the 12 months before / referrals.", 0.226),
+    _ind("inputs", "I8", "Factors at assessment", ("assessment_factors", "assessments_completed"),
+         "Completed assessments carrying each T4 factor family / completed assessments."),
+    _ind("inputs", "I9", "Early help started by agency", ("early_help_started",),
+         "Early-help episodes opened, by lead agency group."),
+    _ind("inputs", "I10", "Contacts with active early help", ("contacts_early_help_active", "contacts"),
+         "Contacts where the child had an open CAF/EHA / contacts."),
+    _ind("inputs", "I11", "Contacts closed and logged", ("contacts_closed_and_logged", "contacts"),
+         "Contacts closed with NFA or information and advice / contacts."),
+    _ind("processes", "P1", "Assessments completed", ("assessments_completed",), "Completed assessments.", 648830),
+    _ind("processes", "P2", "Assessment timeliness", ("assessments_completed_in_time", "assessments_completed"),
+         "Completed within 45 working days of the referral / completed.", 0.857),
+    _ind("processes", "P2b", "Assessments open over 45 working days", ("clocks_overdue",),
+         "Open assessment clocks past their due date (process=assessment)."),
+    _ind("processes", "P3", "Referral decision within 1 working day",
+         ("referral_decisions_in_time", "referral_decisions"), "Referral outcomes within 1 working day / outcomes."),
+    _ind("processes", "P5", "S47 enquiries", ("s47_started",), "S47 enquiries started.", 230590),
+    _ind("processes", "P6", "S47 to ICPC rate", ("icpcs", "s47_started"), "ICPCs / S47 enquiries.", 0.313),
+    _ind("processes", "P7", "ICPCs", ("icpcs",), "Initial child protection conferences (transfer-ins excluded).",
+         72100),
+    _ind("processes", "P8", "ICPC timeliness", ("icpcs_in_time", "icpcs"),
+         "ICPCs within 15 working days of the last strategy discussion / ICPCs.", 0.814),
+    _ind("processes", "P9", "ICPC to CP plan rate", ("icpcs_resulting_in_plan", "icpcs"),
+         "ICPCs resulting in a CP plan / ICPCs.", 0.868),
+    _ind("processes", "P10", "CP review timeliness", ("cp_reviews_completed_in_time", "cp_reviews_completed"),
+         "CP reviews held by the due date (ICPC + 3 months, then + 6 months) / reviews held. "
+         "Reference 94% is an old secondary figure (placeholder).", 0.94),
+    _ind("processes", "P11", "Child participation", ("child_participation",),
+         "ICPCs, CP reviews and LAC reviews with PN1-PN3 (attended) / those excluding PN0."),
+    _ind("processes", "P12", "LAC review timeliness", ("lac_reviews_completed_in_time", "lac_reviews_completed"),
+         "LAC reviews held by the due date (DECOM + 20 wd, then + 3 months, then + 6 months) / held."),
+    _ind("processes", "P13", "LAC statutory visits on time",
+         ("statutory_visits_completed_in_time", "statutory_visits_completed"),
+         "Visits within the (simplified) reg 28 timescale / visits."),
+    _ind("processes", "P14", "Care applications", ("care_applications",), "Court applications issued."),
+    _ind("processes", "P15", "LAC legal status mix", ("lac_open",), "LAC by legal status group (V3/V4 excluded)."),
+    _ind("processes", "P16", "Workforce composition", ("workforce_fte",),
+         "In-post and agency FTE; agency rate = agency / (agency + in-post). England 2025 agency rate 13.0%.", 0.13),
+    _ind("outputs", "O1", "CIN open", ("cin_open",), "Open CIN episodes incl. CP and LAC (England 31 Mar 2025).",
+         402400),
+    _ind("outputs", "O2", "CP plans open", ("cp_plans_open",), "Open CP plans by category.", 49420),
+    _ind("outputs", "O3", "CP plans started / ended", ("cp_plans_started", "cp_plans_ended"),
+         "CP plans started and ended (England 2025: 61,840 / 62,300)."),
+    _ind("outputs", "O4", "LAC", ("lac_open",), "Children looked after, excluding V3/V4 short breaks.", 81770),
+    _ind("outputs", "O5", "LAC starts / ceased", ("lac_started", "lac_ceased"),
+         "Periods of care started / ceased (England 2025: 32,270 / 34,450)."),
+    _ind("outputs", "O6", "Second or subsequent CP plan", ("cp_plans_started_subsequent", "cp_plans_started"),
+         "CP plan starts with a previous plan at any time / starts.", 0.245),
+    _ind("outputs", "O7", "CP plans ended lasting 2+ years", ("cp_plans_ended_2y_plus", "cp_plans_ended"),
+         "Plans ending in window that lasted at least 2 years / plans ending.", 0.044),
+    _ind("outputs", "O7b", "CP plans open 2+ years", ("cp_plans_open_2y_plus", "cp_plans_open"),
+         "Open plans at least 2 years old / open plans.", 0.023),
+    _ind("outputs", "O8", "CP plan end routes", ("cp_plans_ended_by_route", "cp_plans_ended"),
+         "Plans ended by route (step-down to CIN plan / early help ...) / plans ended."),
+    _ind("outputs", "O10", "LAC short-term instability", ("lac_3plus_placements_12m", "lac_open"),
+         "LAC with 3+ placements in the previous 12 months / LAC.", 0.10),
+    _ind("outputs", "O10b", "LAC with 3+ placements over 2 years", ("lac_3plus_placements_24m", "lac_open"),
+         "LAC with 3+ placements in the previous 24 months / LAC.", 0.23),
+    _ind("outputs", "O13", "Care leavers in EET", ("care_leavers_eet", "care_leavers"),
+         "Care leavers whose activity is F* or P* / care leavers in the age band (19-21: 54%).", 0.54),
+    _ind("outputs", "O14", "Care leavers in suitable accommodation",
+         ("care_leavers_suitable_accommodation", "care_leavers"),
+         "Care leavers whose accommodation code ends in 1 / care leavers in the age band (19-21: 89%).", 0.89),
+    _ind("outputs", "O15", "Permanence exits", ("lac_ceased_by_outcome",), "LAC ceased by outcome group."),
+    _ind("outputs", "O16", "Unallocated cases", ("unallocated_cases", "unallocated_max_working_days"),
+         "Open cases with no allocated worker, by case type (reference 0).", 0.0),
+    _ind("outputs", "O17", "Vacancy rate", ("workforce_fte",),
+         "Vacant FTE / (vacant FTE + in-post FTE), latest snapshot per team.", 0.142),
+    _ind("outputs", "O18", "Turnover", ("workforce_leavers_fte", "workforce_fte"),
+         "Leavers FTE in 12 months / in-post FTE.", 0.118),
+    _ind("outputs", "O19", "Caseload per case-holding FTE", ("open_cases", "workforce_fte"),
+         "Open cases / case-holding FTE, by team (England 2025: 15.2).", 15.2),
+    _ind("processes", "LIVE", "Live statutory clocks",
+         ("clocks_open", "clocks_overdue", "clocks_due_soon", "clocks_max_overdue_working_days"),
+         "Open timeliness clocks per process: open, past due, due within 2 working days, most overdue."),
+)
+
+FLOW_METRICS = frozenset({P + m for m in (
+    "contacts", "contacts_to_referral", "contacts_early_help_active", "contacts_closed_and_logged", "referrals",
+    "referrals_nfa", "referrals_assessed_not_in_need", "rereferrals", "assessment_factors", "early_help_started",
+    "referral_decisions", "referral_decisions_in_time", "assessments_completed", "assessments_completed_in_time",
+    "s47_started", "icpcs", "icpcs_in_time", "icpcs_resulting_in_plan", "cp_reviews_completed",
+    "cp_reviews_completed_in_time", "lac_reviews_completed", "lac_reviews_completed_in_time",
+    "statutory_visits_completed", "statutory_visits_completed_in_time", "child_participation",
+    "care_applications", "cp_plans_started", "cp_plans_started_subsequent", "cp_plans_ended",
+    "cp_plans_ended_2y_plus", "cp_plans_ended_by_route", "lac_started", "lac_ceased", "lac_ceased_by_outcome",
+    "workforce_leavers_fte")})
+STOCK_METRICS = frozenset({P + m for m in (
+    "cin_open", "cp_plans_open", "cp_plans_open_2y_plus", "lac_open", "lac_3plus_placements_12m",
+    "lac_3plus_placements_24m", "care_leavers", "care_leavers_eet", "care_leavers_suitable_accommodation",
+    "unallocated_cases", "unallocated_max_working_days", "open_cases", "workforce_fte", "clocks_open",
+    "clocks_overdue", "clocks_due_soon", "clocks_max_overdue_working_days")})

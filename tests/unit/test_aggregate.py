@@ -1,0 +1,90 @@
+"""Aggregate windows, replacement of contributions, zero series and maxima."""
+from __future__ import annotations
+
+from datetime import date
+
+from casewatch.domain.aggregate import Aggregate, combine_samples, window_bounds
+from casewatch.domain.calendar import WorkingDayCalendar
+from casewatch.domain.indicators import Contribution
+
+CAL = WorkingDayCalendar()
+LAB = (("la", "E06000004"), ("team", "cp_1"))
+M = "casewatch_contacts"
+
+
+def flows(*dates):
+    out = {}
+    for d in dates:
+        out[(M, LAB, d)] = out.get((M, LAB, d), 0.0) + 1.0
+    return Contribution(flows=out)
+
+
+def windows(agg, metric=M):
+    return {labels["window"]: v for m, labels, v in agg.samples() if m == metric and "window" in labels}
+
+
+def test_28d_includes_day_27_back_and_excludes_day_28():
+    as_of = date(2026, 3, 31)
+    agg = Aggregate(CAL, as_of)
+    agg.apply(None, flows(date(2026, 3, 4), date(2026, 3, 3)))  # 27 and 28 days before 31 Mar
+    assert windows(agg)["28d"] == 1.0
+
+
+def test_12m_window_is_half_open():
+    agg = Aggregate(CAL, date(2026, 3, 31))
+    agg.apply(None, flows(date(2025, 3, 31), date(2025, 4, 1), date(2026, 3, 31)))
+    assert windows(agg)["12m"] == 2.0
+
+
+def test_fytd_across_1_april_and_future_flows_excluded():
+    agg = Aggregate(CAL, date(2026, 3, 31))
+    c = flows(date(2025, 4, 1), date(2026, 3, 31), date(2026, 4, 1))
+    agg.apply(None, c)
+    assert windows(agg) == {"28d": 1.0, "12m": 2.0, "fytd": 2.0}
+    agg.set_as_of(date(2026, 4, 1))  # a new financial year begins
+    assert windows(agg) == {"28d": 2.0, "12m": 2.0, "fytd": 1.0}
+
+
+def test_window_bounds():
+    assert window_bounds(date(2026, 3, 31)) == (date(2026, 3, 4), date(2025, 4, 1), date(2025, 4, 1))
+    assert window_bounds(date(2026, 4, 1)) == (date(2026, 3, 5), date(2025, 4, 2), date(2026, 4, 1))
+
+
+def test_apply_replaces_and_zero_series_stay():
+    agg = Aggregate(CAL, date(2026, 3, 31))
+    old = flows(date(2026, 3, 30))
+    agg.apply(None, old)
+    new = flows(date(2026, 3, 31), date(2026, 3, 31))
+    agg.apply(old, new)
+    assert windows(agg)["28d"] == 2.0
+    agg.apply(new, None)
+    assert windows(agg) == {"28d": 0.0, "12m": 0.0, "fytd": 0.0}
+
+
+def test_max_metrics_take_the_maximum_and_fall_back_to_zero():
+    metric = "casewatch_unallocated_max_working_days"
+    key = (metric, LAB + (("case_type", "cp"),))
+    a, b = Contribution(stocks={key: 5.0}), Contribution(stocks={key: 3.0})
+    agg = Aggregate(CAL, date(2026, 3, 31))
+    agg.apply(None, a)
+    agg.apply(None, b)
+    assert [v for m, _, v in agg.samples() if m == metric] == [5.0]
+    agg.apply(a, None)
+    assert [v for m, _, v in agg.samples() if m == metric] == [3.0]
+    agg.apply(b, None)
+    assert [v for m, _, v in agg.samples() if m == metric] == [0.0]
+
+
+def test_merge_and_combine_samples():
+    as_of = date(2026, 3, 31)
+    stock = ("casewatch_cin_open", LAB)
+    mx = ("casewatch_clocks_max_overdue_working_days", tuple(sorted(LAB + (("process", "icpc"),))))
+    p1, p2 = Aggregate(CAL, as_of), Aggregate(CAL, as_of)
+    p1.apply(None, Contribution(flows={(M, LAB, date(2026, 3, 30)): 1.0}, stocks={stock: 1.0, mx: 4.0}))
+    p2.apply(None, Contribution(flows={(M, LAB, date(2025, 12, 1)): 1.0}, stocks={stock: 1.0, mx: 2.0}))
+    combined = combine_samples([p1.samples(), p2.samples()])
+    assert combined[(mx[0], mx[1])] == 4.0
+    assert combined[(stock[0], stock[1])] == 2.0
+    p1.merge(p2)
+    assert windows(p1) == {"28d": 1.0, "12m": 2.0, "fytd": 2.0}
+    assert {m: v for m, _, v in p1.samples() if "window" not in _} == {"casewatch_cin_open": 2.0, mx[0]: 4.0}

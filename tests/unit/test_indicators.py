@@ -1,0 +1,105 @@
+"""contribution(): live clocks, stable_until, and definitions not covered by the golden files."""
+from __future__ import annotations
+
+from datetime import date
+
+from casewatch.domain.calendar import WorkingDayCalendar
+from casewatch.domain.history import ChildHistory
+from casewatch.domain.indicators import INDICATORS, contribution
+
+CAL = WorkingDayCalendar()
+LA, TEAM = "E06000004", "cp_1"
+ENV = {"la_code": LA, "team": TEAM, "child_ref": "c"}
+
+
+def ev(event_id, event_type, **fields):
+    return {**ENV, "event_id": event_id, "event_type": event_type, **fields}
+
+
+def stocks(c):
+    return {(m, tuple(kv for kv in labels if kv[0] not in ("la", "team"))): v for (m, labels), v in c.stocks.items()}
+
+
+S47 = [ev("s", "s47.started", start_date="2026-03-10", s47_ref="S")]  # ICPC due Tue 31 Mar 2026
+ICPC = (("process", "icpc"),)
+
+
+def test_icpc_clock_not_yet_due_soon():
+    c = contribution(ChildHistory(S47), date(2026, 3, 26), CAL)  # 26, 27, 30 Mar: 3 wd before due
+    assert stocks(c) == {("casewatch_clocks_open", ICPC): 1.0, ("casewatch_clocks_max_overdue_working_days", ICPC): 0.0}
+    assert c.stable_until == date(2026, 3, 27)
+
+
+def test_icpc_clock_due_soon():
+    c = contribution(ChildHistory(S47), date(2026, 3, 30), CAL)
+    assert stocks(c)[("casewatch_clocks_due_soon", ICPC)] == 1.0
+    assert ("casewatch_clocks_overdue", ICPC) not in stocks(c)
+    assert c.stable_until == date(2026, 4, 1)
+
+
+def test_icpc_clock_overdue_by_two_working_days():
+    c = contribution(ChildHistory(S47), date(2026, 4, 2), CAL)
+    s = stocks(c)
+    assert s[("casewatch_clocks_overdue", ICPC)] == 1.0
+    assert s[("casewatch_clocks_max_overdue_working_days", ICPC)] == 2.0  # 31 Mar, 1 Apr
+    assert ("casewatch_clocks_due_soon", ICPC) not in s
+    assert c.stable_until == date(2026, 4, 3)
+
+
+def test_short_breaks_are_never_lac():
+    c = contribution(ChildHistory([ev("l", "lac.started", decom="2026-03-02", legal_status="V3", placement="U4")]),
+                     date(2026, 3, 20), CAL)
+    assert c.flows == {}
+    assert c.stocks == {}
+
+
+def test_future_dated_event_counts_from_its_date():
+    events = [ev("p", "cp_plan.started", start_date="2026-03-02", plan_ref="P", initial_category="NEG"),
+              ev("e", "cp_plan.ended", end_date="2026-03-25", plan_ref="P", end_route="cin_plan")]
+    c = contribution(ChildHistory(events), date(2026, 3, 20), CAL)
+    assert stocks(c)[("casewatch_cp_plans_open", (("category", "NEG"),))] == 1.0
+    assert c.stable_until == date(2026, 3, 25)
+    after = contribution(ChildHistory(events), date(2026, 3, 25), CAL)
+    assert after.stocks == {}
+    assert after.flows == c.flows  # flows do not depend on as_of
+
+
+def test_open_plan_reaches_two_years():
+    events = [ev("p", "cp_plan.started", start_date="2024-02-29", plan_ref="P", initial_category="NEG")]
+    for i, d in enumerate(["2024-05-20", "2024-11-15", "2025-05-10", "2025-11-05"]):
+        events.append(ev(f"r{i}", "cp_review.held", date=d, plan_ref="P"))
+    c = contribution(ChildHistory(events), date(2026, 2, 27), CAL)
+    assert ("casewatch_cp_plans_open_2y_plus", ()) not in stocks(c)
+    assert c.stable_until == date(2026, 2, 28)  # 29 Feb 2024 + 2 years, clamped
+    c2 = contribution(ChildHistory(events), date(2026, 2, 28), CAL)
+    assert stocks(c2)[("casewatch_cp_plans_open_2y_plus", ())] == 1.0
+
+
+def test_care_leaver_latest_status():
+    events = [ev("a", "care_leaver.status", date="2025-06-01", age_band="19-21", in_touch="YES", activity="G5",
+                 accommodation="U2"),
+              ev("b", "care_leaver.status", date="2026-01-10", age_band="19-21", in_touch="YES", activity="F1",
+                 accommodation="U1")]
+    s = stocks(contribution(ChildHistory(events), date(2026, 3, 1), CAL))
+    band = (("age_band", "19-21"),)
+    assert s == {("casewatch_care_leavers", band): 1.0, ("casewatch_care_leavers_eet", band): 1.0,
+                 ("casewatch_care_leavers_suitable_accommodation", band): 1.0}
+
+
+def test_snapshot_team_is_the_latest_event_team():
+    events = [ev("p", "cp_plan.started", start_date="2026-03-02", plan_ref="P", initial_category="NEG"),
+              {**ev("a", "case.allocated", allocation_date="2026-03-05", case_type="cp"), "team": "cp_2"}]
+    c = contribution(ChildHistory(events), date(2026, 3, 20), CAL)
+    assert {dict(labels)["team"] for _, labels in c.stocks} == {"cp_2"}
+    assert {dict(labels)["team"] for _, labels, _ in c.flows} == {"cp_1"}
+
+
+def test_indicator_catalogue():
+    by_id = {i.id: i for i in INDICATORS}
+    assert len(by_id) == len(INDICATORS)
+    assert by_id["P2"].national_reference == 0.857
+    assert by_id["P8"].national_reference == 0.814
+    assert by_id["I7"].national_reference == 0.226
+    assert by_id["O6"].national_reference == 0.245
+    assert by_id["O7"].national_reference == 0.044
+    assert all(m.startswith("casewatch_") for i in INDICATORS for m in i.metrics)
