@@ -36,6 +36,17 @@ class Settings(BaseSettings):
     partitions: int = 6
     engine_app_id: str = "casewatch-engine"
 
+    # --- Kafka client security (casewatch/kafka_security.py; docs/operations.md "TLS and SASL") ---
+    # PLAINTEXT (local stack), SSL, SASL_PLAINTEXT or SASL_SSL. The password: the value itself, or a
+    # file that holds it. kafka_ssl_cafile: the CA (PEM) that signed the brokers' certificates.
+    kafka_security_protocol: str = "PLAINTEXT"
+    kafka_sasl_mechanism: str | None = None  # PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512
+    kafka_sasl_username: str | None = None
+    kafka_sasl_password: str | None = None
+    kafka_sasl_password_file: Path | None = None
+    kafka_ssl_cafile: Path | None = None
+    # --- end Kafka client security ---
+
     # Pseudonymisation key: the value itself, or a file that holds it.
     pseudonymisation_key: str | None = None
     pseudonymisation_key_file: Path | None = None

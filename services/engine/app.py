@@ -23,6 +23,7 @@ import faust
 
 from casewatch.config import Settings, get_settings
 from casewatch.domain.calendar import WorkingDayCalendar
+from casewatch.kafka_security import faust_credentials
 from services.engine.exposition import EngineMetrics, start_exposition
 from services.engine.state import Outcome, PartitionedFigures
 
@@ -54,6 +55,7 @@ def create_app(settings: Settings | None = None) -> faust.App:
     app = faust.App(
         settings.engine_app_id,
         broker=f"kafka://{settings.bootstrap}",
+        broker_credentials=faust_credentials(settings),  # None (PLAINTEXT) unless TLS/SASL is set
         store="memory://",
         topic_partitions=settings.partitions,
         topic_replication_factor=1,
@@ -147,7 +149,7 @@ def create_app(settings: Settings | None = None) -> faust.App:
         metrics.set_assigned(assigned)
         log.info("figures rebuilt for %d partitions (%d keys)", len(assigned), figures.keys_tracked)
 
-    @app.timer(interval=30.0)
+    @app.timer(interval=5.0)
     async def advance_the_day():
         if figures.advance():
             log.info("day changed to %s; snapshot figures recomputed", figures.as_of.isoformat())

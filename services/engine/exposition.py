@@ -102,8 +102,12 @@ class EngineMetrics:
             high = app.consumer.highwater(tp)
             if high is None:
                 continue
+            # Next offset to process: after the last event this worker applied, or the group's
+            # committed offset for a partition that has had nothing new since it was assigned.
             done = self.offsets.get(tp.partition)
-            self.lag.labels(str(tp.partition)).set(max(0, high - (done + 1 if done is not None else 0)))
+            committed = getattr(app.consumer, "_committed_offset", {}).get(tp) or 0
+            position = max(done + 1 if done is not None else 0, committed)
+            self.lag.labels(str(tp.partition)).set(max(0, high - position))
 
     def render(self) -> bytes:
         return generate_latest(self.registry)
