@@ -1,0 +1,172 @@
+"""``casewatch dlq list | show N | replay``: the dead-letter topic.
+
+A dead letter is numbered by its partition and offset (``0:17``; the ingest dead-letter topic has
+one partition, so ``17`` is enough). ``replay`` re-validates each stored payload of the validation
+stage (ingest and loader rejections) against today's code lists and configuration, and publishes
+the ones that now pass to the events topic. Dead letters stay in the topic (it is append-only);
+replaying twice republishes the same event ids, which the engine de-duplicates.
+"""
+from __future__ import annotations
+
+import json
+import sys
+from dataclasses import dataclass, field
+from typing import Iterator
+
+from kafka import KafkaConsumer, TopicPartition
+
+from casewatch.kafka_security import kafka_python_config
+from casewatch.config import Settings
+from services.ingest.publisher import STAGE_VALIDATION, EventPublisher, KafkaUnavailable
+
+REPLAYABLE_SOURCES = ("ingest", "loader", "replay")
+
+
+@dataclass
+class DeadLetter:
+    partition: int
+    offset: int
+    value: dict
+
+    @property
+    def number(self) -> str:
+        return f"{self.partition}:{self.offset}"
+
+
+def read_dead_letters(settings: Settings, timeout: float = 10.0) -> Iterator[DeadLetter]:
+    """Every dead letter from the start of the topic to its current end, in order."""
+    consumer = KafkaConsumer(bootstrap_servers=settings.bootstrap, group_id=None, enable_auto_commit=False,
+                             consumer_timeout_ms=int(timeout * 1000), client_id="casewatch-dlq",
+                             receive_message_max_bytes=64 * 1024 * 1024,
+                             **kafka_python_config(settings))
+    try:
+        partitions = consumer.partitions_for_topic(settings.deadletter_topic)
+        if not partitions:
+            return
+        tps = [TopicPartition(settings.deadletter_topic, p) for p in sorted(partitions)]
+        consumer.assign(tps)
+        consumer.seek_to_beginning(*tps)
+        ends = consumer.end_offsets(tps)
+        remaining = {tp for tp in tps if ends[tp] > consumer.position(tp)}
+        while remaining:
+            batch = consumer.poll(timeout_ms=int(timeout * 1000))
+            if not batch:
+                break
+            for tp, messages in sorted(batch.items(), key=lambda kv: kv[0].partition):
+                for message in messages:
+                    if message.offset >= ends[tp]:
+                        continue
+                    try:
+                        value = json.loads(message.value)
+                    except (ValueError, UnicodeDecodeError, TypeError):
+                        value = {"payload": None, "errors": [{"loc": "", "msg": "unreadable dead letter",
+                                                              "type": "undecodable"}]}
+                    yield DeadLetter(tp.partition, message.offset, value if isinstance(value, dict) else {})
+                if consumer.position(tp) >= ends[tp]:
+                    remaining.discard(tp)
+    finally:
+        consumer.close()
+
+
+def _summary_line(letter: DeadLetter) -> str:
+    value = letter.value
+    payload = value.get("payload")
+    event_type = payload.get("event_type") if isinstance(payload, dict) else None
+    errors = value.get("errors") or []
+    first = errors[0] if errors else {}
+    reason = f"{first.get('type', '?')}" + (f" ({first.get('loc')})" if first.get("loc") else "")
+    more = f" +{len(errors) - 1} more" if len(errors) > 1 else ""
+    return (f"{letter.number:>8}  {value.get('received_at', '?'):<29}  {value.get('source', '?'):<8} "
+            f"{value.get('stage', '?'):<10}  {str(event_type or '-'):<26}  {reason}{more}")
+
+
+def find(settings: Settings, number: str) -> DeadLetter | None:
+    partition, _, offset = number.rpartition(":")
+    want = (int(partition) if partition else 0, int(offset))
+    for letter in read_dead_letters(settings):
+        if (letter.partition, letter.offset) == want:
+            return letter
+    return None
+
+
+@dataclass
+class ReplaySummary:
+    examined: int = 0
+    replayed: int = 0
+    still_failing: int = 0
+    skipped: int = 0
+    replayed_numbers: list[str] = field(default_factory=list)
+
+
+def replay(settings: Settings, publisher: EventPublisher, dry_run: bool = False) -> ReplaySummary:
+    summary = ReplaySummary()
+    futures = []
+    for letter in read_dead_letters(settings):
+        value = letter.value
+        payload = value.get("payload")
+        if (value.get("stage") != STAGE_VALIDATION or value.get("source") not in REPLAYABLE_SOURCES
+                or not isinstance(payload, dict)):
+            summary.skipped += 1
+            continue
+        summary.examined += 1
+        source_system = payload.get("source_system") if isinstance(payload.get("source_system"), str) else None
+        checked = publisher.check(payload, source_system=source_system)
+        if not checked.ok:
+            summary.still_failing += 1
+            continue
+        summary.replayed += 1
+        summary.replayed_numbers.append(letter.number)
+        if not dry_run:
+            futures.append(publisher.publish(checked))
+    publisher.wait(futures)
+    return summary
+
+
+# -- commands --------------------------------------------------------------------------------------
+
+def cmd_list(args) -> int:
+    from casewatch.config import get_settings
+    settings = get_settings()
+    count = 0
+    print(f"{'number':>8}  {'received_at':<29}  {'source':<8} {'stage':<10}  {'event_type':<26}  reason")
+    for letter in read_dead_letters(settings):
+        count += 1
+        if args.limit is None or count <= args.limit:
+            print(_summary_line(letter))
+    print(f"{count} dead letter(s) in {settings.deadletter_topic}")
+    return 0
+
+
+def cmd_show(args) -> int:
+    from casewatch.config import get_settings
+    letter = find(get_settings(), args.number)
+    if letter is None:
+        print(f"no dead letter {args.number}", file=sys.stderr)
+        return 1
+    print(json.dumps(letter.value, indent=2, ensure_ascii=False))
+    return 0
+
+
+def cmd_replay(args) -> int:
+    from casewatch.config import get_settings
+    from services.ingest.pseudonymise import PseudonymisationKeyError
+    settings = get_settings()
+    try:
+        publisher = EventPublisher(settings, source_system="replay", source="replay")
+    except PseudonymisationKeyError as exc:
+        print(f"casewatch dlq replay: {exc}", file=sys.stderr)
+        return 2
+    try:
+        summary = replay(settings, publisher, dry_run=args.dry_run)
+    except KafkaUnavailable as exc:
+        print(f"casewatch dlq replay: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        publisher.close()
+    verb = "would replay" if args.dry_run else "replayed"
+    print(f"examined {summary.examined} dead letter(s) of the validation stage: {verb} {summary.replayed} "
+          f"that now pass, {summary.still_failing} still fail; {summary.skipped} from other stages or sources skipped")
+    if summary.replayed:
+        print("note: replayed dead letters stay in the dead-letter topic; replaying again republishes the same "
+              "event ids, which the engine de-duplicates")
+    return 0

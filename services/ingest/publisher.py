@@ -1,0 +1,170 @@
+"""Publishing case events to Kafka (kafka-python ``KafkaProducer``).
+
+* ``acks="all"`` and an idempotent producer: a record counts as stored only when every in-sync
+  replica has it, and producer retries never write it twice.
+* Key: the pseudonymised ``child_ref`` (``workforce.snapshot``: ``wf:<la_code>:<team>``), so a
+  child's events stay in order in one partition. Value: the compact JSON of the validated,
+  pseudonymised event.
+* A record that fails validation goes to the dead-letter topic instead (docs/events.md), with
+  identifier fields pseudonymised and suspect values redacted.
+* Kafka unreachable: ``KafkaUnavailable`` (the API answers 503, the loader stops and says so).
+"""
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any, Iterable
+
+from kafka import KafkaProducer
+from kafka.errors import KafkaError
+
+from casewatch.kafka_security import kafka_python_config
+from casewatch.config import Settings
+from schemas import EventBase, ValidationFailure, parse_event
+from services.ingest.pseudonymise import Pseudonymiser, dead_letter_payload
+
+log = logging.getLogger("casewatch.ingest")
+
+STAGE_VALIDATION = "validation"
+STAGE_DECODE = "decode"
+
+
+class KafkaUnavailable(RuntimeError):
+    """Kafka did not take (or acknowledge) a record in time. Nothing may be reported as stored."""
+
+
+def compact_json(value: Any) -> bytes:
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+
+
+def now_rfc3339() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
+
+
+@dataclass
+class Checked:
+    """One record after pseudonymisation and validation."""
+    event: EventBase | None
+    payload: Any                    # the wire event (valid) or the dead-letter payload (invalid)
+    errors: list[dict] = field(default_factory=list)
+    stage: str = STAGE_VALIDATION
+
+    @property
+    def ok(self) -> bool:
+        return self.event is not None
+
+
+class EventPublisher:
+    """Validates, pseudonymises and publishes events; dead-letters the ones that fail.
+
+    ``source_system`` is stamped on every event (the authenticated source at the API, ``loader``
+    for bulk loads). ``source`` names the dead-letter source (``ingest``, ``loader``, ...).
+    """
+
+    def __init__(self, settings: Settings, source_system: str = "loader", *, source: str | None = None,
+                 producer: KafkaProducer | None = None, pseudonymiser: Pseudonymiser | None = None,
+                 ack_timeout: float = 15.0, max_block_ms: int = 5000, delivery_timeout_ms: int = 30000,
+                 check_configured: bool = True):
+        self.settings = settings
+        self.source_system = source_system
+        self.source = source or source_system
+        self.pseudonymiser = pseudonymiser or Pseudonymiser.from_settings(settings)
+        self.ack_timeout = ack_timeout
+        self._producer = producer
+        self._producer_config = dict(
+            bootstrap_servers=settings.bootstrap, acks="all", enable_idempotence=True,
+            max_in_flight_requests_per_connection=1, linger_ms=5, batch_size=64 * 1024,
+            max_block_ms=max_block_ms, delivery_timeout_ms=delivery_timeout_ms,
+            request_timeout_ms=min(delivery_timeout_ms - 100, 10000),
+            allow_auto_create_topics=False, client_id=f"casewatch-ingest-{source_system}",
+            reconnect_backoff_max_ms=2000, **kafka_python_config(settings))
+        self.teams = settings.team_list if check_configured else None
+        self.la_codes = settings.la_code_list if check_configured else None
+
+    # -- Kafka ------------------------------------------------------------------------------
+    @property
+    def producer(self) -> KafkaProducer:
+        if self._producer is None:
+            try:
+                self._producer = KafkaProducer(**self._producer_config)
+            except KafkaError as exc:
+                raise KafkaUnavailable(f"Kafka is not reachable ({type(exc).__name__})") from None
+        return self._producer
+
+    def _send(self, topic: str, key: str | None, value: Any):
+        try:
+            return self.producer.send(topic, key=key.encode("utf-8") if key else None, value=compact_json(value))
+        except KafkaError as exc:  # e.g. KafkaTimeoutError: no metadata within max_block_ms
+            raise KafkaUnavailable(f"Kafka did not take the record ({type(exc).__name__})") from None
+
+    def wait(self, futures: Iterable, timeout: float | None = None) -> list:
+        """Block until every future is acknowledged; ``KafkaUnavailable`` if any is not."""
+        results = []
+        for future in futures:
+            try:
+                results.append(future.get(timeout=timeout or self.ack_timeout))
+            except KafkaError as exc:
+                raise KafkaUnavailable(f"Kafka did not acknowledge a record ({type(exc).__name__})") from None
+        return results
+
+    def healthy(self) -> bool:
+        """True when the events topic's partitions are known from the broker's metadata."""
+        try:
+            return bool(self.producer.partitions_for(self.settings.events_topic))
+        except (KafkaError, KafkaUnavailable):
+            return False
+
+    def flush(self, timeout: float | None = None) -> None:
+        if self._producer is not None:
+            try:
+                self._producer.flush(timeout=timeout)
+            except KafkaError as exc:
+                raise KafkaUnavailable(f"Kafka did not take the buffered records ({type(exc).__name__})") from None
+
+    def close(self, timeout: float = 10.0) -> None:
+        if self._producer is not None:
+            try:
+                self._producer.close(timeout=timeout)
+            finally:
+                self._producer = None
+
+    # -- records ----------------------------------------------------------------------------
+    def check(self, raw: Any, source_system: str | None = None) -> Checked:
+        """Pseudonymise and validate one raw record (no Kafka)."""
+        if not isinstance(raw, dict):
+            return Checked(None, self.pseudonymiser.opaque(raw),
+                           [{"loc": "", "msg": "an event must be a JSON object", "type": "model_type"}], STAGE_DECODE)
+        record = self.pseudonymiser.event(raw)
+        record["source_system"] = source_system or self.source_system
+        try:
+            event = parse_event(record, teams=self.teams, la_codes=self.la_codes)
+        except ValidationFailure as failure:
+            return Checked(None, dead_letter_payload(record, failure.errors), failure.errors)
+        return Checked(event, event.to_wire())
+
+    def publish(self, checked: Checked):
+        """Send a checked record to its topic; returns the Kafka future."""
+        if checked.ok:
+            return self._send(self.settings.events_topic, checked.event.partition_key, checked.payload)
+        return self.dead_letter(checked.payload, checked.errors, checked.stage)
+
+    def dead_letter(self, payload: Any, errors: list[dict], stage: str, source: str | None = None):
+        key = payload.get("child_ref") if isinstance(payload, dict) else None
+        if not (isinstance(key, str) and key.startswith("ps_")):
+            key = None
+        value = {"payload": payload, "errors": errors, "source": source or self.source,
+                 "received_at": now_rfc3339(), "stage": stage}
+        return self._send(self.settings.deadletter_topic, key, value)
+
+    def send(self, raw: Any) -> Checked:
+        """Check one record and publish it (event or dead letter) without waiting for the ack."""
+        checked = self.check(raw)
+        self.publish(checked)
+        return checked
+
+    def send_and_wait(self, raw: Any) -> Checked:
+        checked = self.check(raw)
+        self.wait([self.publish(checked)])
+        return checked

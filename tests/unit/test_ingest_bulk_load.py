@@ -1,0 +1,103 @@
+"""The bulk loader's reading, event ids, summary and exit codes (recording producer, no Kafka)."""
+from __future__ import annotations
+
+import json
+import uuid
+
+from casewatch import cli
+from casewatch.config import get_settings
+from schemas.examples import valid_examples
+from services.ingest.bulk_load import EVENT_ID_NAMESPACE, csv_row_to_event, load_files
+from services.ingest.publisher import EventPublisher
+
+from tests.unit.test_ingest_api import KEY, RecordingProducer, pseudonym, settings
+
+CSV = """event_type,event_id,la_code,team,child_ref,referral_date,source,reasons,referral_nfa,primary_need
+referral.received,,E06000004,cp_1,LCS-1,2025-06-02,6,3B;4B,false,N4
+referral.received,,E06000004,cp_1,LCS-2,2025-06-03,2A,,TRUE,
+referral.received,,E06000004,cp_1,LCS-3,2025-06-03,99,,false,
+"""
+
+
+def publisher_with(producer):
+    return EventPublisher(settings(teams="cp_1,lac_1"), source_system="loader", source="loader", producer=producer)
+
+
+def test_csv_cells_are_converted_by_the_event_types_schema():
+    row = {"event_type": "cp_plan.started", "previous_plans": "2", "child_ref": "LCS-1", "team": "",
+           "plan_ref": "P1", "start_date": "2025-06-24", "initial_category": "NEG"}
+    assert csv_row_to_event(row) == {"event_type": "cp_plan.started", "previous_plans": 2, "child_ref": "LCS-1",
+                                     "plan_ref": "P1", "start_date": "2025-06-24", "initial_category": "NEG"}
+    row = {"event_type": "workforce.snapshot", "vacancy_fte": "3.5", "date": "2025-09-30"}
+    assert csv_row_to_event(row)["vacancy_fte"] == 3.5
+    row = {"event_type": "assessment.completed", "factors": "3B; 16A", "child_seen": "no"}
+    assert csv_row_to_event(row) == {"event_type": "assessment.completed", "factors": ["3B", "16A"], "child_seen": False}
+
+
+def test_csv_load_publishes_valid_rows_and_dead_letters_the_rest(tmp_path):
+    path = tmp_path / "referrals.csv"
+    path.write_text(CSV)
+    producer = RecordingProducer()
+    summary = load_files([path], publisher_with(producer))
+    assert (summary.read, summary.published, summary.dead_lettered) == (3, 2, 1)
+    assert dict(summary.rejected_by_reason) == {"code_list (source)": 1}
+    assert summary.rejections[0].startswith("referrals.csv:4: source: not a code of referral_source")
+    first = producer.on("ev")[0][2]
+    assert first["reasons"] == ["3B", "4B"] and first["referral_nfa"] is False and first["primary_need"] == "N4"
+    assert first["child_ref"] == pseudonym("LCS-1")
+    assert producer.on("ev")[1][2]["referral_nfa"] is True
+
+
+def test_event_ids_are_stable_uuid5_of_the_pseudonymised_record_or_the_given_one(tmp_path):
+    event = valid_examples()["lac.ended"]
+    del event["event_id"]
+    event["child_ref"] = "LCS-77"
+    given = dict(event, event_id="5f0c6a52-9d1e-4c36-8d1e-0000000000ff")
+    path = tmp_path / "e.jsonl"
+    path.write_text(json.dumps(event) + "\n\n" + json.dumps(given) + "\n")
+    runs = []
+    for _ in range(2):
+        producer = RecordingProducer()
+        load_files([path], publisher_with(producer))
+        runs.append([v["event_id"] for _, _, v in producer.on("ev")])
+    pseudonymised = dict(event, child_ref=pseudonym("LCS-77"))
+    derived = str(uuid.uuid5(EVENT_ID_NAMESPACE, json.dumps(pseudonymised, sort_keys=True, separators=(",", ":"))))
+    assert runs[0] == runs[1] == [derived, "5f0c6a52-9d1e-4c36-8d1e-0000000000ff"]
+
+
+def test_lines_that_are_not_json_are_dead_lettered_without_content(tmp_path):
+    path = tmp_path / "e.jsonl"
+    path.write_text('{"child_ref": "LCS-5", \n[1, 2]\n')
+    producer = RecordingProducer()
+    summary = load_files([path], publisher_with(producer))
+    assert dict(summary.rejected_by_reason) == {"json_invalid": 1, "model_type": 1}
+    letters = [v for _, _, v in producer.on("dl")]
+    assert [set(letter["payload"]) for letter in letters] == [{"undecodable_bytes", "hmac_sha256"}] * 2
+    assert "LCS-5" not in json.dumps(letters)
+
+
+def test_dry_run_publishes_nothing(tmp_path):
+    path = tmp_path / "referrals.csv"
+    path.write_text(CSV)
+    producer = RecordingProducer()
+    summary = load_files([path], publisher_with(producer), dry_run=True)
+    assert (summary.read, summary.rejected, producer.records) == (3, 1, [])
+    assert summary.render(dry_run=True).splitlines()[0] == "read 3, valid 2, rejected 1"
+
+
+def test_the_command_exits_1_when_anything_was_rejected_and_2_for_a_missing_file(tmp_path, monkeypatch, capsys):
+    path = tmp_path / "referrals.csv"
+    path.write_text(CSV)
+    monkeypatch.setenv("CASEWATCH_PSEUDONYMISATION_KEY", KEY)
+    monkeypatch.setenv("CASEWATCH_TEAMS", "cp_1")
+    get_settings.cache_clear()
+    try:
+        assert cli.main(["load", "--dry-run", str(path)]) == 1
+        out = capsys.readouterr()
+        assert "read 3, valid 2, rejected 1" in out.out and "code_list (source)" in out.out
+        assert "LCS-" not in out.out + out.err
+        path.write_text(CSV.rsplit("referral.received,,E06000004,cp_1,LCS-3", 1)[0])
+        assert cli.main(["load", "--dry-run", str(path)]) == 0
+        assert cli.main(["load", "--dry-run", str(tmp_path / "nope.jsonl")]) == 2
+    finally:
+        get_settings.cache_clear()
