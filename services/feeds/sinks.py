@@ -1,0 +1,149 @@
+"""Where an import's events and dead letters go, and the summary it prints.
+
+* ``JsonlSink``      — ``--out FILE.jsonl``: one raw event per line (identifier fields still raw:
+                       ``casewatch load`` pseudonymises at the edge); dead letters beside it in
+                       ``FILE.deadletters.jsonl``.
+* ``PublisherSink``  — the default: ``services.ingest.publisher.EventPublisher`` pseudonymises,
+                       validates and sends each event; a feed dead letter goes to the dead-letter
+                       topic with its ``child_ref`` pseudonymised.
+* ``DryRunSink``     — ``--dry-run``: maps and counts, sends nothing.
+"""
+from __future__ import annotations
+
+import json
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TextIO
+
+from services.feeds.envelope import DeadLetter
+
+
+@dataclass
+class ImportSummary:
+    """Counts only: event types, dead-letter reasons, records read. Safe to print and log."""
+    records_read: Counter = field(default_factory=Counter)
+    events: Counter = field(default_factory=Counter)
+    dead_letters: Counter = field(default_factory=Counter)
+    notes: Counter = field(default_factory=Counter)
+    rejected_at_publish: int = 0
+
+    def render(self, title: str, destination: str) -> str:
+        lines = [f"{title}: {sum(self.events.values())} events, {sum(self.dead_letters.values())} dead letters "
+                 f"-> {destination}"]
+        for name, n in sorted(self.records_read.items()):
+            lines.append(f"  read {name:<34} {n:>8}")
+        for name, n in sorted(self.events.items()):
+            lines.append(f"  event {name:<33} {n:>8}")
+        for name, n in sorted(self.dead_letters.items()):
+            lines.append(f"  dead letter {name:<27} {n:>8}")
+        for name, n in sorted(self.notes.items()):
+            lines.append(f"  note {name:<34} {n:>8}")
+        if self.rejected_at_publish:
+            lines.append(f"  failed validation at the edge (sent to dead letters) {self.rejected_at_publish:>8}")
+        return "\n".join(lines)
+
+
+class Sink:
+    destination = "nowhere"
+
+    def __init__(self, source: str):
+        self.source = source
+        self.summary = ImportSummary()
+
+    def event(self, ev: dict) -> None:
+        self.summary.events[ev["event_type"]] += 1
+        self._event(ev)
+
+    def dead_letter(self, dl: DeadLetter) -> None:
+        self.summary.dead_letters[dl.reason] += 1
+        self._dead_letter(dl)
+
+    def _event(self, ev: dict) -> None:  # pragma: no cover - overridden
+        pass
+
+    def _dead_letter(self, dl: DeadLetter) -> None:  # pragma: no cover - overridden
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+class DryRunSink(Sink):
+    destination = "dry run (nothing sent)"
+
+
+class CollectingSink(Sink):
+    """Keeps everything in memory (tests, and the DfE API adapter's per-request batch)."""
+    destination = "memory"
+
+    def __init__(self, source: str):
+        super().__init__(source)
+        self.events: list[dict] = []
+        self.dead_letters: list[DeadLetter] = []
+
+    def _event(self, ev: dict) -> None:
+        self.events.append(ev)
+
+    def _dead_letter(self, dl: DeadLetter) -> None:
+        self.dead_letters.append(dl)
+
+
+class JsonlSink(Sink):
+    def __init__(self, source: str, path: Path):
+        super().__init__(source)
+        self.path = Path(path)
+        self.dead_path = self.path.with_name(self.path.stem + ".deadletters.jsonl")
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._out: TextIO = self.path.open("w", encoding="utf-8")
+        self._dead: TextIO | None = None
+        self.destination = str(self.path)
+
+    def _event(self, ev: dict) -> None:
+        self._out.write(json.dumps(ev, separators=(",", ":"), ensure_ascii=False) + "\n")
+
+    def _dead_letter(self, dl: DeadLetter) -> None:
+        if self._dead is None:
+            self._dead = self.dead_path.open("w", encoding="utf-8")
+        self._dead.write(json.dumps(dl.to_record(self.source), separators=(",", ":"), ensure_ascii=False) + "\n")
+
+    def close(self) -> None:
+        self._out.close()
+        if self._dead is not None:
+            self._dead.close()
+
+
+class PublisherSink(Sink):
+    """Publishes through ``services.ingest.publisher.EventPublisher`` (pseudonymise, validate, send)."""
+    destination = "Kafka"
+
+    def __init__(self, source: str, publisher: Any, batch: int = 500):
+        super().__init__(source)
+        self.publisher = publisher
+        self.batch = batch
+        self._futures: list = []
+
+    def _event(self, ev: dict) -> None:
+        checked = self.publisher.send(ev)
+        if not checked.ok:
+            self.summary.rejected_at_publish += 1
+        self._pending(None)
+
+    def _dead_letter(self, dl: DeadLetter) -> None:
+        payload = self.publisher.pseudonymiser.event(dl.payload)
+        record = dl.to_record(self.source)
+        self._pending(self.publisher.dead_letter(payload, record["errors"], record["stage"], source=self.source))
+
+    def _pending(self, future) -> None:
+        if future is not None:
+            self._futures.append(future)
+        if len(self._futures) >= self.batch:
+            self.publisher.wait(self._futures)
+            self._futures.clear()
+
+    def close(self) -> None:
+        self.publisher.flush()
+        if self._futures:
+            self.publisher.wait(self._futures)
+            self._futures.clear()
+        self.publisher.close()

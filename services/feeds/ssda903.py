@@ -1,0 +1,315 @@
+"""SSDA903 returns -> casewatch events (docs/feeds.md "SSDA903").
+
+A *return* is one directory (or one episodes CSV) of the 903 tables for one collection year:
+``header``, ``episodes``, ``reviews``, ``oc3`` (any file whose name ends in those words, any case).
+The return's year is, in order: a ``YEAR`` column (year end, as in liia-tools' multi-year files),
+``--year``, or the 31 March on or after the latest episode start in the return.
+
+Several returns are merged into one history per child with ``episode_stitching`` and then mapped:
+
+* first episode of a period -> ``lac.started`` (decom, legal_status, placement, provider, need)
+* a later episode with RNE P/T/B/U -> ``placement.changed``; with RNE L, or a legal status that
+  differs from the episode before -> ``lac.legal_status_changed`` (rne L; see docs/feeds.md for
+  why the legal half of a B/U episode is sent as L)
+* an episode end with a leaving-care reason (not X1) -> ``lac.ended``
+* a review -> ``lac_review.held`` (participation); OC3 -> ``care_leaver.status``.
+
+Identifying columns (UPN, postcodes, URN, DOB, mother's DOB, ethnicity) are never emitted. Rows are
+read as they stream; episodes are held in memory grouped by child, which stitching needs (903
+returns are small: one row per episode of the year).
+"""
+from __future__ import annotations
+
+import csv
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+from typing import Callable, Iterable, Iterator
+
+from schemas.code_lists import codes as code_list
+
+from services.feeds.envelope import DeadLetter, FeedContext, collection_year_label, parse_date
+from services.feeds.episode_stitching import (
+    CONTINUOUS, Episode, latest_returns, stitch_child, year_end,
+)
+
+SOURCE = "import:ssda903"
+TABLES = ("header", "episodes", "reviews", "oc3")
+SHORT_BREAKS = frozenset({"V3", "V4"})
+PLACEMENT_RNE = frozenset({"P", "T", "B", "U"})
+NEED_CODES = frozenset({"N1", "N2", "N3", "N4", "N5", "N6", "N7", "N8"})
+
+
+@dataclass
+class Return:
+    """One SSDA903 return: its table files and its year (None: inferred from the episodes)."""
+    files: dict[str, Path]
+    year: int | None = None
+    name: str = ""
+
+
+def find_return(path: Path, year: int | None = None) -> Return:
+    path = Path(path)
+    files: dict[str, Path] = {}
+    if path.is_file():
+        files["episodes"] = path
+    else:
+        for f in sorted(path.iterdir()):
+            stem = f.stem.lower()
+            if f.suffix.lower() != ".csv":
+                continue
+            for table in TABLES:
+                if stem == table or stem.endswith("_" + table) or stem.endswith(table):
+                    files.setdefault(table, f)
+    if "episodes" not in files:
+        raise FileNotFoundError("no episodes table in the return")
+    return Return(files, year, path.name)
+
+
+def _rows(path: Path) -> Iterator[dict[str, str]]:
+    with path.open(newline="", encoding="utf-8-sig") as fh:
+        for row in csv.DictReader(fh):
+            yield {(k or "").strip().upper(): (v or "").strip() for k, v in row.items()}
+
+
+def _ok(list_name: str, code: str | None, year_label: str) -> bool:
+    return bool(code) and code in code_list(list_name, year_label)
+
+
+@dataclass
+class Ssda903Import:
+    """Maps returns to events. ``emit``/``dead`` receive events and dead letters as they come."""
+    ctx: FeedContext
+    emit: Callable[[dict], None]
+    dead: Callable[[DeadLetter], None]
+    note: Callable[[str, int], None] = lambda name, n=1: None
+    read: Callable[[str, int], None] = lambda name, n=1: None
+    progress: Callable[[Iterable, str], Iterable] = lambda it, desc: it
+    episodes: dict[str, list[Episode]] = field(default_factory=lambda: defaultdict(list))
+    reviews: dict[str, list[tuple[date, str | None, int]]] = field(default_factory=lambda: defaultdict(list))
+    stitched: dict[str, list[Episode]] = field(default_factory=dict)
+    dropped: dict[str, list[Episode]] = field(default_factory=dict)
+
+    # -- reading -------------------------------------------------------------------------------
+    def load(self, ret: Return) -> None:
+        rows = list(self.progress(_rows(ret.files["episodes"]), "903 episodes"))
+        year = ret.year or _infer_year(rows)
+        for row in rows:
+            self.read("episodes", 1)
+            row_year = int(row["YEAR"]) if row.get("YEAR", "").isdigit() else year
+            ep = self._episode(row, row_year)
+            if ep is not None:
+                self.episodes[ep.child].append(ep)
+        if "reviews" in ret.files:
+            for row in self.progress(_rows(ret.files["reviews"]), "903 reviews"):
+                self.read("reviews", 1)
+                self._review(row, year)
+        if "header" in ret.files:  # nothing of the header is needed; counted for the summary
+            for _ in _rows(ret.files["header"]):
+                self.read("header", 1)
+        self._oc3_files = getattr(self, "_oc3_files", [])
+        if "oc3" in ret.files:
+            self._oc3_files.append((ret.files["oc3"], year))
+
+    def _episode(self, row: dict[str, str], year: int) -> Episode | None:
+        child = row.get("CHILD", "")
+        label = collection_year_label(year)
+        payload = {"child_ref": child} if child else {}
+        if not child:
+            self.dead(DeadLetter("missing_identifier", "episodes.CHILD", payload))
+            return None
+        try:
+            decom = parse_date(row.get("DECOM"))
+            dec = parse_date(row.get("DEC"))
+        except ValueError:
+            self.dead(DeadLetter("invalid_date", "episodes.DECOM/DEC", payload))
+            return None
+        if decom is None:
+            self.dead(DeadLetter("missing_date", "episodes.DECOM", payload))
+            return None
+        payload["decom"] = decom.isoformat()
+        if dec is not None and dec < decom:
+            self.dead(DeadLetter("end_before_start", "episodes.DEC", payload))
+            return None
+        for column, list_name in (("RNE", "reason_new_episode"), ("LS", "legal_status"), ("PLACE", "placement")):
+            if not _ok(list_name, row.get(column), label):
+                self.dead(DeadLetter("unknown_code" if row.get(column) else "missing_code",
+                                     f"episodes.{column}", payload))
+                return None
+        rec = row.get("REC") or None
+        if dec is not None and not _ok("reason_ceased", rec, label):
+            self.dead(DeadLetter("unknown_code" if rec else "missing_code", "episodes.REC", payload))
+            return None
+        provider = row.get("PLACE_PROVIDER") or None
+        if provider is not None and not _ok("place_provider", provider, label):
+            provider = None
+            self.note("place_provider_not_in_list", 1)
+        reason = row.get("REASON_PLACE_CHANGE") or None
+        if reason is not None and not _ok("reason_place_change", reason, label):
+            reason = None
+            self.note("reason_place_change_not_in_list", 1)
+        return Episode(child=child, decom=decom, rne=row["RNE"], ls=row["LS"], place=row["PLACE"],
+                       dec=dec, rec=rec if dec is not None else None,  # open: REC is ignored
+                       cin=row.get("CIN") if row.get("CIN") in NEED_CODES else None,
+                       provider=provider, reason_place_change=reason,
+                       pl_post=row.get("PL_POST") or None, urn=row.get("URN") or None,
+                       year=year, la=row.get("LA", ""))
+
+    def _review(self, row: dict[str, str], year: int) -> None:
+        child = row.get("CHILD", "")
+        if not child:
+            self.dead(DeadLetter("missing_identifier", "reviews.CHILD", {}))
+            return
+        payload = {"child_ref": child}
+        try:
+            when = parse_date(row.get("REVIEW"))
+        except ValueError:
+            self.dead(DeadLetter("invalid_date", "reviews.REVIEW", payload))
+            return
+        if when is None:
+            self.dead(DeadLetter("missing_date", "reviews.REVIEW", payload))
+            return
+        payload["date"] = when.isoformat()
+        if when > year_end(year):
+            self.dead(DeadLetter("review_after_collection_year", "reviews.REVIEW", payload))
+            return
+        code = row.get("REVIEW_CODE") or None
+        if code is not None and not _ok("participation", code, collection_year_label(year)):
+            self.dead(DeadLetter("unknown_code", "reviews.REVIEW_CODE", payload))
+            return
+        self.reviews[child].append((when, code, year))
+
+    # -- mapping -------------------------------------------------------------------------------
+    def run(self) -> None:
+        latest = latest_returns(e for eps in self.episodes.values() for e in eps)
+        for child in self.progress(sorted(self.episodes), "903 children"):
+            dropped: list[Episode] = []
+            eps = stitch_child(self.episodes[child], latest, dropped)
+            self.stitched[child] = eps
+            self.dropped[child] = dropped
+            for e in eps + dropped:
+                for rule in e.rules:
+                    self.note(rule, 1)
+            self._episode_events(child, eps)
+        for child in sorted(self.reviews):
+            self._review_events(child, self.stitched.get(child, []))
+        for path, year in getattr(self, "_oc3_files", []):
+            for row in self.progress(_rows(path), "903 OC3"):
+                self.read("oc3", 1)
+                self._care_leaver(row, year)
+
+    def _episode_events(self, child: str, eps: list[Episode]) -> None:
+        ctx = self.ctx
+        prev: Episode | None = None
+        for e in eps:
+            key = e.decom.isoformat()
+            if e.starts_period:
+                if e.rne != "S":
+                    self.note("period_began_before_the_returns", 1)
+                self.emit(ctx.event("lac.started", child, (key,), decom=e.decom, rne="S", legal_status=e.ls,
+                                    placement=e.place, provider=e.provider, need=e.cin))
+            else:
+                legal_changed = prev is not None and e.ls != prev.ls
+                if e.rne in PLACEMENT_RNE:
+                    if legal_changed or e.rne in ("B", "U"):
+                        self.emit(ctx.event("lac.legal_status_changed", child, (key,), date=e.decom, rne="L",
+                                            legal_status=e.ls))
+                    self.emit(ctx.event("placement.changed", child, (key,), date=e.decom, rne=e.rne,
+                                        placement=e.place, provider=e.provider,
+                                        reason_place_change=e.reason_place_change))
+                else:
+                    self.emit(ctx.event("lac.legal_status_changed", child, (key,), date=e.decom, rne="L",
+                                        legal_status=e.ls))
+            if e.dec is not None and e.rec != CONTINUOUS:
+                self.emit(ctx.event("lac.ended", child, (key,), dec=e.dec, reason_ceased=e.rec))
+            prev = e
+
+    def _review_events(self, child: str, eps: list[Episode]) -> None:
+        periods = _periods(eps)
+        seen: set[date] = set()
+        for when, code, _year in sorted(self.reviews[child], key=lambda r: r[0]):
+            payload = {"child_ref": child, "date": when.isoformat()}
+            if not eps:
+                self.dead(DeadLetter("no_episode_for_child", "reviews.CHILD", payload))
+                continue
+            episode = next((p_eps for start, end, p_eps in periods
+                            if start <= when and (end is None or when <= end)), None)
+            if episode is None:
+                self.dead(DeadLetter("review_outside_period_of_care", "reviews.REVIEW", payload))
+                continue
+            current = [e for e in episode if e.decom <= when][-1]
+            if current.ls in SHORT_BREAKS:
+                self.note("review_during_short_breaks_not_sent", 1)
+                continue
+            if when in seen:
+                self.note("review_repeated_same_day", 1)
+                continue
+            seen.add(when)
+            self.emit(self.ctx.event("lac_review.held", child, (when.isoformat(),), date=when, participation=code))
+
+    def _care_leaver(self, row: dict[str, str], year: int) -> None:
+        child = row.get("CHILD", "")
+        payload = {"child_ref": child} if child else {}
+        if not child:
+            self.dead(DeadLetter("missing_identifier", "oc3.CHILD", payload))
+            return
+        try:
+            dob = parse_date(row.get("DOB"))
+        except ValueError:
+            self.dead(DeadLetter("invalid_date", "oc3.DOB", payload))
+            return
+        if dob is None:
+            self.dead(DeadLetter("missing_date", "oc3.DOB", payload))
+            return
+        # The age the young person turns within the collection year (1 April to 31 March).
+        age = (year - 1) - dob.year if (dob.month, dob.day) >= (4, 1) else year - dob.year
+        band = "17-18" if age in (17, 18) else "19-21" if 19 <= age <= 21 else None
+        if band is None:
+            self.dead(DeadLetter("not_in_care_leaver_age_band", "oc3.DOB", payload))
+            return
+        label = collection_year_label(year)
+        fields = {}
+        for column, list_name, required in (("IN_TOUCH", "in_touch", True), ("ACTIV", "activity", False),
+                                            ("ACCOM", "accommodation", False)):
+            value = row.get(column) or None
+            if value is None:
+                if required:
+                    self.dead(DeadLetter("missing_code", f"oc3.{column}", payload))
+                    return
+                continue
+            if not _ok(list_name, value, label):
+                self.dead(DeadLetter("unknown_code", f"oc3.{column}", payload))
+                return
+            fields[list_name] = value
+        # Dated at the end of the collection year: the OC3 status is "as at" the return, and a
+        # birthday date would disclose the date of birth.
+        self.emit(self.ctx.event("care_leaver.status", child, (year,), date=year_end(year), age_band=band, **fields))
+
+
+def _periods(eps: list[Episode]) -> list[tuple[date, date | None, list[Episode]]]:
+    """Periods of care: (start, end or None while open, episodes), end inclusive."""
+    out: list[tuple[date, date | None, list[Episode]]] = []
+    for e in eps:
+        if e.starts_period or not out:
+            out.append((e.decom, None, [e]))
+        else:
+            out[-1][2].append(e)
+        if e.dec is not None and e.rec != CONTINUOUS:
+            start, _, members = out[-1]
+            out[-1] = (start, e.dec, members)
+    return out
+
+
+def _infer_year(rows: list[dict[str, str]]) -> int:
+    latest: date | None = None
+    for row in rows:
+        try:
+            d = parse_date(row.get("DECOM"))
+        except ValueError:
+            continue
+        if d is not None and (latest is None or d > latest):
+            latest = d
+    if latest is None:
+        raise ValueError("cannot tell the return's year: no episode start dates; pass --year")
+    return latest.year if latest <= date(latest.year, 3, 31) else latest.year + 1

@@ -1,0 +1,147 @@
+"""SSDA903 episode stitching (docs/feeds.md): the liia-tools fix-cases sample, child by child, and
+the in-return contradictions. Every expected history below was worked out by hand from the rules
+in docs/feeds.md and the rows of the sample file."""
+from __future__ import annotations
+
+from datetime import date
+from pathlib import Path
+
+import pytest
+
+from services.feeds.envelope import FeedContext
+from services.feeds.episode_stitching import Episode, latest_returns, stitch_child
+from services.feeds.ssda903 import Ssda903Import, find_return
+
+EXTERNAL = Path(__file__).resolve().parents[2].parent / "shared" / "external"
+FIX_CASES = EXTERNAL / "ssda903-episode-fix-cases" / "SSDA903_episodes_for_testing_fixes_INPUT.csv"
+D = date.fromisoformat
+
+
+@pytest.fixture(scope="module")
+def fix_cases():
+    events, dead, notes = [], [], []
+    run = Ssda903Import(FeedContext("E06000004", "import:ssda903"), events.append, dead.append,
+                        note=lambda name, n=1: notes.append(name))
+    run.load(find_return(FIX_CASES))
+    run.run()
+    return run, events, dead, notes
+
+
+def _shape(eps):
+    return [(e.decom.isoformat(), e.rne, e.dec.isoformat() if e.dec else None, e.rec, e.starts_period)
+            for e in eps]
+
+
+# (DECOM, RNE, DEC, REC, starts a period) after stitching; the rule names that fired; rows dropped.
+EXPECTED = {
+    # No rule: X1 on 2016-07-26 and the next episode starts that day (RNE T), so one period.
+    "NORULE_BAD": ([("2015-06-19", "P", "2016-07-26", "X1", True),
+                    ("2016-07-26", "T", "2021-12-12", "E17", False)], [], []),
+    # No rule: left care 2022-07-10 (E17), a new period (RNE S) on 2022-10-23, open in Newham's latest return.
+    "NORULE_NEW": ([("2022-02-01", "T", "2022-07-10", "E17", True),
+                    ("2022-10-23", "S", None, None, True)], [], []),
+    # Open in Sutton's latest return (2022): stays open although other LAs sent 2023 returns.
+    "NORULE_SUT": ([("2017-12-15", "S", None, None, True)], [], []),
+    # S5 (liia RULE_1): open in the 2018 return, the next episode (RNE T) starts 2017-08-20 -> X1 then.
+    "RULE1_BAD": ([("2016-01-13", "P", "2017-08-20", "X1", True),
+                   ("2017-08-20", "T", "2019-06-21", "X1", False),
+                   ("2019-06-21", "P", "2019-07-23", "E6", False)], ["open_then_carried_on"], []),
+    # S4 (liia RULE_1A): open in the 2017 return, the next episode starts a new period (S) on
+    # 2017-04-20: ends at the earlier of 31 Mar 2017 and 19 Apr 2017, reason not recorded (E8).
+    "RULE1A_BAD": ([("2016-01-22", "S", "2016-10-24", "X1", True),
+                    ("2016-10-24", "P", "2017-03-31", "E8", False),
+                    ("2017-04-20", "S", "2017-06-13", "E8", True)], ["open_then_new_period"], []),
+    # S3 (liia RULE_2): open in the 2020 return, B&D's latest return is 2022, nothing follows:
+    # closed on 31 Mar 2020, reason not recorded.
+    "RULE2_BAD": ([("2019-05-10", "S", "2020-03-31", "E8", True)], ["stale_open_left_care"], []),
+    # S1 (liia RULE_3): the open 2016-09-27 row (2017 return) repeats the 2016-09-23 episode's
+    # RNE, LS, placement, provider, placement postcode and URN: dropped.
+    "RULE3_BAD": ([("2016-09-23", "S", "2017-05-30", "E2", True)], ["stale_open_duplicate"], ["2016-09-27"]),
+    # S2 (liia RULE_3A): the open 2018-03-22 row (2018 return) follows an episode from the 2019
+    # return, which rewrote the history: dropped.
+    "RULE3A_BAD": ([("2017-11-25", "S", "2018-01-25", "X1", True),
+                    ("2018-01-25", "L", "2018-05-16", "E45", False)], ["stale_open_replaced"], ["2018-03-22"]),
+    # S2 drops the open 2018-12-24 row (2019 return; the episode before it is from 2020); then S7
+    # (liia RULE_4): the first episode's X1 end (12-24) overlaps the next start (12-20): ends 12-20.
+    "RULE4_BAD": ([("2018-11-23", "S", "2018-12-20", "X1", True),
+                   ("2018-12-20", "P", "2019-08-19", "X1", False),
+                   ("2019-08-19", "P", "2019-10-01", "E4A", False)],
+                  ["stale_open_replaced", "x1_gap_or_overlap"], ["2018-12-24"]),
+    # S7 (liia RULE_5): X1 on 2020-03-29 but the next episode (RNE P) starts 2020-04-02: closed gap.
+    "RULE5_BAD": ([("2019-11-06", "P", "2020-04-02", "X1", True),
+                   ("2020-04-02", "P", None, None, False)], ["x1_gap_or_overlap"], []),
+}
+
+
+@pytest.mark.parametrize("child", sorted(EXPECTED))
+def test_fix_cases_stitch_as_the_rules_say(fix_cases, child):
+    run, _, _, _ = fix_cases
+    expected_eps, expected_rules, expected_dropped = EXPECTED[child]
+    eps = run.stitched[child]
+    assert _shape(eps) == expected_eps
+    fired = sorted({r for e in eps + run.dropped[child] for r in e.rules})
+    assert fired == sorted(expected_rules)
+    assert [e.decom.isoformat() for e in run.dropped[child]] == expected_dropped
+
+
+def test_fix_cases_events_child_by_child(fix_cases):
+    _, events, dead, _ = fix_cases
+    by_child: dict[str, list[tuple]] = {}
+    for ev in events:
+        main = ev.get("decom") or ev.get("date") or ev.get("dec")
+        by_child.setdefault(ev["child_ref"], []).append((ev["event_type"], main))
+    assert dead == []
+    assert by_child["RULE4_BAD"] == [("lac.started", "2018-11-23"), ("placement.changed", "2018-12-20"),
+                                     ("placement.changed", "2019-08-19"), ("lac.ended", "2019-10-01")]
+    assert by_child["RULE1A_BAD"] == [("lac.started", "2016-01-22"), ("placement.changed", "2016-10-24"),
+                                      ("lac.ended", "2017-03-31"), ("lac.started", "2017-04-20"),
+                                      ("lac.ended", "2017-06-13")]
+    assert by_child["RULE3A_BAD"] == [("lac.started", "2017-11-25"), ("lac.legal_status_changed", "2018-01-25"),
+                                      ("lac.ended", "2018-05-16")]
+    assert by_child["RULE2_BAD"] == [("lac.started", "2019-05-10"), ("lac.ended", "2020-03-31")]
+    # RULE1A_BAD's 2016-10-24 episode is the same period (X1 before it): a placement change, not a start.
+    assert sum(1 for t, _ in by_child["RULE1A_BAD"] if t == "lac.started") == 2
+
+
+def _ep(decom, rne, dec=None, rec=None, year=2018, ls="C2", place="U4", **kw):
+    return Episode(child="c", decom=D(decom), rne=rne, ls=ls, place=place, dec=D(dec) if dec else None, rec=rec,
+                   year=year, la="x", **kw)
+
+
+def test_same_episode_in_two_returns_is_one_episode_with_the_later_end():
+    rows = [_ep("2017-01-10", "S", year=2017), _ep("2017-01-10", "S", "2017-09-01", "E4A", year=2018)]
+    eps = stitch_child(rows, latest_returns(rows))
+    assert _shape(eps) == [("2017-01-10", "S", "2017-09-01", "E4A", True)]
+    assert eps[0].rules == ["same_episode_in_later_return"]
+
+
+def test_an_open_episode_in_the_latest_return_stays_open_and_rec_is_ignored():
+    rows = [_ep("2017-05-01", "S", None, "E11")]  # REC filled in on an open row: ignored
+    eps = stitch_child(rows, latest_returns(rows))
+    assert _shape(eps) == [("2017-05-01", "S", None, None, True)]
+
+
+def test_x1_dated_1_april_after_the_year_end_is_open_at_31_march():
+    rows = [_ep("2017-05-01", "S", "2018-04-01", "X1", year=2018)]
+    eps = stitch_child(rows, latest_returns(rows))
+    assert _shape(eps) == [("2017-05-01", "S", None, None, True)]
+    assert eps[0].rules == ["x1_continues_after_return"]
+
+
+def test_leaving_reason_overlapping_a_new_period_ends_the_day_before():
+    rows = [_ep("2017-05-01", "S", "2017-09-10", "E13"), _ep("2017-09-01", "S")]
+    eps = stitch_child(rows, latest_returns(rows))
+    assert _shape(eps) == [("2017-05-01", "S", "2017-08-31", "E13", True), ("2017-09-01", "S", None, None, True)]
+
+
+def test_x1_followed_by_a_new_period_ends_the_first_period_with_reason_not_recorded():
+    rows = [_ep("2017-05-01", "S", "2017-09-01", "X1"), _ep("2017-09-01", "S")]
+    eps = stitch_child(rows, latest_returns(rows))
+    assert _shape(eps) == [("2017-05-01", "S", "2017-08-31", "E8", True), ("2017-09-01", "S", None, None, True)]
+
+
+def test_left_care_then_a_gap_starts_a_new_period_even_without_rne_s():
+    rows = [_ep("2017-05-01", "S", "2017-06-01", "E4A"), _ep("2017-08-01", "P")]
+    eps = stitch_child(rows, latest_returns(rows))
+    assert [e.starts_period for e in eps] == [True, True]
+    assert eps[1].rules == ["new_period_without_s"]
