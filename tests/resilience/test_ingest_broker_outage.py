@@ -1,0 +1,78 @@
+"""Kafka stopped while case systems are posting: clients get 503 with Retry-After, nothing is
+acknowledged that was not stored, and after Kafka is back every acknowledged event is there once."""
+from __future__ import annotations
+
+import json
+import time
+import uuid
+
+import pytest
+from fastapi.testclient import TestClient
+
+from casewatch.stack import components as stack_components
+from schemas.examples import valid_examples
+from services.ingest.api import create_app
+from services.ingest.publisher import EventPublisher
+from services.ingest.topics import ensure_topics
+from tests.integration.test_ingest_kafka import read_topic
+
+pytestmark = pytest.mark.integration
+
+TOKEN = "outage-token-0123456789"
+
+
+def _referral() -> dict:
+    event = valid_examples()["referral.received"]
+    event["event_id"] = str(uuid.uuid4())
+    return event
+
+
+def test_kafka_down_gives_503_and_every_acknowledged_event_survives(local_stack):
+    settings = local_stack.settings_for(ingest_tokens=json.dumps({"lcs": TOKEN}))
+    ensure_topics(settings)
+    publisher = EventPublisher(settings, source_system="ingest", source="ingest", ack_timeout=5.0,
+                               max_block_ms=3000, delivery_timeout_ms=6000)
+    app = create_app(settings, publisher=publisher)
+    headers = {"Authorization": f"Bearer {TOKEN}"}
+    acknowledged: list[str] = []
+    refused = 0
+    with TestClient(app) as client:
+        for _ in range(5):
+            event = _referral()
+            resp = client.post("/v1/events", json=event, headers=headers)
+            assert resp.status_code == 202, resp.text
+            acknowledged.append(event["event_id"])
+
+        local_stack.processes.stop("kafka", kill=True)
+        try:
+            for _ in range(3):
+                event = _referral()
+                resp = client.post("/v1/events", json=event, headers=headers)
+                assert resp.status_code == 503, resp.text
+                assert int(resp.headers["Retry-After"]) > 0
+                assert "kafka" in resp.text.lower()
+                refused += 1
+        finally:
+            kafka = stack_components.kafka_component(local_stack.settings, lambda msg: None)
+            local_stack.manager.start_component(kafka)  # same data directory
+
+        deadline = time.monotonic() + 90
+        while True:
+            event = _referral()
+            resp = client.post("/v1/events", json=event, headers=headers)
+            if resp.status_code == 202:
+                acknowledged.append(event["event_id"])
+                break
+            assert resp.status_code == 503, resp.text
+            assert time.monotonic() < deadline, "ingest never recovered after Kafka came back"
+            time.sleep(2)
+        for _ in range(5):
+            event = _referral()
+            resp = client.post("/v1/events", json=event, headers=headers)
+            assert resp.status_code == 202, resp.text
+            acknowledged.append(event["event_id"])
+
+    assert refused == 3
+    stored = [json.loads(value)["event_id"] for _, value in read_topic(settings, settings.events_topic)]
+    for event_id in acknowledged:
+        assert stored.count(event_id) == 1, "an acknowledged event is missing or stored twice"
