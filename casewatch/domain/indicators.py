@@ -32,14 +32,14 @@ Definitions and conventions (see also domain.md §2 and the module docs of ``clo
 * Unallocated (O16): a case is unallocated from ``case.unallocated`` until a later
   ``case.allocated`` of the same ``case_type``, counted only while that case type is open (cin: CIN
   open; cp: a CP plan open; lac: looked after; care_leaver: a care-leaver status held and not
-  looked after). Closing the case type clears it. ``unallocated_max_working_days`` =
+  looked after). Closing the case type clears it. ``unallocated_max_workdays`` =
   working days from the unallocation date to ``as_of`` (a max, not a sum, across keys).
 * Care leavers (O13/O14): the latest ``care_leaver.status``; ``in_touch = DIED`` counts nowhere;
   information not known stays in the denominator.
 * ICPCs: transfer-in conferences are left out of ``icpcs``, ``icpcs_in_time`` and
   ``icpcs_resulting_in_plan`` (they continue another authority's plan).
 * Live clocks: open / overdue (as_of after the due date) / due soon (due today or within the next
-  2 working days, not overdue); ``clocks_max_overdue_working_days`` = working days in
+  2 working days, not overdue); ``clocks_max_overdue_workdays`` = working days in
   ``[due, as_of)`` of the most overdue open clock (a max across keys; 0 when none).
 """
 from __future__ import annotations
@@ -59,7 +59,7 @@ __all__ = ["Contribution", "contribution", "INDICATORS", "Indicator", "MAX_METRI
 Labels = tuple[tuple[str, str], ...]
 
 P = "casewatch_"
-MAX_METRICS = frozenset({P + "unallocated_max_working_days", P + "clocks_max_overdue_working_days"})
+MAX_METRICS = frozenset({P + "unallocated_max_workdays", P + "clocks_max_overdue_workdays"})
 
 _CLOCK_FLOW = {
     "referral_decision": (P + "referral_decisions", P + "referral_decisions_in_time"),
@@ -343,7 +343,7 @@ def _stocks(st: _State, clocks, as_of: date, cal: WorkingDayCalendar, stocks: di
         if since <= as_of and is_open.get(case_type):
             ct_lab = _labels(la, team, case_type=case_type)
             put(P + "unallocated_cases", ct_lab)
-            put(P + "unallocated_max_working_days", ct_lab, float(max(cal.elapsed(since, as_of), 0)))
+            put(P + "unallocated_max_workdays", ct_lab, float(max(cal.elapsed(since, as_of), 0)))
             candidates.append(as_of + timedelta(days=1))
     for clock in clocks:
         if clock.due is None or not clock.is_open(as_of):
@@ -353,10 +353,10 @@ def _stocks(st: _State, clocks, as_of: date, cal: WorkingDayCalendar, stocks: di
         due = clock.due
         if as_of > due:
             put(P + "clocks_overdue", p_lab)
-            put(P + "clocks_max_overdue_working_days", p_lab, float(cal.elapsed(due, as_of)))
+            put(P + "clocks_max_overdue_workdays", p_lab, float(cal.elapsed(due, as_of)))
             candidates.append(as_of + timedelta(days=1))
         else:
-            put(P + "clocks_max_overdue_working_days", p_lab, 0.0)
+            put(P + "clocks_max_overdue_workdays", p_lab, 0.0)
             if cal.elapsed(as_of, due) <= 2:
                 put(P + "clocks_due_soon", p_lab)
                 candidates.append(due + timedelta(days=1))
@@ -455,7 +455,7 @@ INDICATORS: tuple[Indicator, ...] = (
          ("care_leavers_suitable_accommodation", "care_leavers"),
          "Care leavers whose accommodation code ends in 1 / care leavers in the age band (19-21: 89%).", 0.89),
     _ind("outputs", "O15", "Permanence exits", ("lac_ceased_by_outcome",), "LAC ceased by outcome group."),
-    _ind("outputs", "O16", "Unallocated cases", ("unallocated_cases", "unallocated_max_working_days"),
+    _ind("outputs", "O16", "Unallocated cases", ("unallocated_cases", "unallocated_max_workdays"),
          "Open cases with no allocated worker, by case type (reference 0).", 0.0),
     _ind("outputs", "O17", "Vacancy rate", ("workforce_fte",),
          "Vacant FTE / (vacant FTE + in-post FTE), latest snapshot per team.", 0.142),
@@ -464,7 +464,7 @@ INDICATORS: tuple[Indicator, ...] = (
     _ind("outputs", "O19", "Caseload per case-holding FTE", ("open_cases", "workforce_fte"),
          "Open cases / case-holding FTE, by team (England 2025: 15.2).", 15.2),
     _ind("processes", "LIVE", "Live statutory clocks",
-         ("clocks_open", "clocks_overdue", "clocks_due_soon", "clocks_max_overdue_working_days"),
+         ("clocks_open", "clocks_overdue", "clocks_due_soon", "clocks_max_overdue_workdays"),
          "Open timeliness clocks per process: open, past due, due within 2 working days, most overdue."),
 )
 
@@ -481,5 +481,5 @@ FLOW_METRICS = frozenset({P + m for m in (
 STOCK_METRICS = frozenset({P + m for m in (
     "cin_open", "cp_plans_open", "cp_plans_open_2y_plus", "lac_open", "lac_3plus_placements_12m",
     "lac_3plus_placements_24m", "care_leavers", "care_leavers_eet", "care_leavers_suitable_accommodation",
-    "unallocated_cases", "unallocated_max_working_days", "open_cases", "workforce_fte", "clocks_open",
-    "clocks_overdue", "clocks_due_soon", "clocks_max_overdue_working_days")})
+    "unallocated_cases", "unallocated_max_workdays", "open_cases", "workforce_fte", "clocks_open",
+    "clocks_overdue", "clocks_due_soon", "clocks_max_overdue_workdays")})

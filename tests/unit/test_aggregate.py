@@ -62,7 +62,7 @@ def test_apply_replaces_and_zero_series_stay():
 
 
 def test_max_metrics_take_the_maximum_and_fall_back_to_zero():
-    metric = "casewatch_unallocated_max_working_days"
+    metric = "casewatch_unallocated_max_workdays"
     key = (metric, LAB + (("case_type", "cp"),))
     a, b = Contribution(stocks={key: 5.0}), Contribution(stocks={key: 3.0})
     agg = Aggregate(CAL, date(2026, 3, 31))
@@ -78,7 +78,7 @@ def test_max_metrics_take_the_maximum_and_fall_back_to_zero():
 def test_merge_and_combine_samples():
     as_of = date(2026, 3, 31)
     stock = ("casewatch_cin_open", LAB)
-    mx = ("casewatch_clocks_max_overdue_working_days", tuple(sorted(LAB + (("process", "icpc"),))))
+    mx = ("casewatch_clocks_max_overdue_workdays", tuple(sorted(LAB + (("process", "icpc"),))))
     p1, p2 = Aggregate(CAL, as_of), Aggregate(CAL, as_of)
     p1.apply(None, Contribution(flows={(M, LAB, date(2026, 3, 30)): 1.0}, stocks={stock: 1.0, mx: 4.0}))
     p2.apply(None, Contribution(flows={(M, LAB, date(2025, 12, 1)): 1.0}, stocks={stock: 1.0, mx: 2.0}))

@@ -26,7 +26,7 @@ ICPC = (("process", "icpc"),)
 
 def test_icpc_clock_not_yet_due_soon():
     c = contribution(ChildHistory(S47), date(2026, 3, 26), CAL)  # 26, 27, 30 Mar: 3 wd before due
-    assert stocks(c) == {("casewatch_clocks_open", ICPC): 1.0, ("casewatch_clocks_max_overdue_working_days", ICPC): 0.0}
+    assert stocks(c) == {("casewatch_clocks_open", ICPC): 1.0, ("casewatch_clocks_max_overdue_workdays", ICPC): 0.0}
     assert c.stable_until == date(2026, 3, 27)
 
 
@@ -41,7 +41,7 @@ def test_icpc_clock_overdue_by_two_working_days():
     c = contribution(ChildHistory(S47), date(2026, 4, 2), CAL)
     s = stocks(c)
     assert s[("casewatch_clocks_overdue", ICPC)] == 1.0
-    assert s[("casewatch_clocks_max_overdue_working_days", ICPC)] == 2.0  # 31 Mar, 1 Apr
+    assert s[("casewatch_clocks_max_overdue_workdays", ICPC)] == 2.0  # 31 Mar, 1 Apr
     assert ("casewatch_clocks_due_soon", ICPC) not in s
     assert c.stable_until == date(2026, 4, 3)
 

@@ -1,0 +1,337 @@
+"""The casewatch Grafana boards, as code.
+
+* Workload pressure — the fortnightly meeting board.
+* Activity and performance — Inputs / Processes / Outputs, as in the Stockton cabinet template,
+  each ratio against its national reference value; and its *published* variant with small-number
+  suppression (counts 1–5 shown as "<6", percentages with a numerator or denominator under 6 hidden).
+* Timeliness and overdue work — per statutory process: open clocks, overdue, due within 2 wd.
+* Pipeline health — events/s, consumer lag, dead letters, age of newest event, workers up.
+"""
+from __future__ import annotations
+
+from dashboards.builder import AMBER, BLUE, GREEN, RED, Board, Panel, Target, Variable, row
+from dashboards.measures import RATIO_BY_NAME, RATIOS, SUPPRESS_BELOW, Ratio
+from dashboards.thresholds import load_thresholds
+
+UID_WORKLOAD = "casewatch-workload"
+UID_ACTIVITY = "casewatch-activity"
+UID_PUBLISHED = "casewatch-activity-published"
+UID_TIMELINESS = "casewatch-timeliness"
+UID_PIPELINE = "casewatch-pipeline"
+
+SEL = 'la=~"$la", team=~"$team"'
+LA = 'la=~"$la"'
+WIN = 'window="$window"'
+
+VAR_LA = Variable("la", "Local authority", query="label_values(casewatch_cin_open, la)")
+VAR_TEAM = Variable("team", "Team", query='label_values(casewatch_cin_open{la=~"$la"}, team)')
+VAR_WINDOW = Variable("window", "Window", options=("12m", "28d", "fytd"), default="12m")
+
+# The suppression rule for published counts: 1..5 shown as "<6"; 0 stays 0 (DfE practice).
+SUPPRESSED_COUNT = [{"type": "range",
+                     "options": {"from": 1, "to": SUPPRESS_BELOW - 1, "result": {"text": f"<{SUPPRESS_BELOW}"}}}]
+
+PROCESS_TITLES = {
+    "referral_decision": "Referral decision (1 working day)",
+    "assessment": "Assessment (45 working days from referral)",
+    "icpc": "ICPC (15 working days from the strategy discussion)",
+    "cp_review": "CP review (3 months, then 6-monthly)",
+    "lac_review_first": "First LAC review (20 working days)",
+    "lac_review": "Later LAC reviews (3 months, then 6-monthly)",
+    "statutory_visit": "LAC statutory visits",
+}
+
+
+def _percent(value: float) -> str:
+    return f"{value * 100:.1f}%".replace(".0%", "%")
+
+
+def _reference_text(r: Ratio) -> str:
+    if r.reference is None:
+        return "No national reference value is published."
+    shown = _percent(r.reference) if r.unit == "percentunit" else f"{r.reference:g}"
+    return f"England 2025: {shown} (domain.md §2)."
+
+
+def rag_steps(r: Ratio, thresholds: dict[str, float]) -> list[tuple[float | None, str]] | None:
+    """Red/amber/green bands from the thresholds file (None when the measure has none)."""
+    warn, page = thresholds.get(f"{r.name}_warn"), thresholds.get(f"{r.name}_page")
+    if warn is None and page is None:
+        return None
+    if r.higher_is_better:
+        steps: list[tuple[float | None, str]] = [(None, RED if page is not None else AMBER)]
+        if page is not None:
+            steps.append((page, AMBER))
+        if warn is not None:
+            steps.append((warn, GREEN))
+        return steps
+    steps = [(None, GREEN)]
+    if warn is not None:
+        steps.append((warn, AMBER))
+    if page is not None:
+        steps.append((page, RED))
+    return steps
+
+
+def _selector(r: Ratio, la_only: bool, window: str | None = WIN) -> str:
+    parts = [LA if la_only else SEL]
+    if "window" in r.numerator_by and window:
+        parts.append(window)
+    return "{" + ", ".join(parts) + "}"
+
+
+def _extra_legend(r: Ratio) -> str:
+    return "".join(f" {{{{{label}}}}}" for label in r.extra if label != "window")
+
+
+def _reference_target(r: Ratio) -> list[Target]:
+    if r.reference is None:
+        return []
+    return [Target(f"vector({r.reference:g})", legend="England 2025")]
+
+
+def ratio_trend(r: Ratio, thresholds: dict[str, float], published: bool = False) -> Panel:
+    targets: list[Target] = []
+    if published:
+        targets.append(Target(f"{r.record('ratio_la_published')}{_selector(r, True)}",
+                              legend="{{la}}" + _extra_legend(r)))
+    else:
+        targets.append(Target(f"{r.record('ratio')}{_selector(r, False)}",
+                              legend="{{team}}" + _extra_legend(r)))
+        targets.append(Target(f"{r.record('ratio_la')}{_selector(r, True)}",
+                              legend="{{la}} whole authority" + _extra_legend(r)))
+    targets += _reference_target(r)
+    steps = rag_steps(r, thresholds)
+    description = f"{r.indicator}: {r.title}. {_reference_text(r)}"
+    if published:
+        description += (f" Published view: hidden where the numerator or the denominator is under"
+                        f" {SUPPRESS_BELOW}.")
+    return Panel(f"{r.indicator} {r.title}", "timeseries", targets, width=8, height=7, unit=r.unit,
+                 description=description, steps=steps, threshold_lines=steps is not None,
+                 dashed_legends=("England 2025",) if r.reference is not None else (),
+                 max_value=1 if r.unit == "percentunit" else None)
+
+
+def ratio_stat(r: Ratio, thresholds: dict[str, float], window: str | None) -> Panel:
+    """The ratio for the selected teams, summed from the recorded numerator and denominator."""
+    sel = _selector(r, False, window=f'window="{window}"' if window else None)
+    den_sel = sel if "window" in r.by else "{" + SEL + "}"
+    expr = (f"sum({r.record('numerator')}{sel}) / (sum({r.record('denominator')}{den_sel}) > 0)")
+    title = f"{r.indicator} {r.title}" + (f" ({window})" if window else "")
+    return Panel(title, "stat", [Target(expr, legend=r.indicator, instant=True)], width=4, height=5,
+                 unit=r.unit, decimals=1 if r.unit == "percentunit" else 1,
+                 description=f"{r.title}. {_reference_text(r)}",
+                 steps=rag_steps(r, thresholds) or [(None, BLUE)])
+
+
+# ---------------------------------------------------------------------------------------------
+# Counts for the activity boards: (row, indicator, title, expression by grouping, kind)
+# ---------------------------------------------------------------------------------------------
+COUNTS = [
+    ("Inputs", "I1", "Contacts", "casewatch_contacts", (), True, True),
+    ("Inputs", "I3", "Referrals", "casewatch_referrals", (), True, True),
+    ("Inputs", "I4", "Referrals by source", "casewatch_referrals", ("source_group",), True, True),
+    ("Inputs", "I8", "Completed assessments by factor", "casewatch_assessment_factors", ("factor_family",), True, False),
+    ("Inputs", "I9", "Early help (CAF/EHA) started by lead agency", "casewatch_early_help_started", ("source_group",), True, True),
+    ("Processes", "P1", "Assessments completed", "casewatch_assessments_completed", (), True, True),
+    ("Processes", "P5", "S47 enquiries started", "casewatch_s47_started", (), True, True),
+    ("Processes", "P7", "ICPCs held", "casewatch_icpcs", (), True, True),
+    ("Processes", "P14", "Care applications issued", "casewatch_care_applications", (), True, True),
+    ("Processes", "P16", "Workforce FTE", "casewatch_workforce_fte", ("measure",), False, True),
+    ("Outputs", "O1", "Children in need (open episodes)", "casewatch_cin_open", (), False, True),
+    ("Outputs", "O2", "CP plans open by category", "casewatch_cp_plans_open", ("category",), False, True),
+    ("Outputs", "O3", "CP plans started", "casewatch_cp_plans_started", (), True, True),
+    ("Outputs", "O3", "CP plans ended", "casewatch_cp_plans_ended", (), True, True),
+    ("Outputs", "O4", "Looked-after children", "casewatch_lac_open", (), False, True),
+    ("Outputs", "O5", "LAC periods started", "casewatch_lac_started", (), True, True),
+    ("Outputs", "O5", "LAC periods ended", "casewatch_lac_ceased", (), True, True),
+    ("Outputs", "O15", "LAC ceased by outcome", "casewatch_lac_ceased_by_outcome", ("outcome_group",), True, True),
+    ("Outputs", "O16", "Unallocated cases by case type", "casewatch_unallocated_cases", ("case_type",), False, True),
+]
+
+
+def count_panel(indicator: str, title: str, metric: str, split: tuple[str, ...], windowed: bool,
+                has_team: bool, published: bool) -> Panel:
+    parts = [LA if (published or not has_team) else SEL]
+    if windowed:
+        parts.append(WIN)
+    selector = "{" + ", ".join(parts) + "}"
+    by = ", ".join(split)
+    expr = f"sum by ({by}) ({metric}{selector})" if split else f"sum({metric}{selector})"
+    legend = "{{" + split[0] + "}}" if split else indicator
+    description = f"{indicator}: {title}."
+    if published:
+        description += f" Published view: counts from 1 to {SUPPRESS_BELOW - 1} are shown as <{SUPPRESS_BELOW}."
+    kind = "bargauge" if split else "stat"
+    return Panel(f"{indicator} {title}", kind, [Target(expr, legend=legend, instant=True)],
+                 width=8 if split else 4, height=7 if split else 5, unit="none",
+                 decimals=1 if metric == "casewatch_workforce_fte" else 0, description=description,
+                 mappings=SUPPRESSED_COUNT if published else [])
+
+
+def activity_board(published: bool = False) -> Board:
+    thresholds = load_thresholds()
+    panels: list[Panel] = []
+    for section in ("Inputs", "Processes", "Outputs"):
+        panels.append(row(section))
+        for r_section, indicator, title, metric, split, windowed, has_team in COUNTS:
+            if r_section == section:
+                panels.append(count_panel(indicator, title, metric, split, windowed, has_team, published))
+        for r in RATIOS:
+            if r.row == section:
+                panels.append(ratio_trend(r, thresholds, published))
+    if published:
+        return Board(UID_PUBLISHED, "Activity and performance (published)",
+                     "Inputs, processes and outputs for the whole authority with small-number "
+                     f"suppression: counts 1-{SUPPRESS_BELOW - 1} show as <{SUPPRESS_BELOW}, "
+                     f"percentages with a numerator or denominator under {SUPPRESS_BELOW} are hidden. "
+                     "Use this view for anything shared beyond case-holding managers.",
+                     panels, [VAR_LA, VAR_WINDOW], tags=("casewatch", "published"),
+                     folder="casewatch published")
+    return Board(UID_ACTIVITY, "Activity and performance",
+                 "Inputs (demand), processes (timeliness) and outputs (caseload profile and "
+                 "outcomes), each ratio against its national reference value.",
+                 panels, [VAR_LA, VAR_TEAM, VAR_WINDOW])
+
+
+def workload_board() -> Board:
+    t = load_thresholds()
+    r = RATIO_BY_NAME
+    panels: list[Panel] = [row("Demand")]
+    for metric, title in (("casewatch_referrals", "Referrals"), ("casewatch_contacts", "Contacts")):
+        current = f'sum({metric}{{{SEL}, window="28d"}})'
+        panels.append(Panel(
+            f"{title} in the last 28 days against the same period last year", "timeseries",
+            [Target(current, legend="this year"),
+             Target(f'sum({metric}{{{SEL}, window="28d"}} offset 52w)', legend="same period last year")],
+            width=12, height=8, unit="none",
+            description="Rolling 28-day count, and the same count 52 weeks earlier.",
+            dashed_legends=("same period last year",)))
+    panels.append(row("Open cases"))
+    for metric, title in (("casewatch_cin_open", "Children in need"), ("casewatch_cp_plans_open", "CP plans"),
+                          ("casewatch_lac_open", "Looked-after children"), ("casewatch_care_leavers", "Care leavers")):
+        panels.append(Panel(title, "stat", [Target(f"sum({metric}{{{SEL}}})", legend=title, instant=True)],
+                            width=4, height=5, unit="none", decimals=0))
+    panels.append(Panel("Open cases over time", "timeseries", [
+        Target(f"sum({m}{{{SEL}}})", legend=lbl) for m, lbl in (
+            ("casewatch_cin_open", "CIN"), ("casewatch_cp_plans_open", "CP"), ("casewatch_lac_open", "LAC"))
+    ], width=8, height=5, unit="none"))
+    panels.append(row("Caseload and staffing"))
+    caseload = r["caseload"]
+    panels.append(Panel("Caseload per case-holding FTE by team", "bargauge",
+                        [Target(f"{caseload.record('ratio')}{{{SEL}}}", legend="{{team}}", instant=True)],
+                        width=8, height=8, unit="short", decimals=1, steps=rag_steps(caseload, t),
+                        description=f"O19: open cases / case-holding FTE. {_reference_text(caseload)}"))
+    panels.append(Panel("Unallocated cases by case type", "bargauge",
+                        [Target(f"sum by (case_type) (casewatch_unallocated_cases{{{SEL}}})",
+                                legend="{{case_type}}", instant=True)],
+                        width=8, height=8, unit="none", decimals=0, steps=[(None, GREEN), (1, RED)],
+                        description="O16: open cases with no allocated social worker (held by a manager is not allocated)."))
+    panels.append(Panel("Longest unallocated (working days)", "bargauge",
+                        [Target(f"max by (case_type) (casewatch_unallocated_max_workdays{{{SEL}}})",
+                                legend="{{case_type}}", instant=True)],
+                        width=8, height=8, unit="none", decimals=0, steps=[(None, GREEN), (1, RED)]))
+    panels.append(ratio_stat(r["vacancy_rate"], t, None))
+    panels.append(ratio_stat(r["agency_rate"], t, None))
+    panels.append(Panel("Vacant and agency FTE", "bargauge",
+                        [Target(f'sum by (measure) (casewatch_workforce_fte{{{SEL}, measure=~"vacancy|agency|inpost"}})',
+                                legend="{{measure}}", instant=True)],
+                        width=8, height=5, unit="none", decimals=1))
+    panels.append(ratio_stat(r["turnover"], t, "12m"))
+    panels.append(row("Timeliness"))
+    for name, window in (("assessment_timeliness", "28d"), ("icpc_timeliness", "28d"),
+                         ("referral_decision_timeliness", "28d"), ("cp_review_timeliness", "12m"),
+                         ("lac_review_timeliness", "12m"), ("statutory_visit_timeliness", "28d")):
+        panels.append(ratio_stat(r[name], t, window))
+    panels.append(Panel("Overdue statutory work", "bargauge",
+                        [Target(f"sum by (process) (casewatch_clocks_overdue{{{SEL}}})", legend="{{process}}",
+                                instant=True)],
+                        width=12, height=7, unit="none", decimals=0, steps=[(None, GREEN), (1, RED)]))
+    return Board(UID_WORKLOAD, "Workload pressure",
+                 "The fortnightly workload meeting: demand against last year, open cases, caseload, "
+                 "unallocated work, staffing and timeliness (red/amber/green from the alert thresholds).",
+                 panels, [VAR_LA, VAR_TEAM], time_from="now-1y")
+
+
+def timeliness_board() -> Board:
+    panels: list[Panel] = [row("Overdue now")]
+    panels.append(Panel("Overdue by process", "bargauge",
+                        [Target(f"sum by (process) (casewatch_clocks_overdue{{{SEL}}})", legend="{{process}}",
+                                instant=True)], width=12, height=7, unit="none", decimals=0,
+                        steps=[(None, GREEN), (1, RED)]))
+    panels.append(Panel("Due within 2 working days by process", "bargauge",
+                        [Target(f"sum by (process) (casewatch_clocks_due_soon{{{SEL}}})", legend="{{process}}",
+                                instant=True)], width=12, height=7, unit="none", decimals=0,
+                        steps=[(None, GREEN), (1, AMBER)]))
+    for process, title in PROCESS_TITLES.items():
+        psel = f'{SEL}, process="{process}"'
+        panels.append(row(title))
+        panels.append(Panel("Open by team", "bargauge",
+                            [Target(f"sum by (team) (casewatch_clocks_open{{{psel}}})", legend="{{team}}",
+                                    instant=True)], width=6, height=6, unit="none", decimals=0))
+        panels.append(Panel("Overdue by team", "bargauge",
+                            [Target(f"sum by (team) (casewatch_clocks_overdue{{{psel}}})", legend="{{team}}",
+                                    instant=True)], width=6, height=6, unit="none", decimals=0,
+                            steps=[(None, GREEN), (1, RED)]))
+        panels.append(Panel("Due within 2 working days by team", "bargauge",
+                            [Target(f"sum by (team) (casewatch_clocks_due_soon{{{psel}}})", legend="{{team}}",
+                                    instant=True)], width=6, height=6, unit="none", decimals=0,
+                            steps=[(None, GREEN), (1, AMBER)]))
+        panels.append(Panel("Most overdue (working days past due)", "stat",
+                            [Target(f"max(casewatch_clocks_max_overdue_workdays{{{psel}}})",
+                                    legend="working days", instant=True)], width=6, height=6, unit="none",
+                            decimals=0, steps=[(None, GREEN), (1, RED)]))
+    return Board(UID_TIMELINESS, "Timeliness and overdue work",
+                 "Open statutory clocks per process and team: overdue now and due within the next 2 "
+                 "working days (England working days).", panels, [VAR_LA, VAR_TEAM], time_from="now-7d")
+
+
+def pipeline_board() -> Board:
+    panels = [
+        row("Flow"),
+        Panel("Events applied per second by type", "timeseries",
+              [Target(f"sum by (event_type) (rate(casewatch_events_processed_total{{{LA}}}[5m]))",
+                      legend="{{event_type}}")], width=12, height=8, unit="ops"),
+        Panel("Consumer lag by partition", "timeseries",
+              [Target("sum by (partition) (casewatch_consumer_lag_messages)", legend="partition {{partition}}")],
+              width=12, height=8, unit="none"),
+        Panel("Dead-lettered events (15 min)", "timeseries",
+              [Target("sum by (stage, reason) (increase(casewatch_events_dead_lettered_total[15m]))",
+                      legend="{{stage}} {{reason}}")], width=8, height=7, unit="none"),
+        Panel("Ingest events by outcome (15 min)", "timeseries",
+              [Target("sum by (outcome) (increase(casewatch_ingest_events_total[15m]))", legend="{{outcome}}")],
+              width=8, height=7, unit="none"),
+        Panel("Duplicate events ignored (15 min)", "timeseries",
+              [Target("sum(increase(casewatch_events_duplicate_total[15m]))", legend="duplicates")],
+              width=8, height=7, unit="none"),
+        row("Health"),
+        Panel("Age of the newest event", "stat",
+              [Target("time() - max(casewatch_newest_event_timestamp_seconds)", legend="age", instant=True)],
+              width=6, height=5, unit="s", decimals=0,
+              steps=[(None, GREEN), (3600, AMBER), (7200, RED)]),
+        Panel("Engine workers up", "stat",
+              [Target('sum(up{job="casewatch-engine"})', legend="up", instant=True)],
+              width=6, height=5, unit="none", decimals=0, steps=[(None, RED), (1, GREEN)]),
+        Panel("Assigned partitions", "stat",
+              [Target("sum(casewatch_assigned_partitions)", legend="partitions", instant=True)],
+              width=6, height=5, unit="none", decimals=0),
+        Panel("Children tracked", "stat",
+              [Target("sum(casewatch_children_tracked)", legend="children", instant=True)],
+              width=6, height=5, unit="none", decimals=0),
+        Panel("Bank-holiday calendar covers until", "stat",
+              [Target("min(casewatch_calendar_covered_until_year)", legend="year", instant=True)],
+              width=6, height=5, unit="none", decimals=0),
+        Panel("Alert mails sent and failed (1 h)", "timeseries",
+              [Target("sum by (outcome) (increase(casewatch_notifier_mails_total[1h]))", legend="{{outcome}}")],
+              width=12, height=5, unit="none"),
+    ]
+    return Board(UID_PIPELINE, "Pipeline health",
+                 "Is the casewatch pipeline keeping up: events applied, consumer lag, dead letters, "
+                 "freshness, workers.", panels, [Variable("la", "Local authority",
+                                                          query="label_values(casewatch_events_processed_total, la)")],
+                 time_from="now-6h", refresh="30s")
+
+
+def all_boards() -> list[Board]:
+    return [workload_board(), activity_board(), activity_board(published=True), timeliness_board(),
+            pipeline_board()]

@@ -1,0 +1,1 @@
+"""The on-call notifier: Alertmanager webhooks in, one mail per alert group to the on-call manager out."""

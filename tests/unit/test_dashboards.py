@@ -1,0 +1,194 @@
+"""The Grafana boards as code: committed JSON up to date, schema basics, suppression on the
+published board, RAG bands from the thresholds file, provisioning, and `grafana push` request shape."""
+from __future__ import annotations
+
+import json
+import re
+import threading
+from http.server import BaseHTTPRequestHandler, HTTPServer
+from pathlib import Path
+
+import pytest
+import yaml
+
+from dashboards import panel_queries
+from dashboards.boards import rag_steps
+from dashboards.build import GENERATED_DIR, stale_files
+from dashboards.measures import RATIO_BY_NAME
+from dashboards.thresholds import load_thresholds
+
+ROOT = Path(__file__).resolve().parents[2]
+UIDS = {"casewatch-workload", "casewatch-activity", "casewatch-activity-published", "casewatch-timeliness",
+        "casewatch-pipeline"}
+
+
+def _boards() -> dict[str, dict]:
+    return {p.stem: json.loads(p.read_text()) for p in GENERATED_DIR.glob("*.json")}
+
+
+def _targets(board: dict):
+    for panel in board["panels"]:
+        for target in panel.get("targets", []):
+            yield panel, target
+
+
+def test_committed_generated_files_are_up_to_date():
+    assert stale_files() == [], "run `casewatch dashboards build`"
+
+
+def test_the_five_boards_have_stable_uids():
+    boards = _boards()
+    assert set(boards) == UIDS
+    assert all(b["uid"] == uid for uid, b in boards.items())
+
+
+@pytest.mark.parametrize("uid", sorted(UIDS))
+def test_schema_basics(uid):
+    board = _boards()[uid]
+    ids = [p["id"] for p in board["panels"]]
+    assert len(ids) == len(set(ids))
+    occupied = set()
+    for panel in board["panels"]:
+        g = panel["gridPos"]
+        assert set(g) == {"h", "w", "x", "y"} and g["w"] > 0 and g["h"] > 0 and g["x"] + g["w"] <= 24
+        cells = {(x, y) for x in range(g["x"], g["x"] + g["w"]) for y in range(g["y"], g["y"] + g["h"])}
+        assert not cells & occupied, f"{panel['title']} overlaps another panel"
+        occupied |= cells
+        if panel["type"] != "row":
+            assert panel["datasource"] == {"type": "prometheus", "uid": "prometheus"}
+            assert panel["targets"], panel["title"]
+            refs = [t["refId"] for t in panel["targets"]]
+            assert len(refs) == len(set(refs))
+    for _, target in _targets(board):
+        assert target["expr"].strip() and target["refId"]
+        assert target["datasource"]["uid"] == "prometheus"
+    defined = {v["name"] for v in board["templating"]["list"]}
+    used = {m for _, t in _targets(board) for m in re.findall(r"\$(\w+)", t["expr"])}
+    used |= {m for v in board["templating"]["list"] for m in re.findall(r"\$(\w+)", v.get("definition", ""))}
+    assert used <= defined, used - defined
+    for var in board["templating"]["list"]:
+        if var["type"] == "query":
+            assert var["query"]["query"].startswith("label_values(") and var["datasource"]["uid"] == "prometheus"
+
+
+def test_la_and_team_variables_on_the_operational_boards():
+    for uid in ("casewatch-workload", "casewatch-activity", "casewatch-timeliness"):
+        names = [v["name"] for v in _boards()[uid]["templating"]["list"]]
+        assert names[:2] == ["la", "team"]
+
+
+def test_published_board_shows_only_suppressed_authority_figures():
+    board = _boards()["casewatch-activity-published"]
+    assert "team" not in {v["name"] for v in board["templating"]["list"]}
+    for panel, target in _targets(board):
+        expr = target["expr"]
+        assert "team=~" not in expr
+        if expr.startswith("casewatch:"):
+            assert re.match(r"casewatch:\w+:ratio_la_published\{", expr), expr
+        elif not expr.startswith("vector("):
+            mapping = panel["fieldConfig"]["defaults"]["mappings"]
+            assert mapping == [{"type": "range", "options": {"from": 1, "to": 5, "result": {"text": "<6"}}}]
+
+
+def test_activity_board_has_inputs_processes_outputs_rows_and_national_reference_lines():
+    board = _boards()["casewatch-activity"]
+    rows = [p["title"] for p in board["panels"] if p["type"] == "row"]
+    assert rows == ["Inputs", "Processes", "Outputs"]
+    p2 = [p for p in board["panels"] if p["title"].startswith("P2 ")][0]
+    exprs = [t["expr"] for t in p2["targets"]]
+    assert "vector(0.857)" in exprs
+    assert 'casewatch:assessment_timeliness:ratio{la=~"$la", team=~"$team", window="$window"}' in exprs
+
+
+def test_rag_bands_come_from_the_thresholds_file():
+    t = load_thresholds()
+    assert rag_steps(RATIO_BY_NAME["assessment_timeliness"], t) == [(None, "red"), (0.75, "#EAB839"), (0.85, "green")]
+    assert rag_steps(RATIO_BY_NAME["caseload"], t) == [(None, "green"), (18, "#EAB839"), (22, "red")]
+    assert rag_steps(RATIO_BY_NAME["cp_review_timeliness"], t) == [(None, "#EAB839"), (0.95, "green")]
+    assert rag_steps(RATIO_BY_NAME["s47_to_icpc"], t) is None
+
+
+def test_workload_board_compares_demand_with_the_same_period_last_year():
+    exprs = [t["expr"] for _, t in _targets(_boards()["casewatch-workload"])]
+    assert 'sum(casewatch_referrals{la=~"$la", team=~"$team", window="28d"} offset 52w)' in exprs
+
+
+def test_every_recorded_series_a_board_uses_is_recorded():
+    rules = yaml.safe_load((ROOT / "prometheus" / "rules" / "casewatch_ratios.yml").read_text())
+    records = {r["record"] for g in rules["groups"] for r in g["rules"]}
+    for board in _boards().values():
+        for _, target in _targets(board):
+            for name in re.findall(r"casewatch:[a-z0-9_]+:[a-z_]+", target["expr"]):
+                assert name in records, name
+
+
+def test_panel_queries_substitute_every_variable():
+    queries = panel_queries()
+    assert {uid for uid, _, _ in queries} == UIDS
+    assert all("$" not in expr for _, _, expr in queries)
+    assert ("casewatch-timeliness", "Overdue by process",
+            'sum by (process) (casewatch_clocks_overdue{la=~".*", team=~".*"})') in queries
+
+
+def test_provisioning_files():
+    ds = yaml.safe_load((ROOT / "dashboards/provisioning/datasources/prometheus.yml").read_text())
+    (source,) = ds["datasources"]
+    assert source["uid"] == "prometheus" and source["url"] == "http://prometheus:9090"
+    prov = yaml.safe_load((ROOT / "dashboards/provisioning/dashboards/casewatch.yml").read_text())
+    assert prov["providers"][0]["options"]["path"] == "/var/lib/grafana/dashboards"
+
+
+def test_cli_check_passes_on_the_committed_files():
+    from casewatch.cli import main
+    assert main(["dashboards", "check"]) == 0
+
+
+class _FakeGrafana(BaseHTTPRequestHandler):
+    requests: list[tuple[str, str, dict | None, str | None]] = []
+
+    def _record(self, body):
+        self.requests.append((self.command, self.path, body, self.headers.get("Authorization")))
+
+    def _reply(self, status, body):
+        data = json.dumps(body).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def do_GET(self):  # noqa: N802
+        self._record(None)
+        self._reply(404, {"message": "folder not found"})
+
+    def do_POST(self):  # noqa: N802
+        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        self._record(body)
+        self._reply(200, {"status": "success", "uid": body.get("uid") or body.get("dashboard", {}).get("uid")})
+
+    def log_message(self, *args):
+        pass
+
+
+def test_grafana_push_creates_folders_and_overwrites_each_board():
+    # No Grafana can run here: a fake server checks the shape of the requests only.
+    _FakeGrafana.requests = []
+    server = HTTPServer(("127.0.0.1", 0), _FakeGrafana)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        from casewatch.cli import main
+        assert main(["grafana", "push", "--url", f"http://127.0.0.1:{server.server_port}",
+                     "--token", "test-token"]) == 0
+    finally:
+        server.shutdown()
+    reqs = _FakeGrafana.requests
+    assert all(auth == "Bearer test-token" for _, _, _, auth in reqs)
+    folders = [b for m, p, b, _ in reqs if m == "POST" and p == "/api/folders"]
+    assert sorted(f["uid"] for f in folders) == ["casewatch", "casewatch-published"]
+    boards = [b for m, p, b, _ in reqs if m == "POST" and p == "/api/dashboards/db"]
+    assert {b["dashboard"]["uid"] for b in boards} == UIDS
+    assert all(b["overwrite"] is True for b in boards)
+    by_uid = {b["dashboard"]["uid"]: b["folderUid"] for b in boards}
+    assert by_uid["casewatch-activity-published"] == "casewatch-published"
+    assert by_uid["casewatch-workload"] == "casewatch"
