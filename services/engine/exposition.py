@@ -14,25 +14,60 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from casewatch.config import Settings
+from casewatch.domain.indicators import MAX_METRICS
+from schemas import code_lists
+from schemas.events import EVENT_TYPES
 
 DEAD_LETTER_REASONS = {"undecodable", "missing_envelope_field", "missing_key", "unprocessable",
                        "icpc_before_s47", "review_before_plan"}
 
 
+OTHER = "other"
+
+
+def bounded_label_values(settings: Settings) -> dict[str, frozenset[str]]:
+    """The allowed values of the labels whose values come straight from event fields. An event
+    written to the topic without passing the ingest edge may carry anything there; such a value
+    is published as ``other``, never as itself (labels only from bounded code lists)."""
+    def every_year(list_name: str) -> frozenset[str]:
+        return frozenset(c for year in code_lists.collection_years()
+                         for c in code_lists.codes(list_name, year))
+    return {
+        "la": frozenset(settings.la_code_list),
+        "team": frozenset(settings.team_list),
+        "category": every_year("abuse_category"),
+        "end_route": every_year("cp_end_route"),
+        "case_type": every_year("case_type"),
+        "age_band": every_year("care_leaver_age_band") | {"unknown"},
+    }
+
+
 class FiguresCollector:
     """Turns the engine's figures into gauge families, one per metric name."""
 
-    def __init__(self, figures):
+    def __init__(self, figures, allowed: dict[str, frozenset[str]] | None = None):
         self.figures = figures
+        self.allowed = allowed or {}
+
+    def _bounded(self, labels) -> tuple[tuple[str, str], ...]:
+        allowed = self.allowed
+        return tuple((name, value if name not in allowed or value in allowed[name] else OTHER)
+                     for name, value in (labels.items() if isinstance(labels, dict) else labels))
 
     def collect(self):
-        rows: dict[str, list] = {}
+        rows: dict[str, dict[tuple, float]] = {}
         for metric, labels, value in self.figures.samples():
-            rows.setdefault(metric, []).append((dict(labels), value))
+            series = rows.setdefault(metric, {})
+            key = self._bounded(labels)
+            if key in series:  # values folded into "other" meet: sums, or the maximum
+                series[key] = max(series[key], value) if metric in MAX_METRICS else series[key] + value
+            else:
+                series[key] = value
         for metric in sorted(rows):
-            names = sorted({name for labels, _ in rows[metric] for name in labels})
+            names = sorted({name for labels in rows[metric] for name, _ in labels})
             family = GaugeMetricFamily(metric, _help(metric), labels=names)
-            for labels, value in rows[metric]:
+            for labels, value in rows[metric].items():
+                labels = dict(labels)
                 family.add_metric([labels.get(n, "") for n in names], value)
             yield family
 
@@ -45,7 +80,7 @@ class EngineMetrics:
     def __init__(self, figures, settings: Settings):
         self.figures = figures
         self.registry = CollectorRegistry()
-        self.registry.register(FiguresCollector(figures))
+        self.registry.register(FiguresCollector(figures, bounded_label_values(settings)))
         r = self.registry
         self.processed = Counter("casewatch_events_processed", "Distinct events applied",
                                  ["la", "event_type"], registry=r)
@@ -69,7 +104,8 @@ class EngineMetrics:
     def applied(self, event: dict) -> None:
         la = event.get("la_code")
         la = la if la in self.la_codes else "other"
-        self.processed.labels(la, str(event.get("event_type"))[:40]).inc()
+        event_type = event.get("event_type")
+        self.processed.labels(la, event_type if event_type in EVENT_TYPES else OTHER).inc()
         self.newest.set(time.time())
 
     def duplicate(self) -> None:

@@ -31,10 +31,14 @@ class PartitionFigures:
     keys: dict[str, KeyState] = field(default_factory=dict)
 
 
-class Outcome:
-    APPLIED = "applied"
-    DUPLICATE = "duplicate"
-    REJECTED = "rejected"
+@dataclass
+class Applied:
+    """What applying a message did: the events newly applied, how many were repeats, the key's
+    events to store (None when nothing changed) and the cross-event rule breaks among the new."""
+    events: list[dict]
+    duplicates: int
+    to_store: list[dict] | None
+    rejections: list[tuple[str, str]]
 
 
 class PartitionedFigures:
@@ -54,10 +58,11 @@ class PartitionedFigures:
             figures = self.partitions[p] = PartitionFigures(Aggregate(self.calendar, self.as_of))
         return figures
 
-    def apply(self, p: int, key: str, event: dict, stored: list[dict] | None) -> tuple[str, list[dict] | None,
-                                                                                   list[tuple[str, str]]]:
-        """Apply one event for ``key``. ``stored`` is the key's events from the durable table (or
-        None). Returns (outcome, events to store or None when unchanged, rejections)."""
+    def apply(self, p: int, key: str, events: list[dict], stored: list[dict] | None) -> "Applied":
+        """Apply one or more events of ``key`` (a Kafka message may carry a batch of one child's
+        events). ``stored`` is the key's events from the durable table, read only the first time
+        the key is seen since the partition was built. The key's contribution is recomputed once
+        for the whole batch."""
         figures = self.partition(p)
         state = figures.keys.get(key)
         if state is None:
@@ -66,20 +71,27 @@ class PartitionedFigures:
                 state.contribution = self._contribution(state.events)[0]
                 figures.aggregate.apply(None, state.contribution)
             figures.keys[key] = state
-        event_id = event.get("event_id")
-        if any(e.get("event_id") == event_id for e in state.events):
-            return Outcome.DUPLICATE, None, []
-        candidate = [*state.events, compact(event)]
+        known = {e.get("event_id") for e in state.events}
+        new: list[dict] = []
+        duplicates = 0
+        for event in events:
+            event_id = event.get("event_id")
+            if event_id in known:
+                duplicates += 1
+                continue
+            known.add(event_id)
+            new.append(event)
+        if not new:
+            return Applied([], duplicates, None, [])
+        candidate = [*state.events, *(compact(e) for e in new)]
         new_contribution, rejections = self._contribution(candidate)
-        if any(eid == event_id for eid, _ in rejections):
-            # The event breaks a cross-event rule (e.g. an ICPC before its S47): it is kept in
-            # the history so a later correction can fix it, but it counts nowhere.
-            pass
         figures.aggregate.apply(state.contribution, new_contribution)
         state.events = candidate
         state.contribution = new_contribution
-        outcome = Outcome.REJECTED if any(eid == event_id for eid, _ in rejections) else Outcome.APPLIED
-        return outcome, candidate, [r for r in rejections if r[0] == event_id]
+        new_ids = {e.get("event_id") for e in new}
+        # A rejected event (e.g. an ICPC before its S47) stays in the history so that a later
+        # correction can mend it, but it counts nowhere; it is reported for the dead-letter topic.
+        return Applied(new, duplicates, candidate, [r for r in rejections if r[0] in new_ids])
 
     def _contribution(self, events: list[dict]) -> tuple[Contribution, list[tuple[str, str]]]:
         history = ChildHistory(events)

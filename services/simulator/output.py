@@ -46,6 +46,10 @@ class KafkaSink:
         self._publisher = make_publisher(settings, source_system)
         self.count = 0
 
+    @property
+    def publisher(self):
+        return self._publisher
+
     def send(self, event: dict) -> None:
         self._publisher.send(event)
         self.count += 1

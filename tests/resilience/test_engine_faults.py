@@ -44,7 +44,7 @@ def test_poison_messages_are_dead_lettered_and_processing_continues(local_stack,
     }
     import json
     publish_raw(s, key, b"\xff\xfe\x00\x9f not utf-8 \xc3\x28")        # not UTF-8, not JSON
-    publish_raw(s, key, b"[1, 2, 3]")                                   # JSON, but not an object
+    publish_raw(s, key, b"\"not an event\"")                             # JSON, but not an object (nor a batch)
     publish_raw(s, key, json.dumps(garbage_assessment).encode())        # an object with impossible dates
     publish(s, [referral(1, "2025-03-10")])                             # a valid event, same child
 
