@@ -260,7 +260,8 @@ class CpPlanStarted(EventBase):
     MAIN_DATE_FIELD: ClassVar[str] = "start_date"
     plan_ref: Ref
     start_date: IsoDate
-    initial_category: code("abuse_category")
+    # Optional: the DfE CSC API feed does not carry a category; counted as `not_recorded`.
+    initial_category: code("abuse_category") | None = None
     previous_plans: Count | None = None
 
 
@@ -298,7 +299,8 @@ class LacStarted(EventBase):
     event_type: Literal["lac.started"]
     MAIN_DATE_FIELD: ClassVar[str] = "decom"
     decom: IsoDate
-    legal_status: code("legal_status")
+    # Optional: the DfE CSC API feed does not carry a legal status; counted as `not_recorded`.
+    legal_status: code("legal_status") | None = None
     placement: code("placement")
     rne: code("reason_new_episode", only=("S",)) | None = None
     need: code("primary_need", only=("N1", "N2", "N3", "N4", "N5", "N6", "N7", "N8")) | None = None

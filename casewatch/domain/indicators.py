@@ -315,14 +315,14 @@ def _stocks(st: _State, clocks, as_of: date, cal: WorkingDayCalendar, stocks: di
     for start, category, is_open in st.plans.values():
         if not is_open:
             continue
-        put(P + "cp_plans_open", _labels(la, team, category=category or "MUL"))
+        put(P + "cp_plans_open", _labels(la, team, category=category or "not_recorded"))
         two_years = add_calendar_months(start, 24)
         if as_of >= two_years:
             put(P + "cp_plans_open_2y_plus", lab)
         else:
             candidates.append(two_years)
     if st.is_lac():
-        put(P + "lac_open", _labels(la, team, legal_status_group=G.LEGAL_STATUS_GROUPS.get(st.lac_ls or "", "other")
+        put(P + "lac_open", _labels(la, team, legal_status_group="not_recorded" if st.lac_ls is None else G.LEGAL_STATUS_GROUPS.get(st.lac_ls, "other")
                                      or "other"))
         for months, metric in ((12, P + "lac_3plus_placements_12m"), (24, P + "lac_3plus_placements_24m")):
             lower = months_look_back_start(as_of, months)
