@@ -388,25 +388,32 @@ def wait_http(url: str, proc: subprocess.Popen, timeout: float, what: str) -> No
     raise RuntimeError(f"{what} never answered")
 
 
-async def post_at_rate(url: str, token: str, events: list[dict], rate: float) -> tuple[list[float], list[int]]:
+async def post_at_rate(url: str, token: str, events: list[dict], rate: float,
+                       senders: int = 64) -> tuple[list[float], list[int]]:
+    """Event i is posted at start + i/rate by one of ``senders`` concurrent senders (a bounded
+    number, so a slow server shows as a lower achieved rate rather than an unbounded queue in the
+    client). Returns each event's send time and HTTP status."""
     import httpx
     sent = [0.0] * len(events)
     statuses = [0] * len(events)
-    limits = httpx.Limits(max_connections=256, max_keepalive_connections=256)
+    limits = httpx.Limits(max_connections=senders, max_keepalive_connections=senders)
+    next_index = iter(range(len(events)))
     async with httpx.AsyncClient(limits=limits, timeout=30.0,
                                  headers={"Authorization": f"Bearer {token}"}) as client:
-        async def one(i: int, at: float):
-            delay = at - time.perf_counter()
-            if delay > 0:
-                await asyncio.sleep(delay)
-            sent[i] = time.perf_counter()
-            try:
-                resp = await client.post(url, json=events[i])
-                statuses[i] = resp.status_code
-            except httpx.HTTPError:
-                statuses[i] = -1
         start = time.perf_counter() + 0.2
-        await asyncio.gather(*(one(i, start + i / rate) for i in range(len(events))))
+
+        async def sender():
+            for i in next_index:
+                delay = start + i / rate - time.perf_counter()
+                if delay > 0:
+                    await asyncio.sleep(delay)
+                sent[i] = time.perf_counter()
+                try:
+                    resp = await client.post(url, json=events[i])
+                    statuses[i] = resp.status_code
+                except httpx.HTTPError:
+                    statuses[i] = -1
+        await asyncio.gather(*(sender() for _ in range(min(senders, len(events)))))
     return sent, statuses
 
 
@@ -476,19 +483,22 @@ def measure_latency(bootstrap: str, state: Path, partitions: int, rate: float, s
         except subprocess.TimeoutExpired:
             ingest.kill()
         ingest_log.close()
-    if accepted != n:
-        raise RuntimeError(f"the ingest API accepted {accepted} of {n} events")
+    if accepted < 0.99 * n:
+        raise RuntimeError(f"the ingest API accepted only {accepted} of {n} events")
     seen: list[float] = []
     k = 2  # count 1 is the warm-up event
     for t, count in polls:
-        while k <= count and k <= n + 1:
+        while k <= count and k <= accepted + 1:
             seen.append(t)
             k += 1
-    if len(seen) < n:
-        raise RuntimeError(f"only {len(seen)} of {n} events became visible on /metrics")
-    latencies = sorted(b - a for a, b in zip(sorted(sent), seen))
+    if len(seen) < accepted:
+        raise RuntimeError(f"only {len(seen)} of {accepted} events became visible on /metrics")
+    sent_accepted = sorted(t for t, status in zip(sent, statuses) if status == 202)
+    latencies = sorted(b - a for a, b in zip(sent_accepted, seen))
     q = statistics.quantiles(latencies, n=100, method="inclusive")
-    return {"latency_events": n, "latency_target_rate_per_s": rate, "latency_achieved_rate_per_s": n / send_s,
+    refused = {str(status): statuses.count(status) for status in set(statuses) if status != 202}
+    return {"latency_events": n, "latency_events_accepted": accepted, "latency_not_accepted_by_status": refused,
+            "latency_target_rate_per_s": rate, "latency_achieved_rate_per_s": n / send_s,
             "latency_p50_ms": q[49] * 1000, "latency_p99_ms": q[98] * 1000,
             "latency_max_ms": latencies[-1] * 1000}
 
@@ -524,6 +534,11 @@ def table(results: dict) -> str:
             op, limit, label = TARGETS[k]
             ok = v >= limit if op == ">=" else v <= limit
             mark = f"{label}: {'met' if ok else 'NOT met'}"
+            achieved = results.get("latency_achieved_rate_per_s", 0.0)
+            if k == "latency_p99_ms" and achieved < 0.95 * 500:
+                mark += f" (but measured at {achieved:,.0f} ev/s, not 500: the posting rate was not reached)"
+            if k == "large_replay_s" and results.get("large_events", 0) < 450_000:
+                mark += " (a smaller history than 500k events)"
         lines.append(f"{k:<38} {text:>14}  {mark}")
     return "\n".join(lines)
 

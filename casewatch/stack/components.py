@@ -150,9 +150,8 @@ def kafka_component(settings: Settings, log: Callable[[str], None] = print) -> C
         java = ["java", "-Xms256m", "-Xmx768m", "-XX:+UseG1GC", "-Djava.awt.headless=true",
                 f"-Dlog4j2.configurationFile={KAFKA_DIR / 'log4j2.properties'}", "-cp", classpath]
         if not (data_dir / "logs" / "meta.properties").exists():
-            cluster_id = str(uuid.uuid4())
             done = subprocess.run(
-                [*java, "kafka.tools.StorageTool", "format", "-t", _kafka_cluster_id(cluster_id),
+                [*java, "kafka.tools.StorageTool", "format", "-t", new_kafka_cluster_id(),
                  "-c", str(props), "--ignore-formatted"],
                 capture_output=True, text=True,
             )
@@ -178,10 +177,14 @@ def kafka_component(settings: Settings, log: Callable[[str], None] = print) -> C
     return Component("kafka", f"kafka://{host}:{port}", prepare, health, start_timeout=120)
 
 
-def _kafka_cluster_id(seed: str) -> str:
-    """A Kafka cluster id: 16 random bytes, URL-safe base64 without padding (22 characters)."""
+def new_kafka_cluster_id() -> str:
+    """A Kafka cluster id: 16 random bytes, URL-safe base64 without padding (22 characters).
+    One starting with "-" would be read by the storage tool as an option, so draw again."""
     import base64
-    return base64.urlsafe_b64encode(uuid.UUID(seed).bytes).decode().rstrip("=")
+    while True:
+        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        if not cluster_id.startswith("-"):
+            return cluster_id
 
 
 def _rewrite_targets(text: str, mapping: dict[str, str]) -> str:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import logging
+import uuid
 import time
 from datetime import date, datetime, timezone
 
@@ -23,6 +24,7 @@ import faust
 
 from casewatch.config import Settings, get_settings
 from casewatch.domain.calendar import WorkingDayCalendar
+from schemas import EVENT_TYPES
 from casewatch.kafka_security import faust_credentials
 from services.engine.exposition import EngineMetrics, start_exposition
 from services.engine.state import PartitionedFigures
@@ -117,6 +119,9 @@ def create_app(settings: Settings | None = None) -> faust.App:
                     await dead_letter("undecodable", "decode", _safe_payload(message.value))
                     continue
                 # A message holds one event, or (bulk replay) a JSON array of one child's events.
+                if decoded == []:
+                    await dead_letter("empty_batch", "decode", {})
+                    continue
                 for event in decoded if isinstance(decoded, list) else [decoded]:
                     if not isinstance(event, dict) or any(not event.get(f) for f in ENVELOPE_REQUIRED):
                         await dead_letter("missing_envelope_field", "decode", _envelope_only(event))
@@ -206,11 +211,13 @@ def _envelope_only(event: object) -> dict:
         return {"not_an_object": type(event).__name__}
     out = {}
     event_id, event_type = event.get("event_id"), event.get("event_type")
-    if isinstance(event_id, str) and len(event_id) == 36:
-        out["event_id"] = event_id
-    if isinstance(event_type, str) and len(event_type) <= 40 and event_type.replace(".", "").replace("_", "").isalnum():
+    try:
+        out["event_id"] = str(uuid.UUID(event_id)) if isinstance(event_id, str) else None
+    except ValueError:
+        out["event_id"] = None
+    if isinstance(event_type, str) and event_type in EVENT_TYPES:
         out["event_type"] = event_type
-    return out
+    return {k: v for k, v in out.items() if v is not None}
 
 
 def _safe_payload(raw: bytes) -> dict:

@@ -18,7 +18,7 @@ from casewatch.domain.indicators import MAX_METRICS
 from schemas import code_lists
 from schemas.events import EVENT_TYPES
 
-DEAD_LETTER_REASONS = {"undecodable", "missing_envelope_field", "missing_key", "unprocessable",
+DEAD_LETTER_REASONS = {"undecodable", "empty_batch", "missing_envelope_field", "missing_key", "unprocessable",
                        "icpc_before_s47", "review_before_plan"}
 
 
@@ -35,7 +35,7 @@ def bounded_label_values(settings: Settings) -> dict[str, frozenset[str]]:
     return {
         "la": frozenset(settings.la_code_list),
         "team": frozenset(settings.team_list),
-        "category": every_year("abuse_category"),
+        "category": every_year("abuse_category") | {"not_recorded"},  # feeds without a category
         "end_route": every_year("cp_end_route"),
         "case_type": every_year("case_type"),
         "age_band": every_year("care_leaver_age_band") | {"unknown"},
@@ -102,10 +102,11 @@ class EngineMetrics:
         self.offsets: dict[int, int] = {}
 
     def applied(self, event: dict) -> None:
-        la = event.get("la_code")
-        la = la if la in self.la_codes else "other"
-        event_type = event.get("event_type")
-        self.processed.labels(la, event_type if event_type in EVENT_TYPES else OTHER).inc()
+        # An event straight from the topic may hold anything here, even a list (unhashable).
+        la, event_type = event.get("la_code"), event.get("event_type")
+        la = la if isinstance(la, str) and la in self.la_codes else OTHER
+        event_type = event_type if isinstance(event_type, str) and event_type in EVENT_TYPES else OTHER
+        self.processed.labels(la, event_type).inc()
         self.newest.set(time.time())
 
     def duplicate(self) -> None:
