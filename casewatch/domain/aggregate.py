@@ -140,8 +140,38 @@ class Aggregate:
         for (metric, labels), counts in self._maxima.items():
             yield metric, dict(labels), _clean(max(counts) if counts else 0.0)
 
+    def series(self) -> Iterator[tuple[str, Labels, float]]:
+        """The same series as :meth:`samples`, with labels as sorted ``(name, value)`` tuples (the
+        form the exposition needs; no dictionaries are built). ``window`` sorts after every other
+        label name, so appending it keeps the order."""
+        for (metric, labels), sums in self._windows.items():
+            for window_label, value in zip(_WINDOW_LABELS, sums):
+                yield metric, labels + window_label, _clean(value)
+        for (metric, labels), value in self._stocks.items():
+            yield metric, labels, _clean(value)
+        for (metric, labels), counts in self._maxima.items():
+            yield metric, labels, _clean(max(counts) if counts else 0.0)
+
     def series_count(self) -> int:
         return 3 * len(self._windows) + len(self._stocks) + len(self._maxima)
+
+
+_WINDOW_LABELS = tuple(((("window", w),)) for w in WINDOWS)
+
+
+def combine_series(parts: Iterable[Iterable[tuple[str, Labels, float]]]) -> dict[tuple[str, Labels], float]:
+    """:func:`combine_samples` for :meth:`Aggregate.series` output."""
+    totals: dict[tuple[str, Labels], float] = {}
+    get = totals.get
+    for series in parts:
+        for metric, labels, value in series:
+            key = (metric, labels)
+            if metric in MAX_METRICS:
+                totals[key] = max(get(key, 0.0), value)
+            else:
+                previous = get(key)
+                totals[key] = value if previous is None else _clean(previous + value)
+    return totals
 
 
 def combine_samples(parts: Iterable[Iterable[tuple[str, dict[str, str], float]]]

@@ -54,7 +54,7 @@ class FiguresCollector:
         return tuple((name, value if name not in allowed or value in allowed[name] else OTHER)
                      for name, value in (labels.items() if isinstance(labels, dict) else labels))
 
-    def collect(self):
+    def rows(self) -> dict[str, dict[tuple, float]]:
         rows: dict[str, dict[tuple, float]] = {}
         for metric, labels, value in self.figures.samples():
             series = rows.setdefault(metric, {})
@@ -63,6 +63,10 @@ class FiguresCollector:
                 series[key] = max(series[key], value) if metric in MAX_METRICS else series[key] + value
             else:
                 series[key] = value
+        return rows
+
+    def collect(self):
+        rows = self.rows()
         for metric in sorted(rows):
             names = sorted({name for labels in rows[metric] for name, _ in labels})
             family = GaugeMetricFamily(metric, _help(metric), labels=names)
@@ -70,6 +74,35 @@ class FiguresCollector:
                 labels = dict(labels)
                 family.add_metric([labels.get(n, "") for n in names], value)
             yield family
+
+    def render_text(self) -> bytes:
+        """The figures in the Prometheus text format, written directly (prometheus_client's
+        generic families cost about three times as much for the ~8,000 series of 20 authorities).
+        Same output as :meth:`collect` through ``generate_latest``."""
+        out: list[str] = []
+        rows = self.rows()
+        for metric in sorted(rows):
+            out.append(f"# HELP {metric} {_help(metric)}\n# TYPE {metric} gauge\n")
+            for labels, value in rows[metric].items():
+                if labels:
+                    text = ",".join(f'{name}="{_escape(value_)}"' for name, value_ in labels)
+                    out.append(f"{metric}{{{text}}} {_number(value)}\n")
+                else:
+                    out.append(f"{metric} {_number(value)}\n")
+        return "".join(out).encode()
+
+
+def _escape(value: str) -> str:
+    return value.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
+
+
+def _number(value: float) -> str:
+    value = float(value)
+    if value != value:
+        return "NaN"
+    if value in (float("inf"), float("-inf")):
+        return "+Inf" if value > 0 else "-Inf"
+    return repr(value)
 
 
 def _help(metric: str) -> str:
@@ -79,8 +112,11 @@ def _help(metric: str) -> str:
 class EngineMetrics:
     def __init__(self, figures, settings: Settings):
         self.figures = figures
+        # The figures are rendered directly (and only again once they changed); the registry holds
+        # the operational series.
+        self.collector = FiguresCollector(figures, bounded_label_values(settings))
+        self._rendered: tuple[int, bytes] = (-1, b"")
         self.registry = CollectorRegistry()
-        self.registry.register(FiguresCollector(figures, bounded_label_values(settings)))
         r = self.registry
         self.processed = Counter("casewatch_events_processed", "Distinct events applied",
                                  ["la", "event_type"], registry=r)
@@ -147,7 +183,10 @@ class EngineMetrics:
             self.lag.labels(str(tp.partition)).set(max(0, high - position))
 
     def render(self) -> bytes:
-        return generate_latest(self.registry)
+        version = self.figures.version
+        if self._rendered[0] != version:
+            self._rendered = (version, self.collector.render_text())
+        return self._rendered[1] + generate_latest(self.registry)
 
 
 async def start_exposition(metrics: EngineMetrics, host: str, port: int) -> None:

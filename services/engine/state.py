@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Any, Callable, Iterable, Iterator
 
-from casewatch.domain.aggregate import Aggregate, combine_samples
+from casewatch.domain.aggregate import Aggregate, combine_series
 from casewatch.domain.calendar import WorkingDayCalendar
 from casewatch.domain.history import ChildHistory, compact
 from casewatch.domain.indicators import Contribution, contribution
@@ -50,6 +50,7 @@ class PartitionedFigures:
         self.today = today
         self.as_of = today()
         self.partitions: dict[int, PartitionFigures] = {}
+        self.version = 0  # changes whenever any figure may have changed (exposition cache key)
 
     # -- events --------------------------------------------------------------------------------
     def partition(self, p: int) -> PartitionFigures:
@@ -86,6 +87,7 @@ class PartitionedFigures:
         candidate = [*state.events, *(compact(e) for e in new)]
         new_contribution, rejections = self._contribution(candidate)
         figures.aggregate.apply(state.contribution, new_contribution)
+        self.version += 1
         state.events = candidate
         state.contribution = new_contribution
         new_ids = {e.get("event_id") for e in new}
@@ -103,6 +105,7 @@ class PartitionedFigures:
         for p in list(self.partitions):
             if p not in assigned:
                 del self.partitions[p]
+                self.version += 1
 
     def rebuild(self, p: int, items: Iterable[tuple[str, list[dict]]]) -> None:
         """Recompute partition ``p`` from the durable table (after recovery or assignment)."""
@@ -113,6 +116,7 @@ class PartitionedFigures:
             figures.aggregate.apply(None, state.contribution)
             figures.keys[key] = state
         self.partitions[p] = figures
+        self.version += 1
 
     # -- time ----------------------------------------------------------------------------------
     def advance(self) -> bool:
@@ -122,6 +126,7 @@ class PartitionedFigures:
         if today == self.as_of:
             return False
         self.as_of = today
+        self.version += 1
         for figures in self.partitions.values():
             figures.aggregate.set_as_of(today)
             for state in figures.keys.values():
@@ -136,7 +141,7 @@ class PartitionedFigures:
     def samples(self) -> Iterator[tuple[str, tuple[tuple[str, str], ...], float]]:
         """Every series over this worker's partitions: sums, except the maxima (the longest
         unallocation, the most overdue clock), which take the largest value."""
-        totals = combine_samples(f.aggregate.samples() for f in self.partitions.values())
+        totals = combine_series(f.aggregate.series() for f in self.partitions.values())
         for (metric, labels), value in totals.items():
             yield metric, labels, value
 

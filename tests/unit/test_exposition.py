@@ -1,0 +1,76 @@
+"""The engine's hand-written exposition says exactly what prometheus_client would say for the same
+figures, passes `promtool check metrics`, and folds unknown label values into `other`."""
+from __future__ import annotations
+
+import subprocess
+from datetime import date
+
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.parser import text_string_to_metric_families
+
+from casewatch.config import Settings
+from casewatch.domain.calendar import WorkingDayCalendar
+from services.engine.exposition import EngineMetrics
+from services.engine.state import PartitionedFigures
+
+TODAY = date(2026, 3, 31)
+
+
+def _event(n, event_type, team="assessment_1", la="E06000004", **fields):
+    return {"event_id": f"00000000-0000-4000-8000-{n:012d}", "event_type": event_type, "la_code": la,
+            "team": team, "child_ref": "ps_" + f"{n:032x}", "schema_version": 1, **fields}
+
+
+def _figures():
+    figures = PartitionedFigures(WorkingDayCalendar(), lambda: TODAY)
+    events = [
+        _event(1, "referral.received", referral_date="2026-03-02", source="6", effective_date="2026-03-02"),
+        _event(2, "referral.received", referral_date="2026-03-03", source="2A", effective_date="2026-03-03"),
+        _event(3, "referral.received", team="a-team-nobody-configured", referral_date="2026-03-04",
+               source="3A", effective_date="2026-03-04"),
+        _event(4, "cp_plan.started", team="cp_1", plan_ref="ps_" + "9" * 32, start_date="2026-01-05",
+               initial_category="NEG", effective_date="2026-01-05"),
+    ]
+    for i, event in enumerate(events):
+        figures.apply(i % 3, event["child_ref"], [event], None)
+    return figures
+
+
+def _parse(text: bytes) -> dict:
+    return {(s.name, tuple(sorted(s.labels.items()))): s.value
+            for f in text_string_to_metric_families(text.decode()) for s in f.samples}
+
+
+def test_direct_rendering_equals_prometheus_client_rendering():
+    metrics = EngineMetrics(_figures(), Settings(la_codes="E06000004"))
+    registry = CollectorRegistry()
+    registry.register(metrics.collector)
+    direct = _parse(metrics.collector.render_text())
+    assert direct == _parse(generate_latest(registry))
+    # 2 March is 29 days before 31 March: in the 12-month window, outside the 28-day one.
+    police = (("la", "E06000004"), ("source_group", "police"), ("team", "assessment_1"))
+    assert direct[("casewatch_referrals", police + (("window", "12m"),))] == 1.0
+    assert direct[("casewatch_referrals", police + (("window", "28d"),))] == 0.0
+
+
+def test_unknown_team_is_published_as_other_and_output_passes_promtool():
+    metrics = EngineMetrics(_figures(), Settings(la_codes="E06000004"))
+    body = metrics.render()
+    assert b"a-team-nobody-configured" not in body
+    parsed = _parse(body)
+    assert parsed[("casewatch_referrals", (("la", "E06000004"), ("source_group", "health"),
+                                           ("team", "other"), ("window", "12m")))] == 1.0
+    done = subprocess.run(["promtool", "check", "metrics"], input=body, capture_output=True)
+    assert done.returncode == 0, done.stderr.decode()
+
+
+def test_rendering_is_redone_when_a_figure_changes():
+    figures = _figures()
+    metrics = EngineMetrics(figures, Settings(la_codes="E06000004"))
+    before = _parse(metrics.render())
+    event = _event(5, "referral.received", referral_date="2026-03-05", source="6", effective_date="2026-03-05")
+    figures.apply(0, event["child_ref"], [event], None)
+    after = _parse(metrics.render())
+    key = ("casewatch_referrals", (("la", "E06000004"), ("source_group", "police"),
+                                   ("team", "assessment_1"), ("window", "28d")))
+    assert (before[key], after[key]) == (0.0, 1.0)  # 5 March is inside the 28 days to 31 March
