@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from casewatch.config import Settings
-from casewatch.stack.components import KAFKA_DIR, StackError, _kafka_cluster_id, kafka_libs, port_open
+from casewatch.stack.components import KAFKA_DIR, StackError, kafka_libs, new_kafka_cluster_id, port_open
 from casewatch.stack.processes import ManagedProcess, ProcessTable
 
 MECHANISM = "SCRAM-SHA-512"
@@ -171,7 +171,7 @@ def start_sasl_broker(settings: Settings, work_dir: Path, processes: ProcessTabl
     java = ["java", "-Xms128m", "-Xmx512m", "-XX:+UseG1GC", "-Djava.awt.headless=true",
             f"-Dlog4j2.configurationFile={KAFKA_DIR / 'log4j2.properties'}", "-cp", f"{libs}/*"]
     done = subprocess.run(
-        [*java, "kafka.tools.StorageTool", "format", "-t", _kafka_cluster_id(str(uuid.uuid4())),
+        [*java, "kafka.tools.StorageTool", "format", "-t", new_kafka_cluster_id(),
          "-c", str(props),
          "--add-scram", f"{MECHANISM}=[name={ADMIN_USER},password={admin_password}]",
          "--add-scram", f"{MECHANISM}=[name={username},password={password}]"],
