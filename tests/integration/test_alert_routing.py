@@ -12,7 +12,7 @@ import threading
 import time
 import urllib.request
 from datetime import datetime, timedelta, timezone
-from email import message_from_bytes
+from email import message_from_bytes, policy
 from pathlib import Path
 
 import pytest
@@ -124,7 +124,7 @@ def test_a_page_reaches_the_teams_on_call_manager_without_child_references(alert
     rcpts, raw = mailbox.messages[0]
     assert rcpts == ["cp1.manager@example.invalid"]
     assert b"ps_" not in raw and b"9f8e7d" not in raw
-    mail = message_from_bytes(raw)
+    mail = message_from_bytes(raw, policy=policy.default)
     assert mail["Subject"].startswith("[PAGE] S47 enquiries past 15 working days with no ICPC - team cp_1")
     body = mail.get_payload(decode=True).decode()
     assert "Count: 2" in body
