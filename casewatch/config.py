@@ -29,6 +29,8 @@ class Settings(BaseSettings):
     engine_web_port: int = 29101
     ingest_port: int = 29180
     notifier_port: int = 29181
+    # The local stack's mailbox: an SMTP server that files the on-call mails under state_dir/mailbox.
+    smtp_port: int = 29025
 
     kafka_bootstrap: str | None = None  # default: host:kafka_port of the local stack
     events_topic: str = "casewatch.events"

@@ -23,7 +23,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     up = ssub.add_parser("up", help="start every part and wait until each is healthy")
     up.add_argument("--no-demo", action="store_true", help="do not start the demo-data simulator")
     up.add_argument("--only", default=None,
-                    help="comma-separated parts to start (kafka,prometheus,alertmanager,notifier,"
+                    help="comma-separated parts to start (kafka,prometheus,alertmanager,mailbox,notifier,"
                          "engine,ingest,simulator)")
     up.set_defaults(func=_up)
 

@@ -298,6 +298,21 @@ def ingest_component(settings: Settings) -> Component:
     return casewatch_component(settings, "ingest", ["ingest"], url, "services.ingest.api")
 
 
+def mailbox_component(settings: Settings) -> Component:
+    """A local SMTP server (aiosmtpd) that files every mail the notifier sends as a Maildir
+    message under ``<state_dir>/mailbox``, so the demo's on-call mails can be read."""
+    maildir = settings.state_dir / "mailbox"
+
+    def prepare() -> list[str]:
+        for sub in ("tmp", "new", "cur"):  # a Maildir; aiosmtpd only creates it when absent
+            (maildir / sub).mkdir(parents=True, exist_ok=True)
+        return [sys.executable, "-m", "aiosmtpd", "-n", "-l", f"{settings.host}:{settings.smtp_port}",
+                "-c", "aiosmtpd.handlers.Mailbox", str(maildir)]
+
+    return Component("mailbox", f"smtp://{settings.host}:{settings.smtp_port} -> {maildir}", prepare,
+                     lambda: (port_open(settings.host, settings.smtp_port), "SMTP"), start_timeout=30)
+
+
 def notifier_component(settings: Settings) -> Component:
     url = f"http://{settings.host}:{settings.notifier_port}/healthz"
     return casewatch_component(settings, "notifier", ["notifier"], url, "services.notifier.app")

@@ -14,7 +14,7 @@ from casewatch.config import Settings
 from casewatch.stack import components as c
 from casewatch.stack.processes import ProcessTable
 
-START_ORDER = ["kafka", "prometheus", "alertmanager", "notifier", "engine", "ingest", "simulator"]
+START_ORDER = ["kafka", "prometheus", "alertmanager", "mailbox", "notifier", "engine", "ingest", "simulator"]
 
 
 class StackManager:
@@ -32,6 +32,7 @@ class StackManager:
             "kafka": lambda: c.kafka_component(s, self.log),
             "prometheus": lambda: c.prometheus_component(s, self.log),
             "alertmanager": lambda: c.alertmanager_component(s, self.log),
+            "mailbox": lambda: c.mailbox_component(s),
             "notifier": lambda: c.notifier_component(s),
             "engine": lambda: c.engine_component(s),
             "ingest": lambda: c.ingest_component(s),
