@@ -8,7 +8,6 @@ and the simulator's `staff_shortage` scenario. The alert has `for: 15m`, so this
 about 20 minutes."""
 from __future__ import annotations
 
-import socket
 import threading
 import time
 from datetime import date, timedelta
@@ -25,24 +24,12 @@ from services.notifier.settings import NotifierSettings
 from services.simulator.authority import Scenario, authority_events
 from tests.support.engine_runs import REF_FIELDS, pseudonym, publish, wait_until_settled
 
+from tests.conftest import free_port
+from tests.support.mailbox import Mailbox
+
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(2400)]
 ROOT = Path(__file__).resolve().parents[2]
 UNTIL = date(2026, 11, 2)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class Mailbox:
-    def __init__(self):
-        self.messages = []
-
-    async def handle_DATA(self, server, session, envelope):  # noqa: N802 - aiosmtpd hook name
-        self.messages.append((list(envelope.rcpt_tos), envelope.content))
-        return "250 OK"
 
 
 def shortage_events() -> list[dict]:

@@ -9,7 +9,7 @@ from collections import Counter
 import pytest
 from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, given, settings as hsettings, strategies as st
-from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
+from kafka import KafkaAdminClient
 from kafka.admin import ConfigResource, ConfigResourceType
 
 from casewatch.config import Settings
@@ -20,6 +20,7 @@ from services.ingest.api import create_app
 from services.ingest.publisher import EventPublisher
 from services.ingest.pseudonymise import Pseudonymiser
 from services.ingest.topics import ensure_topics
+from tests.support.kafka_topics import read_topic
 
 pytestmark = pytest.mark.integration
 
@@ -34,26 +35,6 @@ def topic_settings(kafka_bootstrap: str, **kw) -> Settings:
                 partitions=3, pseudonymisation_key=KEY, ingest_tokens=json.dumps({"fuzzsys": TOKEN}))
     base.update(kw)
     return Settings(**base)
-
-
-def read_topic(settings: Settings, topic: str) -> list[tuple[bytes | None, bytes]]:
-    """Every record of ``topic`` from the beginning to its current end."""
-    consumer = KafkaConsumer(bootstrap_servers=settings.bootstrap, group_id=None, enable_auto_commit=False,
-                             consumer_timeout_ms=10000, receive_message_max_bytes=64 * 1024 * 1024)
-    try:
-        tps = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or [])]
-        consumer.assign(tps)
-        consumer.seek_to_beginning(*tps)
-        ends = consumer.end_offsets(tps)
-        out = []
-        while any(consumer.position(tp) < ends[tp] for tp in tps):
-            batch = consumer.poll(timeout_ms=5000, max_records=5000)
-            assert batch, "the topic stopped short of its end offsets"
-            for messages in batch.values():
-                out.extend((m.key, m.value) for m in messages)
-        return out
-    finally:
-        consumer.close()
 
 
 def raw_example(event_type: str, n: int) -> dict:

@@ -21,7 +21,7 @@ import time
 import uuid
 
 from fastapi.testclient import TestClient
-from kafka import KafkaConsumer, TopicPartition
+
 
 from casewatch.stack import components as stack_components
 from schemas.examples import valid_examples
@@ -31,6 +31,7 @@ from services.ingest.topics import ensure_topics
 from services.notifier.mail import compose, sanitise_group
 from services.notifier.rota import OnCall
 from tests.conftest import REPO
+from tests.support.kafka_topics import read_topic as read_topic_records
 from tests.resilience.engine_io import sample_sum, scrape
 
 TODAY = "2025-10-01"
@@ -81,20 +82,7 @@ def assert_clean(where: str, text: str, pseudonyms_allowed: bool = False) -> Non
 
 
 def read_topic(settings, topic: str) -> list[bytes]:
-    consumer = KafkaConsumer(bootstrap_servers=settings.bootstrap, group_id=None, enable_auto_commit=False,
-                             consumer_timeout_ms=5000)
-    try:
-        tps = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or [])]
-        consumer.assign(tps)
-        consumer.seek_to_beginning(*tps)
-        ends = consumer.end_offsets(tps)
-        out = []
-        while any(consumer.position(tp) < ends[tp] for tp in tps):
-            for messages in consumer.poll(timeout_ms=5000).values():
-                out.extend(m.value for m in messages)
-        return out
-    finally:
-        consumer.close()
+    return [value for _, value in read_topic_records(settings, topic)]
 
 
 def test_no_raw_identifier_or_pseudonym_escapes(local_stack, tmp_path, caplog):

@@ -14,7 +14,7 @@ from schemas.examples import valid_examples
 from services.ingest.api import create_app
 from services.ingest.publisher import EventPublisher
 from services.ingest.topics import ensure_topics
-from tests.integration.test_ingest_kafka import read_topic
+from tests.support.kafka_topics import read_topic
 
 pytestmark = pytest.mark.integration
 

@@ -1,0 +1,26 @@
+"""Reading a whole topic back, for tests that check what reached Kafka."""
+from __future__ import annotations
+
+from kafka import KafkaConsumer, TopicPartition
+
+from casewatch.config import Settings
+
+
+def read_topic(settings: Settings, topic: str) -> list[tuple[bytes | None, bytes]]:
+    """Every record (key, value) of ``topic`` from the beginning to its current end."""
+    consumer = KafkaConsumer(bootstrap_servers=settings.bootstrap, group_id=None, enable_auto_commit=False,
+                             consumer_timeout_ms=10000, receive_message_max_bytes=64 * 1024 * 1024)
+    try:
+        tps = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or [])]
+        consumer.assign(tps)
+        consumer.seek_to_beginning(*tps)
+        ends = consumer.end_offsets(tps)
+        out = []
+        while any(consumer.position(tp) < ends[tp] for tp in tps):
+            batch = consumer.poll(timeout_ms=5000, max_records=5000)
+            assert batch, "the topic stopped short of its end offsets"
+            for messages in batch.values():
+                out.extend((m.key, m.value) for m in messages)
+        return out
+    finally:
+        consumer.close()
