@@ -7,6 +7,8 @@ from __future__ import annotations
 import urllib.parse
 import urllib.request
 import json
+import time
+from datetime import datetime
 
 import pytest
 
@@ -33,6 +35,20 @@ def query(base: str, expr: str) -> dict:
         return json.load(resp)
 
 
+def wait_for_rules_evaluated_after(base: str, moment: float, timeout: float = 120.0) -> None:
+    """Wait until every rule group has been evaluated after ``moment`` (so the recording rules
+    reflect the settled figures, not a scrape taken while the engine was still working)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with urllib.request.urlopen(f"{base}/api/v1/rules", timeout=20) as resp:
+            groups = json.load(resp)["data"]["groups"]
+        evaluated = [datetime.fromisoformat(g["lastEvaluation"]).timestamp() for g in groups]
+        if groups and min(evaluated) > moment:
+            return
+        time.sleep(2)
+    raise AssertionError("Prometheus never evaluated the rule groups after the figures settled")
+
+
 @pytest.fixture(scope="module")
 def demo_loaded(local_stack):
     settings = local_stack.settings_for(fixed_today=FIXED_TODAY)
@@ -41,6 +57,7 @@ def demo_loaded(local_stack):
     local_stack.start_engine(settings)
     try:
         wait_until_settled([f"http://{settings.host}:{settings.engine_metrics_port}/metrics"])
+        wait_for_rules_evaluated_after(local_stack.prometheus_url, time.time() + 6)  # one scrape (5 s) later
         # Prometheus has scraped the settled figures and evaluated the recording rules.
         local_stack.wait_for_query("casewatch:assessment_timeliness:ratio_la", lambda r: len(r) > 0, timeout=120)
         local_stack.wait_for_query("casewatch:caseload:ratio", lambda r: len(r) > 0, timeout=120)
