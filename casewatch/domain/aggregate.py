@@ -54,16 +54,71 @@ class Aggregate:
 
     # -- updates -------------------------------------------------------------------------------
     def apply(self, old: Contribution | None, new: Contribution | None) -> None:
-        """Replace one key's contribution ``old`` by ``new`` (either may be None)."""
+        """Replace one key's contribution ``old`` by ``new`` (either may be None). When both are
+        given only the entries that differ are touched: a new event usually changes a few of a
+        child's flows and stocks, not all of them."""
+        if old is not None and new is not None:
+            self._replace(old, new)
+            return
         if old is not None:
             self._add(old, -1)
         if new is not None:
             self._add(new, +1)
 
+    def _replace(self, old: Contribution, new: Contribution) -> None:
+        old_flows, new_flows = old.flows, new.flows
+        changed: dict = {}
+        for key, value in new_flows.items():
+            before = old_flows.get(key)
+            if before is None:
+                changed[key] = value
+            elif before != value:
+                changed[key] = value - before
+        for key, value in old_flows.items():
+            if key not in new_flows:
+                changed[key] = -value
+        old_stocks, new_stocks = old.stocks, new.stocks
+        stock_changes: list[tuple] = []
+        for key, value in new_stocks.items():
+            before = old_stocks.get(key)
+            if before != value:
+                stock_changes.append((key, before, value))
+        for key, value in old_stocks.items():
+            if key not in new_stocks:
+                stock_changes.append((key, value, None))
+        if changed:
+            self._add_flows(changed, 1)
+        for key, before, after in stock_changes:
+            if key[0] in MAX_METRICS:
+                counts = self._maxima.setdefault(key, {})
+                for value, sign in ((before, -1), (after, 1)):
+                    if value is None:
+                        continue
+                    n = counts.get(value, 0) + sign
+                    if n > 0:
+                        counts[value] = n
+                    else:
+                        counts.pop(value, None)
+            else:
+                self._stocks[key] = self._stocks.get(key, 0.0) + (after or 0.0) - (before or 0.0)
+
     def _add(self, c: Contribution, sign: int) -> None:
+        self._add_flows(c.flows, sign)
+        for key, value in c.stocks.items():
+            if key[0] in MAX_METRICS:
+                counts = self._maxima.setdefault(key, {})
+                n = counts.get(value, 0) + sign
+                if n > 0:
+                    counts[value] = n
+                else:
+                    counts.pop(value, None)
+            else:
+                self._stocks[key] = self._stocks.get(key, 0.0) + sign * value
+
+    def _add_flows(self, flows, sign: int) -> None:
         as_of = self.as_of
         first_28d, first_12m, first_fytd = self._bounds
-        for (metric, labels, d), amount in c.flows.items():
+        for (metric, labels, d), amount in flows.items():
             key = (metric, labels)
             amount *= sign
             buckets = self._buckets.get(key)
@@ -79,16 +134,6 @@ class Aggregate:
                     sums[1] += amount
                 if d >= first_fytd:
                     sums[2] += amount
-        for key, value in c.stocks.items():
-            if key[0] in MAX_METRICS:
-                counts = self._maxima.setdefault(key, {})
-                n = counts.get(value, 0) + sign
-                if n > 0:
-                    counts[value] = n
-                else:
-                    counts.pop(value, None)
-            else:
-                self._stocks[key] = self._stocks.get(key, 0.0) + sign * value
 
     def set_as_of(self, as_of: date) -> None:
         """Move "today" and re-sum every window from the daily buckets."""

@@ -46,7 +46,7 @@ from typing import Iterable
 
 from casewatch.domain.calendar import WorkingDayCalendar, add_calendar_months
 from casewatch.domain.groups import PLACEMENT_MOVE_RNE, S47_OUTCOMES_NO_ICPC, SHORT_BREAK_LEGAL_STATUSES
-from casewatch.domain.history import ChildHistory, Event
+from casewatch.domain.history import EVENT_PRECEDENCE, ChildHistory, Event
 
 __all__ = ["Clock", "PROCESSES", "WORKING_DAY_LIMITS", "compute_clocks", "due_cp_review", "due_lac_review",
            "due_statutory_visit"]
@@ -178,9 +178,9 @@ class _Walk:
         d = ev.date
         if d is None:
             return
-        handler = getattr(self, "_on_" + t.replace(".", "_"), None)
+        handler = _HANDLERS.get(t)
         if handler is not None:
-            handler(ev, d)
+            handler(self, ev, d)
 
     def _on_referral_received(self, ev: Event, d: date) -> None:
         self._stop_referral_clocks(d)
@@ -351,6 +351,11 @@ class _Walk:
         self._stop(self.lac_review_clock, d)
         self._stop(self.visit_clock, d)
         self.lac_review_clock = self.visit_clock = None
+
+
+# event type -> the _Walk method that handles it ("referral.received" -> _on_referral_received)
+_HANDLERS = {t: getattr(_Walk, "_on_" + t.replace(".", "_")) for t in EVENT_PRECEDENCE
+             if hasattr(_Walk, "_on_" + t.replace(".", "_"))}
 
 
 def compute_clocks(history: ChildHistory | Iterable[Event], calendar: WorkingDayCalendar) -> list[Clock]:

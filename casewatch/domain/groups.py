@@ -81,8 +81,16 @@ def source_group(code: str | None) -> str:
 
 def factor_family(code: str) -> str | None:
     """``"3B"`` -> ``"domestic_abuse"``; ``"21"`` -> ``"no_factors"``; unknown -> None."""
+    if isinstance(code, str) and code in _FACTOR_FAMILY_OF:
+        return _FACTOR_FAMILY_OF[code]
     digits = "".join(ch for ch in str(code) if ch.isdigit())
-    return FACTOR_FAMILIES.get(str(int(digits))) if digits else None
+    found = FACTOR_FAMILIES.get(str(int(digits))) if digits else None
+    if isinstance(code, str) and len(_FACTOR_FAMILY_OF) < 10_000:
+        _FACTOR_FAMILY_OF[code] = found
+    return found
+
+
+_FACTOR_FAMILY_OF: dict[str, str | None] = {}
 
 
 def outcome_group(reason_ceased: str | None) -> str:

@@ -211,6 +211,10 @@ class Event:
         return f"Event({self.event_type}, {self.date})"
 
 
+def _sort_key(ev: Event) -> tuple:
+    return ev._sort
+
+
 def _recorded_key(ev: Event) -> tuple[float, str]:
     raw = ev.f.get("recorded_at")
     stamp = float("-inf")
@@ -231,11 +235,22 @@ class ChildHistory:
     def __init__(self, events: Iterable[Mapping[str, Any]]):
         by_id: dict[str, Event] = {}
         for raw in events:
+            if isinstance(raw, Event):  # already parsed (the engine keeps a key's events parsed)
+                if raw.event_id not in by_id:
+                    raw.root_id = raw.event_id
+                    by_id[raw.event_id] = raw
+                continue
             if raw.get("event_id") is None:
                 continue
             eid = str(raw["event_id"])
             if eid not in by_id:
                 by_id[eid] = Event(raw)
+
+        if not any(ev.event_type == VOID or ev.f.get("correction_of") is not None for ev in by_id.values()):
+            # The usual case: no amendments and no voids, every event is effective.
+            effective = sorted(by_id.values(), key=_sort_key)
+            self._finish(effective)
+            return
 
         voided: set[str] = set()
         ordinary: list[Event] = []
@@ -281,8 +296,10 @@ class ChildHistory:
                 winner = max(amendments, key=_recorded_key) if amendments else max(members, key=lambda m: m.event_id)
             winner.root_id = root
             effective.append(winner)
-        effective.sort(key=lambda e: e._sort)
+        effective.sort(key=_sort_key)
+        self._finish(effective)
 
+    def _finish(self, effective: list[Event]) -> None:
         self.rejections: list[tuple[str, str]] = _check_cross_event_rules(effective)
         if self.rejections:
             rejected = {eid for eid, _ in self.rejections}

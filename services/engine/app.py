@@ -26,6 +26,7 @@ from casewatch.config import Settings, get_settings
 from casewatch.domain.calendar import WorkingDayCalendar
 from schemas import EVENT_TYPES
 from casewatch.kafka_security import faust_credentials
+from services.engine.changelog import ChangelogWriter, decode_history, extend_history
 from services.engine.exposition import EngineMetrics, start_exposition
 from services.engine.state import PartitionedFigures
 
@@ -83,6 +84,8 @@ def create_app(settings: Settings | None = None) -> faust.App:
     histories = app.Table("case_histories", default=None, partitions=settings.partitions,
                           key_type=bytes, value_type=bytes)
 
+    changelog = ChangelogWriter(lambda: app.producer._ensure_producer(),
+                                histories.changelog_topic.get_topic_name(), histories.data.get)
     figures = PartitionedFigures(make_calendar(settings), today_for(settings))
     metrics = EngineMetrics(figures, settings)
     app.casewatch_figures = figures  # for tests and the benchmark
@@ -90,7 +93,7 @@ def create_app(settings: Settings | None = None) -> faust.App:
 
     def stored_events(key: bytes) -> list[dict] | None:
         raw = histories.get(key)
-        return json.loads(raw)["e"] if raw else None
+        return decode_history(raw)[1] if raw else None
 
     async def dead_letter(reason: str, stage: str, payload: object) -> None:
         metrics.dead_lettered(stage, reason)
@@ -131,6 +134,7 @@ def create_app(settings: Settings | None = None) -> faust.App:
                         groups.setdefault((partition, key), []).append(event)
             for (partition, key), valid in groups.items():
                 await apply_group(partition, key, valid)
+            await changelog.flush()
 
     async def apply_group(partition: int, key: bytes, valid: list[dict]) -> None:
         skey = key.decode(errors="replace")
@@ -160,10 +164,9 @@ def create_app(settings: Settings | None = None) -> faust.App:
         # The partition is stored with the events so a rebuild can group keys by partition.
         # Written to the store and the changelog partition directly: in a batch the "current
         # event" Faust would take the partition from is not necessarily this key's.
-        value = json.dumps({"p": partition, "e": applied.to_store}, separators=(",", ":"),
-                           default=str).encode()
+        value = extend_history(histories.data.get(key), partition, applied.appended, lambda: applied.to_store)
         histories.data[key] = value
-        histories.send_changelog(partition, key, value)
+        changelog.add(partition, key, value)
         for event in applied.events:
             metrics.applied(event)
         for event_id, reason in applied.rejections:
@@ -175,9 +178,9 @@ def create_app(settings: Settings | None = None) -> faust.App:
         figures.keep_only(assigned)
         by_partition: dict[int, list[tuple[str, list[dict]]]] = {p: [] for p in assigned}
         for key, raw in list(histories.items()):
-            stored = json.loads(raw)
-            if stored["p"] in by_partition:
-                by_partition[stored["p"]].append((key.decode(), stored["e"]))
+            partition, events = decode_history(raw)
+            if partition in by_partition:
+                by_partition[partition].append((key.decode(), events))
         for p, items in by_partition.items():
             figures.rebuild(p, items)
         metrics.set_assigned(assigned)

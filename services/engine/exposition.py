@@ -135,6 +135,7 @@ class EngineMetrics:
                                     "Last year the bank-holiday calendar knows", registry=r)
         self.calendar_until.set(figures.calendar.covered_until_year)
         self.la_codes = set(settings.la_code_list)
+        self._processed: dict[tuple[str, str], Counter] = {}
         self.offsets: dict[int, int] = {}
 
     def applied(self, event: dict) -> None:
@@ -142,7 +143,10 @@ class EngineMetrics:
         la, event_type = event.get("la_code"), event.get("event_type")
         la = la if isinstance(la, str) and la in self.la_codes else OTHER
         event_type = event_type if isinstance(event_type, str) and event_type in EVENT_TYPES else OTHER
-        self.processed.labels(la, event_type).inc()
+        counter = self._processed.get((la, event_type))
+        if counter is None:  # bounded: configured authorities x event types
+            counter = self._processed[(la, event_type)] = self.processed.labels(la, event_type)
+        counter.inc()
         self.newest.set(time.time())
 
     def duplicate(self) -> None:

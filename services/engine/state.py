@@ -15,14 +15,24 @@ from typing import Any, Callable, Iterable, Iterator
 
 from casewatch.domain.aggregate import Aggregate, combine_series
 from casewatch.domain.calendar import WorkingDayCalendar
-from casewatch.domain.history import ChildHistory, compact
+from casewatch.domain.history import ChildHistory, Event, compact
 from casewatch.domain.indicators import Contribution, contribution
 
 
-@dataclass
 class KeyState:
-    events: list[dict]
-    contribution: Contribution | None = None
+    """One key's stored events, kept parsed (``Event.f`` is the stored, compacted dict) so a new
+    event does not re-parse the older ones, and the set of its event ids."""
+
+    __slots__ = ("parsed", "ids", "contribution")
+
+    def __init__(self, events: Iterable[dict] = ()):
+        self.parsed: list[Event] = [Event(e) for e in events if isinstance(e, dict) and e.get("event_id") is not None]
+        self.ids: set = {e.f.get("event_id") for e in self.parsed}
+        self.contribution: Contribution | None = None
+
+    @property
+    def events(self) -> list[dict]:
+        return [e.f for e in self.parsed]
 
 
 @dataclass
@@ -34,11 +44,18 @@ class PartitionFigures:
 @dataclass
 class Applied:
     """What applying a message did: the events newly applied, how many were repeats, the key's
-    events to store (None when nothing changed) and the cross-event rule breaks among the new."""
+    stored history now (None when nothing changed), the compacted new events (appended at the end
+    of that history) and the cross-event rule breaks among the new."""
     events: list[dict]
     duplicates: int
-    to_store: list[dict] | None
+    history: list[Event] | None
     rejections: list[tuple[str, str]]
+    appended: list[dict] = field(default_factory=list)
+
+    @property
+    def to_store(self) -> list[dict] | None:
+        """The key's events to store (its whole history, compacted), or None."""
+        return None if self.history is None else [e.f for e in self.history]
 
 
 class PartitionedFigures:
@@ -67,35 +84,37 @@ class PartitionedFigures:
         figures = self.partition(p)
         state = figures.keys.get(key)
         if state is None:
-            state = KeyState(events=list(stored or []))
-            if state.events:
-                state.contribution = self._contribution(state.events)[0]
+            state = KeyState(stored or [])
+            if state.parsed:
+                state.contribution = self._contribution(state.parsed)[0]
                 figures.aggregate.apply(None, state.contribution)
             figures.keys[key] = state
-        known = {e.get("event_id") for e in state.events}
+        known = state.ids
         new: list[dict] = []
+        new_ids: set = set()
         duplicates = 0
-        for event in events:
+        for event in events:  # (nothing is changed until the events are applied)
             event_id = event.get("event_id")
-            if event_id in known:
+            if event_id in known or event_id in new_ids:
                 duplicates += 1
                 continue
-            known.add(event_id)
             new.append(event)
+            new_ids.add(event_id)
         if not new:
             return Applied([], duplicates, None, [])
-        candidate = [*state.events, *(compact(e) for e in new)]
+        appended = [compact(e) for e in new]
+        candidate = [*state.parsed, *(Event(e) for e in appended)]
         new_contribution, rejections = self._contribution(candidate)
+        known |= new_ids
         figures.aggregate.apply(state.contribution, new_contribution)
         self.version += 1
-        state.events = candidate
+        state.parsed = candidate
         state.contribution = new_contribution
-        new_ids = {e.get("event_id") for e in new}
         # A rejected event (e.g. an ICPC before its S47) stays in the history so that a later
         # correction can mend it, but it counts nowhere; it is reported for the dead-letter topic.
-        return Applied(new, duplicates, candidate, [r for r in rejections if r[0] in new_ids])
+        return Applied(new, duplicates, candidate, [r for r in rejections if r[0] in new_ids], appended)
 
-    def _contribution(self, events: list[dict]) -> tuple[Contribution, list[tuple[str, str]]]:
+    def _contribution(self, events: list) -> tuple[Contribution, list[tuple[str, str]]]:
         history = ChildHistory(events)
         return contribution(history, self.as_of, self.calendar), list(history.rejections)
 
@@ -111,8 +130,8 @@ class PartitionedFigures:
         """Recompute partition ``p`` from the durable table (after recovery or assignment)."""
         figures = PartitionFigures(Aggregate(self.calendar, self.as_of))
         for key, events in items:
-            state = KeyState(events=list(events))
-            state.contribution = self._contribution(state.events)[0]
+            state = KeyState(events)
+            state.contribution = self._contribution(state.parsed)[0]
             figures.aggregate.apply(None, state.contribution)
             figures.keys[key] = state
         self.partitions[p] = figures
@@ -132,7 +151,7 @@ class PartitionedFigures:
             for state in figures.keys.values():
                 old = state.contribution
                 if old is not None and old.stable_until is not None and old.stable_until <= today:
-                    new = self._contribution(state.events)[0]
+                    new = self._contribution(state.parsed)[0]
                     figures.aggregate.apply(old, new)
                     state.contribution = new
         return True
