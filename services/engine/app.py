@@ -73,6 +73,7 @@ def create_app(settings: Settings | None = None) -> faust.App:
         consumer_auto_offset_reset="earliest",
         table_cleanup_interval=3600,
         producer_linger_ms=5,
+        producer_max_batch_size=512 * 1024,  # changelog batches (changelog.py): a few per take batch
         key_serializer="raw",
         value_serializer="raw",
         datadir=str(datadir),

@@ -149,6 +149,9 @@ class EngineMetrics:
         counter.inc()
         self.newest.set(time.time())
 
+    def processed_total(self) -> int:
+        return int(sum(counter._value.get() for counter in self._processed.values()))
+
     def duplicate(self) -> None:
         self.duplicates.inc()
 
@@ -198,7 +201,11 @@ async def start_exposition(metrics: EngineMetrics, host: str, port: int) -> None
         return web.Response(body=metrics.render(), headers={"Content-Type": CONTENT_TYPE_LATEST})
 
     async def handle_health(request):
-        return web.json_response({"status": "ok", "partitions": len(metrics.figures.partitions)})
+        # Counts only (no keys): cheap to poll, unlike a full /metrics render.
+        return web.json_response({"status": "ok", "partitions": len(metrics.figures.partitions),
+                                  "assigned_partitions": int(metrics.assigned._value.get()),
+                                  "events_processed": metrics.processed_total(),
+                                  "keys_tracked": metrics.figures.keys_tracked})
 
     web_app = web.Application()
     web_app.router.add_get("/metrics", handle_metrics)

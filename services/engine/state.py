@@ -9,6 +9,7 @@ table's changelog.
 """
 from __future__ import annotations
 
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from datetime import date
 from typing import Any, Callable, Iterable, Iterator
@@ -17,18 +18,20 @@ from casewatch.domain.aggregate import Aggregate, combine_series
 from casewatch.domain.calendar import WorkingDayCalendar
 from casewatch.domain.history import ChildHistory, Event, compact
 from casewatch.domain.indicators import Contribution, contribution
+from casewatch.domain.running import RunningContribution
 
 
 class KeyState:
     """One key's stored events, kept parsed (``Event.f`` is the stored, compacted dict) so a new
     event does not re-parse the older ones, and the set of its event ids."""
 
-    __slots__ = ("parsed", "ids", "contribution")
+    __slots__ = ("parsed", "ids", "contribution", "running")
 
     def __init__(self, events: Iterable[dict] = ()):
         self.parsed: list[Event] = [Event(e) for e in events if isinstance(e, dict) and e.get("event_id") is not None]
         self.ids: set = {e.f.get("event_id") for e in self.parsed}
         self.contribution: Contribution | None = None
+        self.running: RunningContribution | None = None  # kept for recently active keys only
 
     @property
     def events(self) -> list[dict]:
@@ -62,12 +65,17 @@ class PartitionedFigures:
     """The figures of the partitions this worker owns, kept per partition so a revoked partition's
     series disappear with it (no stale series after a rebalance)."""
 
-    def __init__(self, calendar: WorkingDayCalendar, today: Callable[[], date]):
+    def __init__(self, calendar: WorkingDayCalendar, today: Callable[[], date], running_keys: int = 20_000):
         self.calendar = calendar
         self.today = today
         self.as_of = today()
         self.partitions: dict[int, PartitionFigures] = {}
         self.version = 0  # changes whenever any figure may have changed (exposition cache key)
+        # The keys whose RunningContribution is kept (most recently used last): a bounded number,
+        # so memory stays proportional to recent activity, not to every child ever seen.
+        self.running_keys = running_keys
+        self._running: OrderedDict[tuple[int, str], KeyState] = OrderedDict()
+        self.fast_path_events = 0  # events applied by extending a kept walk (for the benchmark)
 
     # -- events --------------------------------------------------------------------------------
     def partition(self, p: int) -> PartitionFigures:
@@ -103,8 +111,21 @@ class PartitionedFigures:
         if not new:
             return Applied([], duplicates, None, [])
         appended = [compact(e) for e in new]
-        candidate = [*state.parsed, *(Event(e) for e in appended)]
-        new_contribution, rejections = self._contribution(candidate)
+        parsed_new = [Event(e) for e in appended]
+        candidate = [*state.parsed, *parsed_new]
+        new_contribution = self._extended(p, key, state, parsed_new)
+        if new_contribution is not None:
+            rejections: list[tuple[str, str]] = []
+        else:
+            history = ChildHistory(candidate)
+            rejections = list(history.rejections)
+            # A plain history is walked once, kept open for the key's next in-order event.
+            running = RunningContribution.of(history, candidate, self.calendar)
+            new_contribution = running.result(self.as_of) if running is not None else None
+            if new_contribution is None:
+                running = None
+                new_contribution = contribution(history, self.as_of, self.calendar)
+            self._keep_running(p, key, state, running)
         known |= new_ids
         figures.aggregate.apply(state.contribution, new_contribution)
         self.version += 1
@@ -114,6 +135,45 @@ class PartitionedFigures:
         # correction can mend it, but it counts nowhere; it is reported for the dead-letter topic.
         return Applied(new, duplicates, candidate, [r for r in rejections if r[0] in new_ids], appended)
 
+    def _extended(self, p: int, key: str, state: KeyState, parsed_new: list[Event]) -> Contribution | None:
+        """The key's contribution with ``parsed_new`` by extending its kept walk, or None when it
+        has none or the events are not all in order (the caller then computes the whole way)."""
+        running = state.running
+        if running is None:
+            return None
+        try:
+            result = None
+            for ev in sorted(parsed_new, key=lambda e: e._sort):
+                if not running.accepts(ev):
+                    break
+                running.extend(ev)
+            else:
+                result = running.result(self.as_of)
+        except Exception:
+            self._keep_running(p, key, state, None)
+            raise
+        if result is None:  # the walk may hold part of the events now: drop it
+            self._keep_running(p, key, state, None)
+            return None
+        self._running.move_to_end((p, key))
+        self.fast_path_events += len(parsed_new)
+        return result
+
+    def _keep_running(self, p: int, key: str, state: KeyState, running: RunningContribution | None) -> None:
+        state.running = running
+        if running is None:
+            self._running.pop((p, key), None)
+            return
+        self._running[(p, key)] = state
+        self._running.move_to_end((p, key))
+        while len(self._running) > self.running_keys:
+            _, oldest = self._running.popitem(last=False)
+            oldest.running = None
+
+    def _forget_running(self, partitions: set[int]) -> None:
+        for p, key in [k for k in self._running if k[0] in partitions]:
+            self._running.pop((p, key)).running = None
+
     def _contribution(self, events: list) -> tuple[Contribution, list[tuple[str, str]]]:
         history = ChildHistory(events)
         return contribution(history, self.as_of, self.calendar), list(history.rejections)
@@ -121,13 +181,15 @@ class PartitionedFigures:
     # -- rebalance -----------------------------------------------------------------------------
     def keep_only(self, assigned: Iterable[int]) -> None:
         assigned = set(assigned)
-        for p in list(self.partitions):
-            if p not in assigned:
-                del self.partitions[p]
-                self.version += 1
+        dropped = {p for p in self.partitions if p not in assigned}
+        for p in dropped:
+            del self.partitions[p]
+            self.version += 1
+        self._forget_running(dropped)
 
     def rebuild(self, p: int, items: Iterable[tuple[str, list[dict]]]) -> None:
         """Recompute partition ``p`` from the durable table (after recovery or assignment)."""
+        self._forget_running({p})
         figures = PartitionFigures(Aggregate(self.calendar, self.as_of))
         for key, events in items:
             state = KeyState(events)

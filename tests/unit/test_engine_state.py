@@ -155,3 +155,70 @@ def test_a_failed_changelog_batch_is_sent_again_with_the_keys_current_values():
     sent, resent = asyncio.run(scenario())
     assert resent == 1
     assert sent[-1] == ("t", 0, [(b"a", b"new")])  # never the stale value after a newer one
+
+
+# -- a simulated authority's stream: the kept walks against the whole computation ------------------
+def test_a_simulated_stream_one_event_at_a_time_matches_the_whole_computation_and_mostly_extends():
+    import random
+    import uuid
+    from datetime import date
+
+    from services.simulator.authority import authority_events
+    until = date(2026, 3, 31)
+    events = list(authority_events(["E06000004"], 400, 5, date(2025, 4, 1), until, warmup_years=1))
+    rng = random.Random(7)
+    stream: list[dict] = []
+    for i, event in enumerate(events):
+        stream.append(event)
+        if i % 40 == 0:
+            stream.append(dict(event))                         # a redelivery
+        if i % 97 == 0 and event["event_type"] != "workforce.snapshot":
+            # an amendment or a void of an earlier event of the same key, arriving later
+            target = rng.choice([e for e in stream if key_of(e) == key_of(event)])
+            fix = {**target, "event_id": str(uuid.UUID(int=rng.getrandbits(128))),
+                   "correction_of": target["event_id"], "recorded_at": "2026-04-01T09:00:00+00:00"}
+            if i % 2:
+                fix = {k: fix[k] for k in ("event_id", "correction_of", "la_code", "team", "child_ref",
+                                           "schema_version", "recorded_at", "effective_date") if k in fix}
+                fix["event_type"] = "event.voided"
+            stream.append(fix)
+    figures = figures_for(until)
+    figures.running_keys = 150  # fewer than the children: kept walks are also dropped and rebuilt
+    for event in stream:
+        key = key_of(event)
+        figures.apply(hash(key) % 4, key, [event], None)
+    live = samples_of(figures)
+    whole = {(m, l): v for (m, l), v in run(stream, until)[0].items()}
+    assert {k: v for k, v in live.items() if v} == {k: v for k, v in whole.items() if v}
+    assert len(whole) > 50
+    # most events took the kept walk, and at most running_keys walks are held
+    assert figures.fast_path_events > len(events) / 3
+    assert sum(1 for f in figures.partitions.values() for s in f.keys.values() if s.running) <= 150
+
+
+@pytest.mark.parametrize("early", [
+    {"event_type": "lac_review.held", "date": "2026-01-12", "due_date": "2026-02-01"},
+    {"event_type": "lac.ended", "dec": "2026-01-12", "reason_ceased": "E11"},
+    {"event_type": "cp_review.held", "date": "2026-01-12", "plan_ref": "P1", "due_date": "2026-02-01"},
+    {"event_type": "icpc.held", "date": "2026-01-12", "s47_ref": "S1", "resulted_in_cpp": True},
+])
+def test_a_later_start_that_puts_an_earlier_event_before_it_is_computed_the_whole_way(early):
+    from datetime import date
+    base = {"la_code": "E06000004", "team": "cp_1", "child_ref": "ps_" + "1" * 32, "schema_version": 1}
+    start = {"lac_review.held": {"event_type": "lac.started", "decom": "2026-01-20", "legal_status": "C2"},
+             "lac.ended": {"event_type": "lac.started", "decom": "2026-01-20", "legal_status": "C2"},
+             "cp_review.held": {"event_type": "cp_plan.started", "start_date": "2026-01-20", "plan_ref": "P1",
+                                "initial_category": "NEG"},
+             "icpc.held": {"event_type": "s47.started", "start_date": "2026-01-20", "s47_ref": "S1"}}[early["event_type"]]
+    events = [{**base, "event_id": "00000000-0000-4000-8000-000000000001",
+               "event_type": "referral.received", "referral_date": "2026-01-05", "source": "2A"},
+              {**base, "event_id": "00000000-0000-4000-8000-000000000002", **early},
+              {**base, "event_id": "00000000-0000-4000-8000-000000000003", **start}]
+    as_of = date(2026, 3, 31)
+    figures = figures_for(as_of)
+    rejected = []
+    for event in events:  # in date order: each one after the last
+        rejected += figures.apply(0, base["child_ref"], [event], None).rejections
+    whole, whole_rejections = run(events, as_of)
+    assert {k: v for k, v in samples_of(figures).items() if v} == {k: v for k, v in whole.items() if v}
+    assert [eid for eid, _ in whole_rejections] == ["00000000-0000-4000-8000-000000000002"]
