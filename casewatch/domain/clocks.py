@@ -109,6 +109,10 @@ def _refs(ev: Event) -> set:
 class _Walk:
     """One pass over a history, building the clock segments."""
 
+    __slots__ = ("cal", "clocks", "referrals", "episode_referrals", "referral_clock", "assessments", "s47",
+                 "last_s47_sd", "plans", "plan_starts", "lac_open", "lac_decom", "lac_reviews",
+                 "lac_review_clock", "visit_clock", "placement_start")
+
     def __init__(self, calendar: WorkingDayCalendar):
         self.cal = calendar
         self.clocks: list[Clock] = []

@@ -93,7 +93,7 @@ def create_app(settings: Settings | None = None) -> faust.App:
     app.casewatch_metrics = metrics
 
     def stored_events(key: bytes) -> list[dict] | None:
-        raw = histories.get(key)
+        raw = histories.data.get(key)  # the store itself (Table.get adds per-call bookkeeping)
         return decode_history(raw)[1] if raw else None
 
     async def dead_letter(reason: str, stage: str, payload: object) -> None:
@@ -133,11 +133,19 @@ def create_app(settings: Settings | None = None) -> faust.App:
                         await dead_letter("missing_key", "decode", _envelope_only(event))
                     else:
                         groups.setdefault((partition, key), []).append(event)
+            set_aside: list[tuple[str, str, dict]] = []
+            before = metrics.processed_total()
             for (partition, key), valid in groups.items():
-                await apply_group(partition, key, valid)
+                apply_group(partition, key, valid, set_aside)
+            if metrics.processed_total() != before:
+                metrics.newest.set(time.time())
+            for reason, stage, payload in set_aside:
+                await dead_letter(reason, stage, payload)
             await changelog.flush()
 
-    async def apply_group(partition: int, key: bytes, valid: list[dict]) -> None:
+    def apply_group(partition: int, key: bytes, valid: list[dict], set_aside: list) -> None:
+        """Apply one child's events of the batch; what cannot be applied is added to ``set_aside``
+        as (reason, stage, payload) for the dead-letter topic."""
         skey = key.decode(errors="replace")
         first_seen = skey not in figures.partition(partition).keys
         stored = stored_events(key) if first_seen else None
@@ -153,14 +161,14 @@ def create_app(settings: Settings | None = None) -> faust.App:
                 except Exception:  # noqa: BLE001
                     log.error("an event could not be applied (type %s); sent to dead letters",
                               _envelope_only(event).get("event_type", "?"))
-                    await dead_letter("unprocessable", "apply", _envelope_only(event))
+                    set_aside.append(("unprocessable", "apply", _envelope_only(event)))
         for applied in results:
-            await record(key, partition, applied)
+            record(key, partition, applied, set_aside)
 
-    async def record(key: bytes, partition: int, applied) -> None:
+    def record(key: bytes, partition: int, applied, set_aside: list) -> None:
         for _ in range(applied.duplicates):
             metrics.duplicate()
-        if applied.to_store is None:
+        if applied.history is None:
             return
         # The partition is stored with the events so a rebuild can group keys by partition.
         # Written to the store and the changelog partition directly: in a batch the "current
@@ -171,7 +179,7 @@ def create_app(settings: Settings | None = None) -> faust.App:
         for event in applied.events:
             metrics.applied(event)
         for event_id, reason in applied.rejections:
-            await dead_letter(reason, "rules", {"event_id": event_id})
+            set_aside.append((reason, "rules", {"event_id": event_id}))
 
     @app.on_rebalance_complete.connect
     async def rebuild_after_rebalance(sender, **kwargs):

@@ -146,8 +146,7 @@ class EngineMetrics:
         counter = self._processed.get((la, event_type))
         if counter is None:  # bounded: configured authorities x event types
             counter = self._processed[(la, event_type)] = self.processed.labels(la, event_type)
-        counter.inc()
-        self.newest.set(time.time())
+        counter.inc()  # (the agent sets ``newest`` once per batch)
 
     def processed_total(self) -> int:
         return int(sum(counter._value.get() for counter in self._processed.values()))
