@@ -90,15 +90,10 @@ class Aggregate:
             self._add_flows(changed, 1)
         for key, before, after in stock_changes:
             if key[0] in MAX_METRICS:
-                counts = self._maxima.setdefault(key, {})
-                for value, sign in ((before, -1), (after, 1)):
-                    if value is None:
-                        continue
-                    n = counts.get(value, 0) + sign
-                    if n > 0:
-                        counts[value] = n
-                    else:
-                        counts.pop(value, None)
+                if before is not None:
+                    self._count_maximum(key, before, -1)
+                if after is not None:
+                    self._count_maximum(key, after, +1)
             else:
                 self._stocks[key] = self._stocks.get(key, 0.0) + (after or 0.0) - (before or 0.0)
 
@@ -106,14 +101,18 @@ class Aggregate:
         self._add_flows(c.flows, sign)
         for key, value in c.stocks.items():
             if key[0] in MAX_METRICS:
-                counts = self._maxima.setdefault(key, {})
-                n = counts.get(value, 0) + sign
-                if n > 0:
-                    counts[value] = n
-                else:
-                    counts.pop(value, None)
+                self._count_maximum(key, value, sign)
             else:
                 self._stocks[key] = self._stocks.get(key, 0.0) + sign * value
+
+    def _count_maximum(self, key, value: float, sign: int) -> None:
+        """How many keys hold ``value`` for a maximum series, up or down by one."""
+        counts = self._maxima.setdefault(key, {})
+        n = counts.get(value, 0) + sign
+        if n > 0:
+            counts[value] = n
+        else:
+            counts.pop(value, None)
 
     def _add_flows(self, flows, sign: int) -> None:
         as_of = self.as_of
