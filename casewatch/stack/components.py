@@ -160,21 +160,29 @@ def kafka_component(settings: Settings, log: Callable[[str], None] = print) -> C
         return [*java, "kafka.Kafka", str(props)]
 
     def health() -> tuple[bool, str]:
-        if not port_open(host, port):
-            return False, f"nothing listening on {host}:{port}"
-        try:
-            from kafka import KafkaAdminClient
-            admin = KafkaAdminClient(bootstrap_servers=f"{host}:{port}", request_timeout_ms=3000,
-                                     api_version_auto_timeout_ms=3000)
-            try:
-                admin.describe_cluster()
-            finally:
-                admin.close()
-            return True, "broker answers metadata requests"
-        except Exception as exc:  # noqa: BLE001 - any failure means "not ready yet"
-            return False, f"broker not ready ({type(exc).__name__})"
+        ok, why = kafka_answers_metadata(f"{host}:{port}")
+        return ok, "broker answers metadata requests" if ok else why
 
     return Component("kafka", f"kafka://{host}:{port}", prepare, health, start_timeout=120)
+
+
+def kafka_answers_metadata(bootstrap: str, timeout_ms: int = 3000, **client_config) -> tuple[bool, str]:
+    """Whether a kafka-python admin client (``client_config``: TLS/SASL settings) gets cluster
+    metadata from ``bootstrap``; when not, why not (the error's name only)."""
+    host, _, port = bootstrap.rpartition(":")
+    if not port_open(host, int(port)):
+        return False, f"nothing listening on {bootstrap}"
+    try:
+        from kafka import KafkaAdminClient
+        admin = KafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=timeout_ms,
+                                 api_version_auto_timeout_ms=timeout_ms, **client_config)
+        try:
+            admin.describe_cluster()
+        finally:
+            admin.close()
+        return True, "answers metadata"
+    except Exception as exc:  # noqa: BLE001 - any failure means "not ready yet"
+        return False, f"broker not ready ({type(exc).__name__})"
 
 
 def new_kafka_cluster_id() -> str:

@@ -24,7 +24,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from casewatch.config import Settings
-from casewatch.stack.components import KAFKA_DIR, StackError, kafka_libs, new_kafka_cluster_id, port_open
+from casewatch.stack.components import (KAFKA_DIR, StackError, kafka_answers_metadata, kafka_libs,
+                                        new_kafka_cluster_id)
 from casewatch.stack.processes import ManagedProcess, ProcessTable
 
 MECHANISM = "SCRAM-SHA-512"
@@ -199,18 +200,4 @@ def start_sasl_broker(settings: Settings, work_dir: Path, processes: ProcessTabl
 def sasl_broker_ready(client_settings: Settings) -> tuple[bool, str]:
     """Whether a kafka-python admin client with these settings gets cluster metadata."""
     from casewatch.kafka_security import kafka_python_config
-
-    host, _, port = client_settings.bootstrap.rpartition(":")
-    if not port_open(host, int(port)):
-        return False, "nothing listening yet"
-    try:
-        from kafka import KafkaAdminClient
-        admin = KafkaAdminClient(bootstrap_servers=client_settings.bootstrap, request_timeout_ms=5000,
-                                 api_version_auto_timeout_ms=5000, **kafka_python_config(client_settings))
-        try:
-            admin.describe_cluster()
-        finally:
-            admin.close()
-        return True, "authenticated and answered metadata"
-    except Exception as exc:  # noqa: BLE001 - any failure means "not ready yet"
-        return False, type(exc).__name__
+    return kafka_answers_metadata(client_settings.bootstrap, 5000, **kafka_python_config(client_settings))

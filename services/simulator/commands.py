@@ -179,8 +179,19 @@ def _replay(args) -> int:
         print("ERROR: the events file does not exist", file=sys.stderr)
         return 2
     total = sum(1 for line in args.file.open(encoding="utf-8") if line.strip())
+    settings = get_settings()
     try:
-        sink = KafkaSink(get_settings(), source_system="replay")
+        from kafka.errors import KafkaError
+
+        from services.ingest.topics import ensure_topics
+        created = ensure_topics(settings)  # the events and dead-letter topics, when missing
+        if created:
+            print(f"created topic(s): {', '.join(created)}", file=sys.stderr)
+    except KafkaError as exc:
+        print(f"ERROR: Kafka at {settings.bootstrap} is not reachable ({type(exc).__name__})", file=sys.stderr)
+        return 1
+    try:
+        sink = KafkaSink(settings, source_system="replay")
     except ImportError:
         print("ERROR: replay needs the ingest publisher (services.ingest)", file=sys.stderr)
         return 1
