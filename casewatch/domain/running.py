@@ -37,7 +37,7 @@ def _plain_ref(value) -> bool:
 
 class RunningContribution:
     __slots__ = ("calendar", "walk", "state", "flows", "last_sort", "latest_date", "starts", "named",
-                 "period_started", "period_events_seen")
+                 "period_started", "period_events_seen", "clocks_seen", "running_clocks")
 
     def __init__(self, calendar: WorkingDayCalendar):
         self.calendar = calendar
@@ -50,6 +50,11 @@ class RunningContribution:
         self.named: set[tuple[str, object]] = set()
         self.period_started = False
         self.period_events_seen = False
+        # Clocks are only ever completed or stopped as the walk goes on, never reopened: a
+        # completed clock's flows are added to ``flows`` once, and only the clocks still running
+        # (no stop yet) can be open on any day after the latest event.
+        self.clocks_seen = 0
+        self.running_clocks: list = []
 
     @classmethod
     def of(cls, history: ChildHistory, events: list[Event],
@@ -124,9 +129,13 @@ class RunningContribution:
         whole computation handles future-dated events)."""
         if self.latest_date is not None and self.latest_date > as_of:
             return None
-        flows = dict(self.flows)
-        for clock in self.walk.clocks:
-            if clock.completed:
+        clocks = self.walk.clocks
+        unsettled = self.running_clocks + clocks[self.clocks_seen:]
+        self.clocks_seen = len(clocks)
+        running = []
+        flows = self.flows
+        for clock in unsettled:
+            if clock.completed:  # (clock flows are other metrics than the events' own flows)
                 ev = clock.stop_event
                 done, in_time = _CLOCK_FLOW[clock.process]
                 labels = _labels(ev.la, ev.team)
@@ -135,8 +144,11 @@ class RunningContribution:
                 if clock.in_time:
                     key = (in_time, labels, ev.date)
                     flows[key] = flows.get(key, 0.0) + 1.0
+            elif clock.stop is None:
+                running.append(clock)
+        self.running_clocks = running
         stocks: dict = {}
         candidates: list[date] = []
-        _stocks(self.state, self.walk.clocks, as_of, self.calendar, stocks, candidates)
+        _stocks(self.state, running, as_of, self.calendar, stocks, candidates)
         stable = min((c for c in candidates if c > as_of), default=None)
-        return Contribution(flows, stocks, stable)
+        return Contribution(dict(flows), stocks, stable)

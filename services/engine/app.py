@@ -113,9 +113,11 @@ def create_app(settings: Settings | None = None) -> faust.App:
         # has been applied; a redelivered batch is harmless (event_ids make it idempotent).
         async for batch in stream.take_events(BATCH_EVENTS, within=BATCH_SECONDS):
             groups: dict[tuple[int, bytes], list[dict]] = {}
+            offsets = metrics.offsets
             for message in batch:
-                partition = message.message.partition
-                metrics.observe_offset(partition, message.message.offset)
+                record_ = message.message
+                partition = record_.partition
+                offsets[partition] = record_.offset  # (metrics.observe_offset, inlined: per message)
                 key = message.key
                 try:
                     decoded = json.loads(message.value)
@@ -126,8 +128,9 @@ def create_app(settings: Settings | None = None) -> faust.App:
                 if decoded == []:
                     await dead_letter("empty_batch", "decode", {})
                     continue
-                for event in decoded if isinstance(decoded, list) else [decoded]:
-                    if not isinstance(event, dict) or any(not event.get(f) for f in ENVELOPE_REQUIRED):
+                for event in decoded if isinstance(decoded, list) else (decoded,):
+                    if not isinstance(event, dict) or not (event.get("event_id") and event.get("event_type")
+                                                           and event.get("la_code")):  # ENVELOPE_REQUIRED
                         await dead_letter("missing_envelope_field", "decode", _envelope_only(event))
                     elif not key:
                         await dead_letter("missing_key", "decode", _envelope_only(event))
