@@ -73,12 +73,19 @@ def event_set(population: int, years: float, seed: int, las: list[str]) -> list[
     return [pseudonymise(e) for e in authority_events(las, population, seed, start, until, warmup_years=2)]
 
 
-def load_topic(bootstrap: str, topic: str, events: list[dict], partitions: int) -> float:
-    from kafka import KafkaAdminClient, KafkaProducer
+def create_topic(bootstrap: str, topic: str, partitions: int) -> None:
+    from kafka import KafkaAdminClient
     from kafka.admin import NewTopic
     admin = KafkaAdminClient(bootstrap_servers=bootstrap)
-    admin.create_topics([NewTopic(topic, partitions, 1)])
-    admin.close()
+    try:
+        admin.create_topics([NewTopic(topic, partitions, 1)])
+    finally:
+        admin.close()
+
+
+def load_topic(bootstrap: str, topic: str, events: list[dict], partitions: int) -> float:
+    from kafka import KafkaProducer
+    create_topic(bootstrap, topic, partitions)
     producer = KafkaProducer(bootstrap_servers=bootstrap, linger_ms=20, batch_size=256 * 1024, acks=1)
     t0 = time.perf_counter()
     for e in events:
@@ -93,11 +100,8 @@ def load_topic_grouped(bootstrap: str, topic: str, events: list[dict], partition
                        per_message: int = 200) -> int:
     """The bulk-replay form (``casewatch replay`` default): each child's events together, as JSON
     arrays of at most ``per_message`` events, keyed by the child. Returns the message count."""
-    from kafka import KafkaAdminClient, KafkaProducer
-    from kafka.admin import NewTopic
-    admin = KafkaAdminClient(bootstrap_servers=bootstrap)
-    admin.create_topics([NewTopic(topic, partitions, 1)])
-    admin.close()
+    from kafka import KafkaProducer
+    create_topic(bootstrap, topic, partitions)
     groups: dict[str, list] = {}
     for e in events:
         groups.setdefault(e.get("child_ref") or f"wf:{e['la_code']}:{e['team']}", []).append(e)
@@ -207,6 +211,15 @@ def start_engines(env: dict, ports: list[int], state: Path, name: str) -> list[t
     return out
 
 
+def start_group(bootstrap: str, topic: str, state: Path, partitions: int, workers: int, prefix: str):
+    """``workers`` engines in one new consumer group: (app id, processes, /metrics URLs, pids)."""
+    app_id = f"{prefix}-{uuid.uuid4().hex[:8]}"
+    ports = [free_port() for _ in range(workers)]
+    procs = start_engines(engine_env(bootstrap, topic, app_id, state, partitions), ports, state,
+                          f"{prefix}-{workers}w-{app_id}")
+    return app_id, procs, [f"http://127.0.0.1:{port}/metrics" for port in ports], [p.pid for p, _ in procs]
+
+
 def stop_all(procs: list[tuple[subprocess.Popen, object]]) -> None:
     for proc, _ in procs:
         if proc.poll() is None:
@@ -223,13 +236,7 @@ def stop_all(procs: list[tuple[subprocess.Popen, object]]) -> None:
 def run_engine(bootstrap: str, topic: str, n: int, state: Path, partitions: int, timeout: float,
                workers: int = 1) -> tuple[float, str]:
     """Seconds for ``workers`` engine processes (one app id) to apply ``n`` events, and the app id."""
-    app_id = f"bench-engine-{uuid.uuid4().hex[:8]}"
-    ports = [free_port() for _ in range(workers)]
-    procs = start_engines(engine_env(bootstrap, topic, app_id, state, partitions), ports, state,
-                          f"engine-{workers}w-{app_id}")
-    urls = [f"http://127.0.0.1:{port}/metrics" for port in ports]
-
-    pids = [p.pid for p, _ in procs]
+    app_id, procs, urls, pids = start_group(bootstrap, topic, state, partitions, workers, "bench-engine")
     cpu_at_first: list[float] = []
 
     def total() -> int:
@@ -292,18 +299,9 @@ def run_engine_formed(bootstrap: str, events: list[dict], state: Path, partition
                       workers: int) -> float:
     """Seconds for ``workers`` engines to apply ``events`` published to a new topic only after
     the workers' group holds every partition (the events then arrive faster than they apply)."""
-    from kafka import KafkaAdminClient
-    from kafka.admin import NewTopic
     topic = f"bench-formed-{uuid.uuid4().hex[:8]}"
-    admin = KafkaAdminClient(bootstrap_servers=bootstrap)
-    admin.create_topics([NewTopic(topic, partitions, 1)])
-    admin.close()
-    app_id = f"bench-formed-{uuid.uuid4().hex[:8]}"
-    ports = [free_port() for _ in range(workers)]
-    procs = start_engines(engine_env(bootstrap, topic, app_id, state, partitions), ports, state,
-                          f"engine-formed-{workers}w-{app_id}")
-    urls = [f"http://127.0.0.1:{port}/metrics" for port in ports]
-    pids = [p.pid for p, _ in procs]
+    create_topic(bootstrap, topic, partitions)
+    _, procs, urls, pids = start_group(bootstrap, topic, state, partitions, workers, "bench-formed")
     try:
         deadline = time.monotonic() + timeout
         while True:
@@ -722,6 +720,9 @@ def main(argv: list[str] | None = None) -> int:
         results["c_engine_events_per_s"] = n / c
         results["b_runs_events_per_s"] = [round(n / x) for x in bs]
         results["c_runs_events_per_s"] = [round(n / x) for x in cs]
+        pairs = sorted(bx / cx for bx, cx in zip(bs, cs))  # each (c) against the (b) just before it
+        results["ratio_c_over_b_per_pair"] = [round(r, 3) for r in pairs]
+        results["ratio_c_over_b_median_pair"] = statistics.median(pairs)
         results["engine_cpu_us_per_event_1_worker"] = cpus[cs.index(c)]
         results["ratio_c_over_b"] = b / c
         results["ratio_c_over_a"] = a / c
