@@ -253,7 +253,7 @@ def run_engine(bootstrap: str, topic: str, n: int, state: Path, partitions: int,
         if workers == 1:
             elapsed = wait_for_count([p for p, _ in procs], total, n, timeout)
         else:
-            elapsed = wait_for_workers([p for p, _ in procs], urls, n, timeout, partitions, total)
+            elapsed = wait_for_workers([p for p, _ in procs], urls, n, timeout, partitions)
         if cpu_at_first:
             CPU[workers] = (cpu_seconds(pids) - cpu_at_first[0]) / n * 1e6
         return elapsed, app_id
@@ -339,7 +339,7 @@ def engine_assigned(url: str) -> int:
         return int(json.load(resp)["assigned_partitions"])
 
 
-def wait_for_workers(procs, urls: list[str], n: int, timeout: float, partitions: int, total=None) -> float:
+def wait_for_workers(procs, urls: list[str], n: int, timeout: float, partitions: int) -> float:
     """Several workers: seconds from the first counted message to ``n``. Also records, in
     ``STEADY``, the rate once every worker holds partitions and all are assigned (after the
     start-up rebalance)."""
@@ -356,8 +356,6 @@ def wait_for_workers(procs, urls: list[str], n: int, timeout: float, partitions:
                 assigned.append(engine_assigned(url))
             except OSError:
                 assigned.append(0)
-        if total is not None and value:
-            total()  # (marks the CPU reading at the first counted event)
         now = time.perf_counter()
         if value > 0 and t0 is None:
             t0 = now
@@ -397,12 +395,12 @@ def stored_bytes_per_child(bootstrap: str, app_id: str) -> tuple[float, int]:
 def state_bytes_per_child(events: list[dict], partitions: int) -> float:
     """Cross-check of the stored form computed here: {"p": partition, "e": compacted events}."""
     from casewatch.domain.history import compact
+    from services.engine.changelog import encode_history
     per_child: dict[str, list] = {}
     for e in events:
         if e.get("child_ref"):
             per_child.setdefault(e["child_ref"], []).append(compact(e))
-    total = sum(len(json.dumps({"p": zlib.crc32(k.encode()) % partitions, "e": v}, separators=(",", ":"),
-                               default=str)) for k, v in per_child.items())
+    total = sum(len(encode_history(zlib.crc32(k.encode()) % partitions, v)) for k, v in per_child.items())
     return total / max(1, len(per_child))
 
 

@@ -22,6 +22,7 @@ from __future__ import annotations
 import calendar as _calendar
 from bisect import bisect_left
 from datetime import date, timedelta
+from functools import lru_cache
 from typing import Iterable
 
 import holidays as _holidays
@@ -74,7 +75,8 @@ class WorkingDayCalendar:
         # Only holidays on a Monday-Friday change any count; weekends are masked anyway.
         self._holiday_ordinals = sorted(d.toordinal() for d in known if d.weekday() < 5)
         self._holiday_set = frozenset(self._holiday_ordinals)
-        self._added: dict[tuple[date, int], date] = {}
+        # Due dates repeat (the same few limits from the same start dates): answers are kept.
+        self.add = lru_cache(maxsize=200_000)(self._add)
 
     # -- the two conventions ------------------------------------------------------------------
     def _count_before(self, ordinal: int) -> int:
@@ -96,15 +98,11 @@ class WorkingDayCalendar:
         return self._count_before(end + 1) - self._count_before(start + 1)
 
     def add(self, start: date, n: int) -> date:
-        """``numpy.busday_offset(start, n, roll="forward")``. (Due dates repeat: the same few
-        limits from the same start dates, so answers are kept, up to a bound.)"""
-        key = (start, n)
-        found = self._added.get(key)
-        if found is None:
-            found = date.fromordinal(self._nth_working_day(self._count_before(start.toordinal()) + n))
-            if len(self._added) < 200_000:
-                self._added[key] = found
-        return found
+        """``numpy.busday_offset(start, n, roll="forward")`` (memoised per calendar in ``__init__``)."""
+        return self._add(start, n)
+
+    def _add(self, start: date, n: int) -> date:
+        return date.fromordinal(self._nth_working_day(self._count_before(start.toordinal()) + n))
 
     def roll_forward(self, d: date) -> date:
         """``d`` if it is a working day, else the next working day."""

@@ -5,6 +5,8 @@ are only the bounded label values the metric catalogue allows, keyed by code.
 """
 from __future__ import annotations
 
+from functools import lru_cache
+
 # T1 ReferralSource (also contact source, early-help lead agency) -> `source_group`.
 SOURCE_GROUPS: dict[str, str] = {
     "1A": "individual", "1B": "individual", "1C": "individual", "1D": "individual",
@@ -81,16 +83,13 @@ def source_group(code: str | None) -> str:
 
 def factor_family(code: str) -> str | None:
     """``"3B"`` -> ``"domestic_abuse"``; ``"21"`` -> ``"no_factors"``; unknown -> None."""
-    if isinstance(code, str) and code in _FACTOR_FAMILY_OF:
-        return _FACTOR_FAMILY_OF[code]
-    digits = "".join(ch for ch in str(code) if ch.isdigit())
-    found = FACTOR_FAMILIES.get(str(int(digits))) if digits else None
-    if isinstance(code, str) and len(_FACTOR_FAMILY_OF) < 10_000:
-        _FACTOR_FAMILY_OF[code] = found
-    return found
+    return _factor_family_of(str(code))
 
 
-_FACTOR_FAMILY_OF: dict[str, str | None] = {}
+@lru_cache(maxsize=10_000)
+def _factor_family_of(code: str) -> str | None:
+    digits = "".join(ch for ch in code if ch.isdigit())
+    return FACTOR_FAMILIES.get(str(int(digits))) if digits else None
 
 
 def outcome_group(reason_ceased: str | None) -> str:

@@ -46,6 +46,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import date, timedelta
+from functools import lru_cache
 from typing import Mapping
 
 from casewatch.domain import groups as G
@@ -85,24 +86,14 @@ class Contribution:
     stable_until: date | None = None
 
 
-_LABELS_SEEN: dict[tuple, Labels] = {}
-_LABELS_SEEN_MAX = 50_000  # label sets are few (bounded code lists); the cap guards odd input
-
-
+@lru_cache(maxsize=50_000)  # label sets are few (bounded code lists); the bound guards odd input
 def _labels(la: str, team: str | None, **extra: str) -> Labels:
     """The sorted ``(name, value)`` pairs of a series; each distinct set is built once."""
-    key = (la, team, *extra.items()) if extra else (la, team)
-    found = _LABELS_SEEN.get(key)
-    if found is not None:
-        return found
     pairs = [("la", la)]
     if team is not None:
         pairs.append(("team", team))
     pairs.extend(extra.items())
-    found = tuple(sorted(pairs))
-    if len(_LABELS_SEEN) < _LABELS_SEEN_MAX:
-        _LABELS_SEEN[key] = found
-    return found
+    return tuple(sorted(pairs))
 
 
 def months_look_back_start(as_of: date, months: int) -> date:

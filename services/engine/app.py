@@ -113,11 +113,9 @@ def create_app(settings: Settings | None = None) -> faust.App:
         # has been applied; a redelivered batch is harmless (event_ids make it idempotent).
         async for batch in stream.take_events(BATCH_EVENTS, within=BATCH_SECONDS):
             groups: dict[tuple[int, bytes], list[dict]] = {}
-            offsets = metrics.offsets
             for message in batch:
-                record_ = message.message
-                partition = record_.partition
-                offsets[partition] = record_.offset  # (metrics.observe_offset, inlined: per message)
+                partition = message.message.partition
+                metrics.observe_offset(partition, message.message.offset)
                 key = message.key
                 try:
                     decoded = json.loads(message.value)
@@ -129,26 +127,24 @@ def create_app(settings: Settings | None = None) -> faust.App:
                     await dead_letter("empty_batch", "decode", {})
                     continue
                 for event in decoded if isinstance(decoded, list) else (decoded,):
-                    if not isinstance(event, dict) or not (event.get("event_id") and event.get("event_type")
-                                                           and event.get("la_code")):  # ENVELOPE_REQUIRED
+                    if not isinstance(event, dict) or not all(event.get(f) for f in ENVELOPE_REQUIRED):
                         await dead_letter("missing_envelope_field", "decode", _envelope_only(event))
                     elif not key:
                         await dead_letter("missing_key", "decode", _envelope_only(event))
                     else:
                         groups.setdefault((partition, key), []).append(event)
             set_aside: list[tuple[str, str, dict]] = []
-            before = metrics.processed_total()
-            for (partition, key), valid in groups.items():
-                apply_group(partition, key, valid, set_aside)
-            if metrics.processed_total() != before:
+            newly_applied = sum(apply_group(partition, key, valid, set_aside)
+                                for (partition, key), valid in groups.items())
+            if newly_applied:
                 metrics.newest.set(time.time())
             for reason, stage, payload in set_aside:
                 await dead_letter(reason, stage, payload)
             await changelog.flush()
 
-    def apply_group(partition: int, key: bytes, valid: list[dict], set_aside: list) -> None:
-        """Apply one child's events of the batch; what cannot be applied is added to ``set_aside``
-        as (reason, stage, payload) for the dead-letter topic."""
+    def apply_group(partition: int, key: bytes, valid: list[dict], set_aside: list) -> int:
+        """Apply one child's events of the batch; returns how many were newly applied. What cannot
+        be applied is added to ``set_aside`` as (reason, stage, payload) for the dead-letter topic."""
         skey = key.decode(errors="replace")
         first_seen = skey not in figures.partition(partition).keys
         stored = stored_events(key) if first_seen else None
@@ -165,14 +161,13 @@ def create_app(settings: Settings | None = None) -> faust.App:
                     log.error("an event could not be applied (type %s); sent to dead letters",
                               _envelope_only(event).get("event_type", "?"))
                     set_aside.append(("unprocessable", "apply", _envelope_only(event)))
-        for applied in results:
-            record(key, partition, applied, set_aside)
+        return sum(record(key, partition, applied, set_aside) for applied in results)
 
-    def record(key: bytes, partition: int, applied, set_aside: list) -> None:
+    def record(key: bytes, partition: int, applied, set_aside: list) -> int:
         for _ in range(applied.duplicates):
             metrics.duplicate()
         if applied.history is None:
-            return
+            return 0
         # The partition is stored with the events so a rebuild can group keys by partition.
         # Written to the store and the changelog partition directly: in a batch the "current
         # event" Faust would take the partition from is not necessarily this key's.
@@ -183,6 +178,7 @@ def create_app(settings: Settings | None = None) -> faust.App:
             metrics.applied(event)
         for event_id, reason in applied.rejections:
             set_aside.append((reason, "rules", {"event_id": event_id}))
+        return len(applied.events)
 
     @app.on_rebalance_complete.connect
     async def rebuild_after_rebalance(sender, **kwargs):

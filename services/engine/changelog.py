@@ -42,9 +42,6 @@ class ChangelogWriter:
         """Queue the newest value of ``key`` (a later value of the same key replaces it)."""
         self._pending.setdefault(partition, {})[key] = value
 
-    def __len__(self) -> int:
-        return sum(len(records) for records in self._pending.values())
-
     async def flush(self) -> None:
         """Submit every queued record (first re-queueing any earlier batch that failed)."""
         self._requeue_failed()
