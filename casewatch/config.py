@@ -6,6 +6,8 @@ from the environment or from files named by the environment, never from code.
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
+from datetime import date, timedelta
 from functools import lru_cache
 from pathlib import Path
 
@@ -35,8 +37,17 @@ class Settings(BaseSettings):
     kafka_bootstrap: str | None = None  # default: host:kafka_port of the local stack
     events_topic: str = "casewatch.events"
     deadletter_topic: str = "casewatch.deadletters"
+    # Compacted: event_id -> the source system and event type that sent it, so every ingest worker can
+    # check that a correction targets an event of its own source (docs/dpia-data-flow.md §3a).
+    # Default: the events topic's name + ".sources".
+    event_sources_topic: str | None = None
     partitions: int = 6
     engine_app_id: str = "casewatch-engine"
+    # Catching up (docs/operations.md "Catching up"): a worker whose unprocessed messages on its
+    # partitions exceed this is not caught up; a replay run that sent no record for this long and
+    # no replay-end (e.g. the replaying process died) is taken as ended.
+    engine_caught_up_max_lag: int = 500
+    engine_replay_silence_seconds: float = 600.0
 
     # --- Kafka client security (casewatch/kafka_security.py; docs/operations.md "TLS and SASL") ---
     # PLAINTEXT (local stack), SSL, SASL_PLAINTEXT or SASL_SSL. The password: the value itself, or a
@@ -52,12 +63,23 @@ class Settings(BaseSettings):
     # Pseudonymisation key: the value itself, or a file that holds it.
     pseudonymisation_key: str | None = None
     pseudonymisation_key_file: Path | None = None
+    # Part of every pseudonym's HMAC input; raise it with each new key (docs/operations.md §5).
+    pseudonymisation_key_version: int = Field(default=1, ge=1, le=9999)
 
-    # Ingest bearer tokens: JSON object {"source_system": "token", ...}, or a file holding one.
+    # Ingest bearer tokens: a JSON object, or a file holding one. Per source system either the token
+    # ({"mosaic": "token"}: every configured authority) or {"token": "...", "la_codes": ["E06000004"],
+    # "pre_pseudonymised": false} (the authorities it may write; whether it may send ps_ references,
+    # for the replay tool only). See docs/dpia-data-flow.md §2a.
     ingest_tokens: str | None = None
     ingest_tokens_file: Path | None = None
     ingest_max_body_bytes: int = 1_000_000
     ingest_max_batch: int = 1000
+    ingest_max_json_depth: int = 8  # a batch (1) of events (2) with a list field (3) needs 3
+
+    # Plausible dates of an event (ingest and loader reject others with a reason): from this date to
+    # today + this many days.
+    earliest_event_date: str = "1990-01-01"
+    latest_event_days_ahead: int = 366
 
     la_codes: str = "E06000004"  # comma-separated ONS codes this deployment serves
     teams: str = "assessment_1,assessment_2,cin_1,cp_1,lac_1,leaving_care,unassigned"
@@ -88,16 +110,66 @@ class Settings(BaseSettings):
             return self.pseudonymisation_key_file.read_bytes().strip() or None
         return None
 
+    @property
+    def events_sources_topic(self) -> str:
+        return self.event_sources_topic or f"{self.events_topic}.sources"
+
+    def today(self) -> date:
+        return date.fromisoformat(self.fixed_today) if self.fixed_today else date.today()
+
+    def event_date_range(self) -> tuple[date, date]:
+        """The plausible dates of an event, both ends included."""
+        return date.fromisoformat(self.earliest_event_date), self.today() + timedelta(days=self.latest_event_days_ahead)
+
     def read_ingest_tokens(self) -> dict[str, str]:
+        """Source system -> token (the grants are in ``read_ingest_grants``)."""
+        return {source: grant.token for source, grant in self.read_ingest_grants().items()}
+
+    def read_ingest_grants(self) -> dict[str, "IngestGrant"]:
         raw = self.ingest_tokens
         if raw is None and self.ingest_tokens_file:
             raw = self.ingest_tokens_file.read_text()
         if not raw:
             return {}
         data = json.loads(raw)
-        if not isinstance(data, dict) or not all(isinstance(v, str) for v in data.values()):
-            raise ValueError("ingest tokens must be a JSON object of source system -> token")
-        return data
+        if not isinstance(data, dict):
+            raise ValueError(TOKENS_FORMAT)
+        return {source: IngestGrant.parse(source, entry, self.la_code_list) for source, entry in data.items()}
+
+
+TOKENS_FORMAT = ('ingest tokens must be a JSON object of source system -> token, or -> '
+                 '{"token": "...", "la_codes": ["E06000004"], "pre_pseudonymised": false}')
+
+
+@dataclass(frozen=True)
+class IngestGrant:
+    """What one source system's token may write: the authorities (``la_codes``) and whether it may
+    send references that are already pseudonymised (only the replay tool should)."""
+    source: str
+    token: str
+    la_codes: tuple[str, ...]
+    pre_pseudonymised: bool = False
+
+    @classmethod
+    def parse(cls, source: str, entry, configured_la_codes: list[str]) -> "IngestGrant":
+        if isinstance(entry, str):
+            entry = {"token": entry}
+        if not isinstance(entry, dict) or not isinstance(entry.get("token"), str) or not entry["token"]:
+            raise ValueError(TOKENS_FORMAT)
+        unknown = set(entry) - {"token", "la_codes", "pre_pseudonymised"}
+        if unknown:
+            raise ValueError(f"ingest tokens: {source}: unknown setting(s) {', '.join(sorted(unknown))}")
+        la_codes = entry.get("la_codes", configured_la_codes)
+        if not isinstance(la_codes, list) or not all(isinstance(c, str) for c in la_codes):
+            raise ValueError(f"ingest tokens: {source}: la_codes must be a list of ONS codes")
+        outside = [c for c in la_codes if c not in configured_la_codes]
+        if outside:
+            raise ValueError(f"ingest tokens: {source}: la_codes not served by this deployment "
+                             "(CASEWATCH_LA_CODES): " + ", ".join(outside))
+        flag = entry.get("pre_pseudonymised", False)
+        if not isinstance(flag, bool):
+            raise ValueError(f"ingest tokens: {source}: pre_pseudonymised must be true or false")
+        return cls(source, entry["token"], tuple(la_codes), flag)
 
 
 @lru_cache(maxsize=1)

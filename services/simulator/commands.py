@@ -191,7 +191,7 @@ def _replay(args) -> int:
         print(f"ERROR: Kafka at {settings.bootstrap} is not reachable ({type(exc).__name__})", file=sys.stderr)
         return 1
     try:
-        sink = KafkaSink(settings, source_system="replay")
+        sink = KafkaSink(settings, source_system="replay", replay_kind="replay")  # replay-marked (C5)
     except ImportError:
         print("ERROR: replay needs the ingest publisher (services.ingest)", file=sys.stderr)
         return 1

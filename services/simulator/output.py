@@ -39,23 +39,60 @@ class FileSink:
 
 class KafkaSink:
     """Publishes through ``services.ingest.publisher`` with ``services.ingest.pseudonymise``: the
-    same path as the ingest edge and the bulk loader, so raw case-system ids never reach Kafka."""
+    same path as the ingest edge and the bulk loader, so raw case-system ids never reach Kafka.
 
-    def __init__(self, settings: Settings, source_system: str = "simulator"):
+    With ``replay_kind`` (e.g. ``"replay"``) the events are one replay run
+    (:mod:`casewatch.replay_marking`): each carries the run's ``casewatch-replay`` header, and
+    :meth:`end_replay` (called by :meth:`close` at the latest) sends the run's replay-end to every
+    partition, so the engine reports itself catching up, and publishes no indicator, until then."""
+
+    def __init__(self, settings: Settings, source_system: str = "simulator", replay_kind: str | None = None):
         from services.ingest import publisher as ingest_publisher  # noqa: F401 - see make_publisher
+        self._settings = settings
         self._publisher = make_publisher(settings, source_system)
         self.count = 0
+        self.replay_run: str | None = None
+        if replay_kind:
+            self.start_replay(replay_kind)
 
     @property
     def publisher(self):
         return self._publisher
+
+    def start_replay(self, kind: str = "replay") -> str:
+        """Mark what is sent from now on as one replay run; returns its id."""
+        from casewatch.replay_marking import mark_producer, new_run_id
+        self.end_replay()
+        self.replay_run = new_run_id(kind)
+        mark_producer(self._publisher.producer, self.replay_run, self._settings.events_topic)
+        return self.replay_run
+
+    def end_replay(self) -> None:
+        """Send the current replay run's end marker to every partition (nothing without a run)."""
+        from casewatch.replay_marking import send_replay_end, unmark_producer
+        run, self.replay_run = self.replay_run, None
+        if run is None:
+            return
+        producer = self._publisher.producer
+        unmark_producer(producer)
+        send_replay_end(producer, self._settings.events_topic, run)
 
     def send(self, event: dict) -> None:
         self._publisher.send(event)
         self.count += 1
 
     def close(self) -> None:
-        self._publisher.close()
+        import sys
+
+        from kafka.errors import KafkaError
+        try:
+            self.end_replay()
+        except (KafkaError, ValueError) as exc:
+            print(f"WARNING: the replay's end marker could not be sent ({type(exc).__name__}); the "
+                  "engine takes the replay as ended once it has had no record of it for "
+                  "CASEWATCH_ENGINE_REPLAY_SILENCE_SECONDS", file=sys.stderr)
+        finally:
+            self._publisher.close()
 
 
 def make_publisher(settings: Settings, source_system: str):
