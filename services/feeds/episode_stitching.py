@@ -15,9 +15,9 @@ from dataclasses import dataclass, field, replace
 from datetime import date, timedelta
 from typing import Iterable
 
-# The reason we record when a return shows a child left care without saying why (T11 has no
-# "not recorded" code; E8 is "other"). docs/feeds.md explains.
-REASON_NOT_RECORDED = "E8"
+# A leaving-care end whose reason the returns do not give is sent with no reason at all
+# (``reason_ceased`` absent = "not recorded", its own outcome group); stitching never invents E8.
+REASON_NOT_RECORDED = None
 CONTINUOUS = "X1"
 STARTED = "S"
 
@@ -36,6 +36,7 @@ OVERLAPS_CONTINUATION = "overlaps_continuation"                 # S9
 NEW_PERIOD_WITHOUT_S = "new_period_without_s"                   # S10
 X1_CONTINUES_AFTER_RETURN = "x1_continues_after_return"         # S11
 X1_NOTHING_FOLLOWS = "x1_nothing_follows"                       # S12
+OPEN_END_FROM_DUPLICATE = "open_end_from_duplicate"             # S1 (the kept episode's side)
 
 
 @dataclass
@@ -56,6 +57,7 @@ class Episode:
     urn: str | None = None
     year: int = 0                # the return's year end (31 March of this year)
     la: str = ""                 # the authority that sent the return (only to find its latest return)
+    end_estimated: bool = False  # set by stitching: ``dec`` is not a date any return recorded
     starts_period: bool = False  # set by stitching
     rules: list[str] = field(default_factory=list)
 
@@ -96,29 +98,36 @@ def stitch_child(rows: Iterable[Episode], latest_return: dict[str, int],
             held.rules.append(SAME_EPISODE_IN_LATER_RETURN)
     eps = [by_start[d] for d in sorted(by_start)]
 
-    dropped_out = dropped
-    # Step 1: open episodes left in an older return (all decided on the same neighbours).
+    # Step 1: open episodes left in an older return. S1 compares with the episode kept just
+    # before (then the one just after); S2 with the episode just before in the merged order.
     def stale(e: Episode) -> bool:
         return e.is_open and e.year < latest_return.get(e.la, e.year)
 
-    drop_at: set[int] = set()
+    kept: list[Episode] = []
     for i, e in enumerate(eps):
         if not stale(e):
+            kept.append(e)
             continue
-        prev = eps[i - 1] if i > 0 else None
+        prev = kept[-1] if kept else None
         nxt = eps[i + 1] if i + 1 < len(eps) else None
-        if (prev is not None and e.same_content(prev)) or (nxt is not None and e.same_content(nxt)):
+        if prev is not None and e.same_content(prev):
             e.rules.append(STALE_DUPLICATE)
-            drop_at.add(i)
-        elif prev is not None and prev.year > e.year:
+            if prev.rec == CONTINUOUS:
+                # The kept episode handed over (X1) to this very row, which was still open at its
+                # return's 31 March: the kept episode carries that open end.
+                prev.dec, prev.rec = None, None
+                prev.year = max(prev.year, e.year)
+                prev.rules.append(OPEN_END_FROM_DUPLICATE)
+        elif nxt is not None and e.same_content(nxt):
+            e.rules.append(STALE_DUPLICATE)
+        elif i > 0 and eps[i - 1].year > e.year:
             e.rules.append(STALE_REPLACED)
-            drop_at.add(i)
-        elif nxt is None:
-            e.dec, e.rec = year_end(e.year), REASON_NOT_RECORDED
-            e.rules.append(STALE_LEFT_CARE)
-    if dropped_out is not None:
-        dropped_out.extend(e for i, e in enumerate(eps) if i in drop_at)
-    eps = [e for i, e in enumerate(eps) if i not in drop_at]
+        else:
+            kept.append(e)
+            continue
+        if dropped is not None:
+            dropped.append(e)
+    eps = kept
 
     # Step 2: make each pair of neighbours consistent; the later episode's RNE decides whether
     # care carried on (anything but S) or a new period began (S).
@@ -130,8 +139,13 @@ def stitch_child(rows: Iterable[Episode], latest_return: dict[str, int],
                     e.dec, e.rec = None, None          # continues in the next return
                     e.rules.append(X1_CONTINUES_AFTER_RETURN)
                 else:
-                    e.rec = REASON_NOT_RECORDED
+                    e.rec = REASON_NOT_RECORDED        # the recorded DEC is kept
                     e.rules.append(X1_NOTHING_FOLLOWS)
+            if stale(e):
+                # S3: looked after at its return's 31 March (the return says so); no later return
+                # lists the child, so the period ended after that day on a date nobody recorded.
+                e.dec, e.rec, e.end_estimated = year_end(e.year) + timedelta(days=1), REASON_NOT_RECORDED, True
+                e.rules.append(STALE_LEFT_CARE)
             continue
         new_period = nxt.rne == STARTED
         day_before = nxt.decom - timedelta(days=1)
@@ -139,15 +153,17 @@ def stitch_child(rows: Iterable[Episode], latest_return: dict[str, int],
             if new_period:
                 end = day_before
                 if stale(e):
-                    end = min(end, year_end(e.year))
-                e.dec, e.rec = end, REASON_NOT_RECORDED
+                    end = min(end, year_end(e.year) + timedelta(days=1))
+                e.dec, e.rec, e.end_estimated = end, REASON_NOT_RECORDED, True
                 e.rules.append(OPEN_THEN_NEW_PERIOD)
             else:
                 e.dec, e.rec = nxt.decom, CONTINUOUS
                 e.rules.append(OPEN_THEN_CARRIED_ON)
         elif e.rec == CONTINUOUS:
             if new_period:
-                e.dec, e.rec = min(e.dec, day_before), REASON_NOT_RECORDED
+                if day_before < e.dec:
+                    e.dec, e.end_estimated = day_before, True
+                e.rec = REASON_NOT_RECORDED
                 e.rules.append(X1_THEN_NEW_PERIOD)
             elif e.dec != nxt.decom:
                 e.dec = nxt.decom
@@ -155,7 +171,7 @@ def stitch_child(rows: Iterable[Episode], latest_return: dict[str, int],
         else:  # the return says the child left care
             if new_period:
                 if e.dec >= nxt.decom:
-                    e.dec = day_before
+                    e.dec, e.end_estimated = day_before, True
                     e.rules.append(OVERLAPS_NEW_PERIOD)
             elif e.dec >= nxt.decom:
                 e.dec, e.rec = nxt.decom, CONTINUOUS
@@ -163,7 +179,7 @@ def stitch_child(rows: Iterable[Episode], latest_return: dict[str, int],
             else:
                 nxt.rules.append(NEW_PERIOD_WITHOUT_S)
 
-    # Periods: the first episode, and every episode after a leaving-care end.
+    # Periods: the first episode, and every episode after a leaving-care end (any end but X1).
     previous: Episode | None = None
     for e in eps:
         e.starts_period = previous is None or previous.rec != CONTINUOUS

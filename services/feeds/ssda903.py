@@ -31,7 +31,7 @@ from schemas.code_lists import codes as code_list
 
 from services.feeds.envelope import DeadLetter, FeedContext, collection_year_label, parse_date
 from services.feeds.episode_stitching import (
-    CONTINUOUS, Episode, latest_returns, stitch_child, year_end,
+    CONTINUOUS, STARTED, Episode, latest_returns, stitch_child, year_end,
 )
 
 SOURCE = "import:ssda903"
@@ -205,10 +205,15 @@ class Ssda903Import:
         for e in eps:
             key = e.decom.isoformat()
             if e.starts_period:
-                if e.rne != "S":
+                # The episode's own RNE. The child's first known episode with another RNE than S
+                # began a period before the returns: looked after, but not a start in any window.
+                # A later period without an S row follows a leaving-care end (rule S10): a start.
+                before_data = prev is None and e.rne != STARTED
+                if before_data:
                     self.note("period_began_before_the_returns", 1)
-                self.emit(ctx.event("lac.started", child, (key,), decom=e.decom, rne="S", legal_status=e.ls,
-                                    placement=e.place, provider=e.provider, need=e.cin))
+                self.emit(ctx.event("lac.started", child, (key,), decom=e.decom, rne=e.rne, legal_status=e.ls,
+                                    placement=e.place, provider=e.provider, need=e.cin,
+                                    began_before_data=True if before_data else None))
             else:
                 legal_changed = prev is not None and e.ls != prev.ls
                 if e.rne in PLACEMENT_RNE:
@@ -222,7 +227,11 @@ class Ssda903Import:
                     self.emit(ctx.event("lac.legal_status_changed", child, (key,), date=e.decom, rne="L",
                                         legal_status=e.ls))
             if e.dec is not None and e.rec != CONTINUOUS:
-                self.emit(ctx.event("lac.ended", child, (key,), dec=e.dec, reason_ceased=e.rec))
+                # reason_ceased absent = not recorded (stitching found an end the returns do not give)
+                self.emit(ctx.event("lac.ended", child, (key,), dec=e.dec, reason_ceased=e.rec,
+                                    end_date_estimated=True if e.end_estimated else None))
+                if e.rec is None:
+                    self.note("ended_reason_not_recorded", 1)
             prev = e
 
     def _review_events(self, child: str, eps: list[Episode]) -> None:

@@ -12,7 +12,7 @@ from services.feeds.envelope import FeedContext
 from services.feeds.episode_stitching import Episode, latest_returns, stitch_child
 from services.feeds.ssda903 import Ssda903Import, find_return
 
-EXTERNAL = Path(__file__).resolve().parents[2].parent / "shared" / "external"
+EXTERNAL = Path(__file__).resolve().parents[1] / "data" / "external"
 FIX_CASES = EXTERNAL / "ssda903-episode-fix-cases" / "SSDA903_episodes_for_testing_fixes_INPUT.csv"
 D = date.fromisoformat
 
@@ -46,14 +46,16 @@ EXPECTED = {
     "RULE1_BAD": ([("2016-01-13", "P", "2017-08-20", "X1", True),
                    ("2017-08-20", "T", "2019-06-21", "X1", False),
                    ("2019-06-21", "P", "2019-07-23", "E6", False)], ["open_then_carried_on"], []),
-    # S4 (liia RULE_1A): open in the 2017 return, the next episode starts a new period (S) on
-    # 2017-04-20: ends at the earlier of 31 Mar 2017 and 19 Apr 2017, reason not recorded (E8).
+    # S4 (liia RULE_1A): open in the 2017 return (so looked after at 31 Mar 2017), the next
+    # episode starts a new period (S) on 2017-04-20: ends at the earlier of 1 Apr 2017 (the day
+    # after its return's 31 March) and 19 Apr 2017, reason not recorded (None), date estimated.
+    # The 2017-06-13 end's E8 is the return's own REC, kept.
     "RULE1A_BAD": ([("2016-01-22", "S", "2016-10-24", "X1", True),
-                    ("2016-10-24", "P", "2017-03-31", "E8", False),
+                    ("2016-10-24", "P", "2017-04-01", None, False),
                     ("2017-04-20", "S", "2017-06-13", "E8", True)], ["open_then_new_period"], []),
     # S3 (liia RULE_2): open in the 2020 return, B&D's latest return is 2022, nothing follows:
-    # closed on 31 Mar 2020, reason not recorded.
-    "RULE2_BAD": ([("2019-05-10", "S", "2020-03-31", "E8", True)], ["stale_open_left_care"], []),
+    # looked after at 31 Mar 2020, ended the day after (1 Apr 2020, estimated), reason not recorded.
+    "RULE2_BAD": ([("2019-05-10", "S", "2020-04-01", None, True)], ["stale_open_left_care"], []),
     # S1 (liia RULE_3): the open 2016-09-27 row (2017 return) repeats the 2016-09-23 episode's
     # RNE, LS, placement, provider, placement postcode and URN: dropped.
     "RULE3_BAD": ([("2016-09-23", "S", "2017-05-30", "E2", True)], ["stale_open_duplicate"], ["2016-09-27"]),
@@ -94,11 +96,20 @@ def test_fix_cases_events_child_by_child(fix_cases):
     assert by_child["RULE4_BAD"] == [("lac.started", "2018-11-23"), ("placement.changed", "2018-12-20"),
                                      ("placement.changed", "2019-08-19"), ("lac.ended", "2019-10-01")]
     assert by_child["RULE1A_BAD"] == [("lac.started", "2016-01-22"), ("placement.changed", "2016-10-24"),
-                                      ("lac.ended", "2017-03-31"), ("lac.started", "2017-04-20"),
+                                      ("lac.ended", "2017-04-01"), ("lac.started", "2017-04-20"),
                                       ("lac.ended", "2017-06-13")]
     assert by_child["RULE3A_BAD"] == [("lac.started", "2017-11-25"), ("lac.legal_status_changed", "2018-01-25"),
                                       ("lac.ended", "2018-05-16")]
-    assert by_child["RULE2_BAD"] == [("lac.started", "2019-05-10"), ("lac.ended", "2020-03-31")]
+    assert by_child["RULE2_BAD"] == [("lac.started", "2019-05-10"), ("lac.ended", "2020-04-01")]
+    ended = [ev for ev in events if ev["child_ref"] == "RULE2_BAD" and ev["event_type"] == "lac.ended"]
+    assert "reason_ceased" not in ended[0] and ended[0]["end_date_estimated"] is True
+    # No stitching rule invents a reason: every lac.ended reason is a REC some return recorded.
+    assert {ev.get("reason_ceased") for ev in events if ev["event_type"] == "lac.ended"} <= {None, "E2", "E4A", "E6",
+                                                                                           "E8", "E17", "E45"}
+    # First known episodes that are not RNE S began before the data; starts carry the real RNE.
+    starts = {ev["child_ref"]: ev for ev in events if ev["event_type"] == "lac.started"}
+    assert starts["NORULE_BAD"]["rne"] == "P" and starts["NORULE_BAD"]["began_before_data"] is True
+    assert starts["RULE4_BAD"]["rne"] == "S" and "began_before_data" not in starts["RULE4_BAD"]
     # RULE1A_BAD's 2016-10-24 episode is the same period (X1 before it): a placement change, not a start.
     assert sum(1 for t, _ in by_child["RULE1A_BAD"] if t == "lac.started") == 2
 
@@ -137,7 +148,8 @@ def test_leaving_reason_overlapping_a_new_period_ends_the_day_before():
 def test_x1_followed_by_a_new_period_ends_the_first_period_with_reason_not_recorded():
     rows = [_ep("2017-05-01", "S", "2017-09-01", "X1"), _ep("2017-09-01", "S")]
     eps = stitch_child(rows, latest_returns(rows))
-    assert _shape(eps) == [("2017-05-01", "S", "2017-08-31", "E8", True), ("2017-09-01", "S", None, None, True)]
+    assert _shape(eps) == [("2017-05-01", "S", "2017-08-31", None, True), ("2017-09-01", "S", None, None, True)]
+    assert eps[0].end_estimated is True
 
 
 def test_left_care_then_a_gap_starts_a_new_period_even_without_rne_s():
@@ -145,3 +157,37 @@ def test_left_care_then_a_gap_starts_a_new_period_even_without_rne_s():
     eps = stitch_child(rows, latest_returns(rows))
     assert [e.starts_period for e in eps] == [True, True]
     assert eps[1].rules == ["new_period_without_s"]
+
+
+def test_open_at_its_31_march_and_in_no_later_return_ends_the_day_after_with_no_reason():
+    """S3: the 2019 return says the child is looked after at 31 Mar 2019; the 2020 return (same LA)
+    does not list the child: the period ended after 31 Mar 2019 on a date nobody recorded."""
+    rows = [_ep("2018-06-01", "S", year=2019), _ep("2019-05-01", "S", "2019-06-01", "E4A", year=2020)]
+    rows[1].child = "other"  # another child of the 2020 return makes 2020 the LA's latest return
+    eps = stitch_child(rows[:1], latest_returns(rows))
+    assert _shape(eps) == [("2018-06-01", "S", "2019-04-01", None, True)]
+    assert eps[0].end_estimated is True and eps[0].rules == ["stale_open_left_care"]
+
+
+def test_a_dropped_duplicate_open_row_carries_its_open_end_to_the_episode_it_duplicates():
+    """S1: the 2019 return holds an episode ending X1 on 2018-09-01 and an open row starting that
+    day with the same content. The duplicate is dropped; the kept episode is open at 31 Mar 2019
+    (not ended on 2018-09-01 by S12), and, with no later return listing the child, S3 ends it on
+    1 Apr 2019 with no reason."""
+    rows = [_ep("2017-05-01", "S", "2018-06-01", "X1", year=2019),
+            _ep("2018-06-01", "L", "2018-09-01", "X1", year=2019, ls="C1"),
+            _ep("2018-09-01", "L", year=2019, ls="C1"),
+            _ep("2019-05-01", "S", year=2020)]
+    rows[3].child = "other"
+    dropped: list[Episode] = []
+    eps = stitch_child(rows[:3], latest_returns(rows), dropped)
+    assert _shape(eps) == [("2017-05-01", "S", "2018-06-01", "X1", True),
+                           ("2018-06-01", "L", "2019-04-01", None, False)]
+    assert eps[1].rules == ["open_end_from_duplicate", "stale_open_left_care"]
+    assert [e.decom for e in dropped] == [D("2018-09-01")] and dropped[0].rules == ["stale_open_duplicate"]
+
+
+def test_an_open_row_in_the_latest_return_of_its_la_stays_open():
+    rows = [_ep("2018-06-01", "P", year=2022)]
+    eps = stitch_child(rows, latest_returns(rows))
+    assert _shape(eps) == [("2018-06-01", "P", None, None, True)]
