@@ -24,14 +24,21 @@ Rules (working days use :class:`~casewatch.domain.calendar.WorkingDayCalendar`; 
                        s17_services). Transfer-in ICPCs stop the clock but are not completions.
 ``cp_review``          first due plan start + 3 calendar months, then previous review + 6 months;
                        plan ended first -> not due.
-``lac_review_first``   DECOM of the period (RNE S) + 20 wd. X1 breaks do not restart it.
+``lac_review_first``   DECOM of the period (RNE S) + 20 wd. X1 breaks do not restart it. A period
+                       marked ``began_before_data`` opens no first-review clock (its first review
+                       precedes the data).
 ``lac_review``         second review due first review + 3 months, later ones previous + 6 months.
+                       In a ``began_before_data`` period a review counts as completed without a
+                       known start (in time only by its own ``due_date``) and the next is due 6
+                       months later (how many reviews came before is not known).
 ``statutory_visit``    CPPCR reg 28, **simplified**: first visit within 1 week (7 calendar days)
                        of the start of each placement (period start or a move with RNE
                        P/B/T/U); then at most 6 weeks after the previous visit while that visit
                        fell in the placement's first year; after that at most 3 months (the
                        regulation allows 3 months only for placements meant to last until 18,
-                       which the events do not say: we assume they are).
+                       which the events do not say: we assume they are). A ``began_before_data``
+                       period's placement begins at DECOM only for RNE P/B/T/U; an RNE L first known
+                       episode's placement began before the data: no visit clock until a move.
 
 A completion whose clock start is unknown (e.g. an ICPC with no S47 and no strategy discussion in
 the history, a review of a plan that began before the history does) counts as completed and is in
@@ -321,6 +328,17 @@ class _Walk:
         self.lac_open = True
         self.lac_decom = d
         self.lac_reviews = 0
+        if ev.f.get("began_before_data"):
+            # looked after since before the data: no first-review clock; a visit clock only when
+            # a placement begins at DECOM (RNE P/B/T/U)
+            self.lac_review_clock = None
+            if ev.f.get("rne") in PLACEMENT_MOVE_RNE:
+                self.placement_start = d
+                self.visit_clock = self._open("statutory_visit", d, d, due_statutory_visit(d, None))
+            else:
+                self.placement_start = None
+                self.visit_clock = None
+            return
         self.lac_review_clock = self._open("lac_review_first", d, d, due_lac_review(self.cal, d, 0, None))
         self.placement_start = d
         self.visit_clock = self._open("statutory_visit", d, d, due_statutory_visit(d, None))
@@ -340,8 +358,14 @@ class _Walk:
         self.visit_clock = self._open("statutory_visit", d, d, due_statutory_visit(self.placement_start, d))
 
     def _on_lac_review_held(self, ev: Event, d: date) -> None:
-        if not self.lac_open or self.lac_review_clock is None:
+        if not self.lac_open:
             self._completed_without_start("lac_review", ev)
+            return
+        if self.lac_review_clock is None:  # a period that began before the data
+            self._completed_without_start("lac_review", ev)
+            self.lac_reviews = max(self.lac_reviews, 2)
+            self.lac_review_clock = self._open("lac_review", d, d,
+                                               due_lac_review(self.cal, self.lac_decom, self.lac_reviews, d))
             return
         self._complete(self.lac_review_clock, ev)
         self.lac_reviews += 1

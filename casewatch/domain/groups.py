@@ -42,8 +42,11 @@ LEGAL_STATUS_GROUPS: dict[str, str | None] = {
 }
 SHORT_BREAK_LEGAL_STATUSES = frozenset({"V3", "V4"})
 
-# T7 reason for new episode: a placement move (a new placement) is one of these.
+# T7 reason for new episode: a placement move (a new placement) is one of these; S starts a period;
+# L changes the legal status only (not a new placement).
 PLACEMENT_MOVE_RNE = frozenset({"P", "B", "T", "U"})
+PERIOD_START_RNE = "S"
+LEGAL_STATUS_ONLY_RNE = "L"
 
 # T11 reason episode ceased -> `outcome_group`. X1 is not leaving care (see CEASED_NOT_LEAVING_CARE).
 OUTCOME_GROUPS: dict[str, str] = {
@@ -52,7 +55,9 @@ OUTCOME_GROUPS: dict[str, str] = {
     "E41": "cao_ro",
     "E4A": "returned_home", "E4B": "returned_home",
 }
-OUTCOME_GROUP_OTHER = "other"
+OUTCOME_GROUP_OTHER = "other"              # any other reason, E8 included
+OUTCOME_GROUP_NOT_RECORDED = "not_recorded"  # an end known to have happened, its reason not recorded
+OUTCOME_GROUP_VALUES = (*dict.fromkeys(OUTCOME_GROUPS.values()), OUTCOME_GROUP_OTHER, OUTCOME_GROUP_NOT_RECORDED)
 CEASED_NOT_LEAVING_CARE = frozenset({"X1"})
 
 # T10 participation (REVIEW_CODE, reused locally at ICPCs and CP reviews) -> `attended`.
@@ -93,7 +98,11 @@ def _factor_family_of(code: str) -> str | None:
 
 
 def outcome_group(reason_ceased: str | None) -> str:
-    return OUTCOME_GROUPS.get(reason_ceased or "", OUTCOME_GROUP_OTHER)
+    """``"E11"`` -> ``"adopted"``; no reason (None or empty) -> ``"not_recorded"``; E8 or any other
+    reason -> ``"other"``."""
+    if not reason_ceased:
+        return OUTCOME_GROUP_NOT_RECORDED
+    return OUTCOME_GROUPS.get(reason_ceased, OUTCOME_GROUP_OTHER)
 
 
 def is_eet(activity: str | None) -> bool:

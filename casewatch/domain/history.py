@@ -17,7 +17,7 @@ built from the key's events in any order and with any repeats, and always gives 
   ``case.unallocated`` before ``case.allocated`` so a same-day reallocation ends allocated), then
   ``event_id``.
 * **Cross-event rules**: an event that breaks one is reported in ``rejections`` as
-  ``(event_id, reason)`` and counts nowhere (it stays stored, so a later correction can mend it):
+  ``(event_id, reason)`` (reasons: ``casewatch.domain.rejections``) and counts nowhere (it stays stored, so a later correction can mend it):
 
   ``icpc_before_s47``     an ICPC dated before the start of the S47 it names (``s47_ref``)
   ``review_before_plan``  a CP review before the start of the plan it names (``plan_ref``), or a
@@ -35,6 +35,7 @@ from datetime import date, datetime
 from typing import Any, Iterable, Mapping
 
 from casewatch.domain.calendar import as_date
+from casewatch.domain.rejections import END_BEFORE_START, ICPC_BEFORE_S47, REVIEW_BEFORE_PLAN
 
 __all__ = ["ChildHistory", "Event", "compact", "MAIN_DATE_FIELD", "EVENT_PRECEDENCE"]
 
@@ -346,29 +347,29 @@ def _check_cross_event_rules(events: list[Event]) -> list[tuple[str, str]]:
         if t == "icpc.held":
             start = s47_start.get(ev.f.get("s47_ref"))
             if start is not None and d < start:
-                reason = "icpc_before_s47"
+                reason = ICPC_BEFORE_S47
         elif t == "cp_review.held":
             start = plan_start.get(ev.f.get("plan_ref"))
             if start is not None and d < start:
-                reason = "review_before_plan"
+                reason = REVIEW_BEFORE_PLAN
         elif t == "lac_review.held":
             if first_decom is not None and d < first_decom:
-                reason = "review_before_plan"
+                reason = REVIEW_BEFORE_PLAN
         elif t == "s47.completed":
             start = s47_start.get(ev.f.get("s47_ref"))
             if start is not None and d < start:
-                reason = "end_before_start"
+                reason = END_BEFORE_START
         elif t == "cp_plan.ended":
             start = plan_start.get(ev.f.get("plan_ref"))
             if start is not None and d < start:
-                reason = "end_before_start"
+                reason = END_BEFORE_START
         elif t == "assessment.completed":
             start = assessment_start.get(ev.f.get("assessment_ref"))
             if start is not None and d < start:
-                reason = "end_before_start"
+                reason = END_BEFORE_START
         elif t == "lac.ended":
             if first_decom is not None and d < first_decom:
-                reason = "end_before_start"
+                reason = END_BEFORE_START
         if reason:
             rejections.append((ev.event_id, reason))
     return rejections

@@ -9,7 +9,8 @@
   ``as_of`` count. Labelled with the ``la``/``team`` of the key's latest such event.
 * ``stable_until``: the first date after ``as_of`` on which ``stocks`` can change with no new event
   (a future-dated event taking effect, a clock becoming due soon or overdue, an overdue count
-  growing, a plan reaching 2 years, a placement leaving the look-back); None = never.
+  growing, a plan reaching 2 years, a placement leaving the look-back or becoming the one held on its
+  first day); None = never.
 
 Definitions and conventions (see also domain.md §2 and the module docs of ``clocks``):
 
@@ -23,12 +24,19 @@ Definitions and conventions (see also domain.md §2 and the module docs of ``clo
 * CIN open (O1, and the caseload numerator ``open_cases``): a CIN episode opened by a referral not
   marked ``referral_nfa`` and not yet closed by ``cin_episode.closed``, or an open CP plan, or an
   open period of care.
-* LAC (O4): an open period of care (started with RNE S, ended by any reason but X1) whose current
-  legal status is not V3/V4 (short breaks are never LAC). ``lac_started`` / ``lac_ceased`` likewise
-  leave out short-break periods and X1 ends.
-* LAC 3+ placements (O10/O10b): for a child looked after at ``as_of``, placements = the first
-  placement of each period plus each ``placement.changed`` with RNE P/B/T/U, counted when dated in
-  ``(as_of - 12 months, as_of]`` (24 months for O10b).
+* LAC (O4): an open period of care (opened by ``lac.started``, ended by any reason but X1) whose
+  current legal status is not V3/V4 (short breaks are never LAC). ``lac_started`` (O5) counts a
+  period's beginning: never a period marked ``began_before_data`` (its beginning precedes the data;
+  it is looked after all the same), never short breaks. ``lac_ceased`` counts ends other than X1;
+  an end without ``reason_ceased`` (not recorded) is a leaving with ``outcome_group="not_recorded"``.
+* LAC 3+ placements (O10/O10b): for a child looked after at ``as_of``, with the look-back
+  ``(as_of - 12 months, as_of]`` (24 months for O10b) whose first day is F: placements during the
+  look-back = the placement the child was in on F (if looked after on F, after that day's events)
+  + every placement that begins after F up to ``as_of``: the first placement of a period (a period
+  start, or a ``began_before_data`` episode with RNE P/B/T/U) and each move with RNE P/B/T/U
+  (``placement.changed``, or ``lac.legal_status_changed`` with RNE B/U). RNE L changes only the
+  legal status: no new placement. A move on F itself is the placement held on F: counted once.
+  Time under V3/V4 short breaks holds no placement.
 * Unallocated (O16): a case is unallocated from ``case.unallocated`` until a later
   ``case.allocated`` of the same ``case_type``, counted only while that case type is open (cin: CIN
   open; cp: a CP plan open; lac: looked after; care_leaver: a care-leaver status held and not
@@ -55,7 +63,7 @@ from casewatch.domain.clocks import compute_clocks
 from casewatch.domain.history import ChildHistory, Event
 
 __all__ = ["Contribution", "contribution", "INDICATORS", "Indicator", "MAX_METRICS", "FLOW_METRICS",
-           "STOCK_METRICS", "months_look_back_start"]
+           "STOCK_METRICS", "months_look_back_start", "placements_in_look_back"]
 
 Labels = tuple[tuple[str, str], ...]
 
@@ -119,7 +127,11 @@ class _State:
         self.plans_seen = 0
         self.lac_open = False
         self.lac_ls: str | None = None
-        self.placements: list[date] = []
+        # The placements held while looked after, in order: [start, end (None: held now), begins]
+        # where ``begins`` says a placement begins on ``start`` (False: a placement already held
+        # when the child became looked after by a legal-status-only change, or held since before
+        # the data by an RNE L first known episode).
+        self.placements: list[list] = []
         self.unallocated: dict[str, date] = {}
         self.care_leaver: Event | None = None
         self.workforce: Event | None = None
@@ -138,6 +150,45 @@ class _State:
 
     def cin_open(self) -> bool:
         return self.episode_open or self.cp_open() or self.is_lac()
+
+    def placement_update(self, d: date, new_placement: bool, begins: bool = True) -> None:
+        """Keep ``placements`` in step after the period or legal status changed on ``d``, or a
+        placement began (``new_placement``)."""
+        placements = self.placements
+        current = placements[-1] if placements and placements[-1][1] is None else None
+        now = self.is_lac()
+        if current is not None and (new_placement or not now):
+            current[1] = d
+            current = None
+        if now and current is None:
+            placements.append([d, None, begins])
+
+
+def placements_in_look_back(placements: list, as_of: date, months: int) -> int:
+    """O10/O10b: the placement held on the look-back's first day F (the look-back is
+    ``(as_of - months, as_of]``) + the placements that begin after F up to ``as_of``."""
+    first = months_look_back_start(as_of, months) + timedelta(days=1)
+    n = 0
+    for start, end, begins in placements:
+        if start > as_of or (end is not None and end <= first):
+            continue
+        if start <= first or begins:
+            n += 1
+    return n
+
+
+def _placement_count_changes(placements: list, as_of: date, months: int) -> date | None:
+    """The first day after ``as_of`` on which the count of :func:`placements_in_look_back` can
+    change with no new event: a placement that ended leaves the look-back (it ended on or before
+    the new first day), or one held since before a legal-status-only start becomes the one held on
+    the first day."""
+    first = months_look_back_start(as_of, months) + timedelta(days=1)
+    points = [end for _start, end, _begins in placements if end is not None and end > first]
+    points += [start for start, _end, begins in placements if not begins and first < start <= as_of]
+    if not points:
+        return None
+    # the first day D whose look-back starts on or after min(points): D - months >= that - 1 day
+    return _first_day_outside(min(points) - timedelta(days=1), months)
 
 
 def contribution(history: ChildHistory, as_of: date, calendar: WorkingDayCalendar) -> Contribution:
@@ -249,20 +300,24 @@ def _feed(st: _State, ev: Event, d: date, flow) -> None:
         ls = f.get("legal_status")
         if st.lac_open:  # continuation after an X1 break
             st.lac_ls = ls or st.lac_ls
+            st.placement_update(d, False, begins=False)
             return
         st.lac_open = True
         st.lac_ls = ls
-        if ls not in G.SHORT_BREAK_LEGAL_STATUSES:
+        before_data = bool(f.get("began_before_data"))
+        if ls not in G.SHORT_BREAK_LEGAL_STATUSES and not before_data:
             flow(P + "lac_started", lab, d)
-            st.placements.append(d)
+        # a period's first placement begins at DECOM, except an RNE L episode held since before the data
+        st.placement_update(d, True, begins=not (before_data and f.get("rne") == G.LEGAL_STATUS_ONLY_RNE))
     elif t == "lac.legal_status_changed":
-        if st.lac_open and f.get("legal_status"):
-            st.lac_ls = f["legal_status"]
-        if st.lac_open and f.get("rne") in G.PLACEMENT_MOVE_RNE and st.is_lac():
-            st.placements.append(d)
+        if st.lac_open:
+            if f.get("legal_status"):
+                st.lac_ls = f["legal_status"]
+            move = f.get("rne") in G.PLACEMENT_MOVE_RNE
+            st.placement_update(d, move, begins=move)
     elif t == "placement.changed":
-        if st.lac_open and f.get("rne") in G.PLACEMENT_MOVE_RNE and st.is_lac():
-            st.placements.append(d)
+        if st.lac_open and f.get("rne") in G.PLACEMENT_MOVE_RNE:
+            st.placement_update(d, True)
     elif t == "lac.ended":
         reason = f.get("reason_ceased")
         if reason in G.CEASED_NOT_LEAVING_CARE or not st.lac_open:
@@ -271,6 +326,7 @@ def _feed(st: _State, ev: Event, d: date, flow) -> None:
             flow(P + "lac_ceased", lab, d)
             flow(P + "lac_ceased_by_outcome", _labels(ev.la, ev.team, outcome_group=G.outcome_group(reason)), d)
         st.lac_open = False
+        st.placement_update(d, False)
         st.unallocated.pop("lac", None)
     elif t == "case.unallocated":
         ct = f.get("case_type")
@@ -328,11 +384,11 @@ def _stocks(st: _State, clocks, as_of: date, cal: WorkingDayCalendar, stocks: di
         put(P + "lac_open", _labels(la, team, legal_status_group="not_recorded" if st.lac_ls is None else G.LEGAL_STATUS_GROUPS.get(st.lac_ls, "other")
                                      or "other"))
         for months, metric in ((12, P + "lac_3plus_placements_12m"), (24, P + "lac_3plus_placements_24m")):
-            lower = months_look_back_start(as_of, months)
-            inside = [p for p in st.placements if lower < p <= as_of]
-            if len(inside) >= 3:
+            if placements_in_look_back(st.placements, as_of, months) >= 3:
                 put(metric, lab)
-                candidates.append(_first_day_outside(min(inside), months))
+            change = _placement_count_changes(st.placements, as_of, months)
+            if change is not None:
+                candidates.append(change)
     cl = st.care_leaver
     if cl is not None and cl.f.get("in_touch") not in G.CARE_LEAVER_IN_TOUCH_EXCLUDED:
         band = _labels(la, team, age_band=cl.f.get("age_band") or "unknown")

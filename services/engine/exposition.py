@@ -15,11 +15,15 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from casewatch.config import Settings
 from casewatch.domain.indicators import MAX_METRICS
+from casewatch.domain.rejections import REJECTION_REASONS
 from schemas import code_lists
 from schemas.events import EVENT_TYPES
 
-DEAD_LETTER_REASONS = {"undecodable", "empty_batch", "missing_envelope_field", "missing_key", "unprocessable",
-                       "icpc_before_s47", "review_before_plan"}
+# The engine's own reasons (decode and apply stages) plus the domain's rejection reasons (rules
+# stage), whose one list is casewatch.domain.rejections.REJECTION_REASONS.
+ENGINE_DEAD_LETTER_REASONS = frozenset({"undecodable", "empty_batch", "missing_envelope_field", "missing_key",
+                                        "unprocessable"})
+DEAD_LETTER_REASONS = ENGINE_DEAD_LETTER_REASONS | REJECTION_REASONS
 
 
 OTHER = "other"
