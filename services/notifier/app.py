@@ -61,7 +61,7 @@ def create_app(settings: NotifierSettings | None = None,
             webhooks.labels("invalid").inc()
             return JSONResponse({"error": "expected an Alertmanager webhook body"}, status_code=400)
         group = sanitise_group(payload, settings.grafana_url)
-        if not group.alerts:
+        if not group.alerts and not group.resolved:
             webhooks.labels("nothing_firing").inc()
             return JSONResponse({"mails": 0})
         webhooks.labels("accepted").inc()

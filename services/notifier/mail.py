@@ -154,11 +154,14 @@ class AlertGroup:
     severity: str
     measure: str | None
     alerts: list[SafeAlert] = field(default_factory=list)
+    resolved: list[SafeAlert] = field(default_factory=list)  # cleared since Alertmanager's last mail
 
 
 def sanitise_group(payload: dict, grafana_url: str) -> AlertGroup:
     firing = [a for a in payload.get("alerts") or [] if isinstance(a, dict) and a.get("status", "firing") == "firing"]
     alerts = [sanitise_alert(a, grafana_url) for a in firing]
+    resolved = [sanitise_alert(a, grafana_url) for a in payload.get("alerts") or []
+                if isinstance(a, dict) and a.get("status") == "resolved"]
     common = {k: v for k, v in (payload.get("commonLabels") or {}).items()}
     group = {k: v for k, v in (payload.get("groupLabels") or {}).items()}
 
@@ -167,14 +170,15 @@ def sanitise_group(payload: dict, grafana_url: str) -> AlertGroup:
             kept = safe_label(name, source.get(name))
             if kept:
                 return kept
-        values = {a.labels.get(name) for a in alerts} - {None}
+        values = {a.labels.get(name) for a in alerts or resolved} - {None}
         return values.pop() if len(values) == 1 else None
 
-    severity = pick("severity") or ("page" if any(a.labels.get("severity") == "page" for a in alerts) else "warn")
+    severity = pick("severity") or ("page" if any(a.labels.get("severity") == "page" for a in alerts or resolved)
+                                    else "warn")
     receiver = payload.get("receiver") if isinstance(payload.get("receiver"), str) else ""
     receiver = receiver if re.fullmatch(r"[a-z][a-z0-9_-]{0,40}", receiver or "") else "notifier"
     return AlertGroup(receiver=receiver, team=pick("team"), la=pick("la"), severity=severity,
-                      measure=pick("measure"), alerts=alerts)
+                      measure=pick("measure"), alerts=alerts, resolved=resolved)
 
 
 def compose(group: AlertGroup, to: OnCall, sender: str) -> EmailMessage:
@@ -183,6 +187,24 @@ def compose(group: AlertGroup, to: OnCall, sender: str) -> EmailMessage:
         where += f" ({group.la})"
     title = measure_title(group.measure)
     msg = EmailMessage()
+    if not group.alerts:  # everything in the group has cleared: the all-clear
+        msg["Subject"] = f"[RESOLVED] {title} - {where}: all clear"
+        msg["From"] = sender
+        msg["To"] = to.email
+        lines = [f"casewatch all-clear for {where}.",
+                 f"Sent to {to.name} as the on-call manager ({to.hours.replace('_', ' ')}).", "",
+                 f"{len(group.resolved)} alert(s) about {title} no longer hold:", ""]
+        for alert in group.resolved:
+            lines.append(f"[RESOLVED] {measure_title(alert.labels.get('measure') or group.measure)}")
+            for label in ("team", "case_type", "process", "window"):
+                if label in alert.labels:
+                    lines.append(f"  {label.replace('_', ' ').capitalize()}: {alert.labels[label]}")
+            if alert.dashboard:
+                lines.append(f"  Dashboard: {alert.dashboard}")
+            lines.append("")
+        lines += ["This mail names no child.", ""]
+        msg.set_content("\n".join(lines))
+        return msg
     msg["Subject"] = f"[{group.severity.upper()}] {title} - {where}: {len(group.alerts)} alert(s)"
     msg["From"] = sender
     msg["To"] = to.email
@@ -213,6 +235,8 @@ def compose(group: AlertGroup, to: OnCall, sender: str) -> EmailMessage:
             lines.append(f"  Dashboard: {alert.dashboard}")
             dashboards.append(alert.dashboard)
         lines.append("")
+    if group.resolved:
+        lines += [f"{len(group.resolved)} other alert(s) in this group have cleared.", ""]
     lines += ["This mail names no child. Open the case system for the children concerned.", ""]
     msg.set_content("\n".join(lines))
     return msg

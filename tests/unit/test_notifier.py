@@ -197,11 +197,23 @@ def test_an_unreadable_rota_answers_503(tmp_path):
     assert outbox.sent == []
 
 
-def test_resolved_only_groups_send_nothing_and_bad_bodies_are_rejected(tmp_path):
+def test_a_resolved_only_group_sends_the_all_clear(tmp_path):
+    # alertmanager.yml has send_resolved: true, so the manager who was paged hears when it clears.
     client, outbox, _ = make_client(tmp_path)
-    resolved = icpc_alert()
+    resolved = icpc_alert(child_ref="ps_9f8e7d")
     resolved["status"] = "resolved"
-    assert client.post("/alerts", json=webhook([resolved], team="cp_1")).json() == {"mails": 0}
+    assert client.post("/alerts", json=webhook([resolved], team="cp_1")).json() == {"mails": 1}
+    (mail,) = outbox.sent
+    assert mail["To"] == "cp1.manager@example.invalid"
+    assert mail["Subject"] == ("[RESOLVED] ICPCs within 15 working days of the strategy discussion - "
+                               "team cp_1 (E06000004): all clear")
+    body = mail.get_content()
+    assert "1 alert(s) about ICPCs within 15 working days of the strategy discussion no longer hold" in body
+    assert "ps_" not in body and "9f8e7d" not in body
+
+
+def test_bad_bodies_are_rejected(tmp_path):
+    client, outbox, _ = make_client(tmp_path)
     assert client.post("/alerts", json={"nothing": 1}).status_code == 400
     assert client.post("/alerts", content=b"not json", headers={"content-type": "application/json"}).status_code == 400
     assert outbox.sent == []
