@@ -48,6 +48,8 @@ def _json_schema_extra(schema: dict, cls: type) -> None:
     if getattr(cls, "NO_CHILD", False):
         for name in ("child_ref", "episode_ref", "worker_ref"):
             props[name] = {"type": "null", "description": "not allowed on this event type"}
+    for rule in getattr(cls, "JSON_SCHEMA_FORBIDDEN", ()):
+        schema.setdefault("allOf", []).append({"not": rule})
 
 
 class EventBase(BaseModel):
@@ -59,6 +61,8 @@ class EventBase(BaseModel):
     ORDER_RULES: ClassVar[tuple[tuple[str, str, str], ...]] = ()
     CHILD_REF_REQUIRED: ClassVar[bool] = True
     NO_CHILD: ClassVar[bool] = False
+    # combinations of field values the model refuses, stated for the exported JSON Schema
+    JSON_SCHEMA_FORBIDDEN: ClassVar[tuple[dict, ...]] = ()
 
     event_id: EventId
     schema_version: Annotated[int, Field(ge=1, le=1, strict=True)] = 1
@@ -296,16 +300,34 @@ class CpPlanEnded(EventBase):
 # Looked-after children (SSDA903)
 
 class LacStarted(EventBase):
+    """A period of care opens. ``rne`` is the RNE of the period's first known episode: S when the
+    period begins here; P/B/T/U/L when the child's first known episode continues a period whose
+    beginning precedes the data (then ``began_before_data`` is true: looked after, but not a start
+    in any window and no first-review clock), or when an import's stitching rule found a new period
+    without an S row (``began_before_data`` false: a start)."""
     event_type: Literal["lac.started"]
     MAIN_DATE_FIELD: ClassVar[str] = "decom"
+    JSON_SCHEMA_FORBIDDEN = ({"properties": {"rne": {"const": "S"}, "began_before_data": {"const": True}},
+                              "required": ["rne", "began_before_data"]},)
     decom: IsoDate
     # Optional: the DfE CSC API feed does not carry a legal status; counted as `not_recorded`.
     legal_status: code("legal_status") | None = None
     placement: code("placement")
-    rne: code("reason_new_episode", only=("S",)) | None = None
+    rne: code("reason_new_episode", only=("S", "P", "B", "T", "U", "L")) | None = None
+    began_before_data: Flag = Field(
+        default=False, description="true: the period began before the data (the child's first known episode "
+                                   "has an RNE other than S); looked after, but not a start")
     need: code("primary_need", only=("N1", "N2", "N3", "N4", "N5", "N6", "N7", "N8")) | None = None
     provider: code("place_provider") | None = None
     uasc: Flag | None = None
+
+    @field_validator("began_before_data")
+    @classmethod
+    def _not_with_rne_s(cls, value: bool, info: ValidationInfo) -> bool:
+        if value and (info.data or {}).get("rne") == "S":
+            raise PydanticCustomError(
+                "began_before_data", "an episode with RNE S begins its period: it cannot have begun before the data")
+        return value
 
 
 class LacLegalStatusChanged(EventBase):
@@ -329,10 +351,14 @@ class PlacementChanged(EventBase):
 
 
 class LacEnded(EventBase):
+    """A period of care ends (an X1 episode end is not an end of the period). No ``reason_ceased``
+    = not recorded: the end is known to have happened but not why (counted as a leaving with
+    outcome group ``not_recorded``); ``end_date_estimated`` says ``dec`` is not the real date."""
     event_type: Literal["lac.ended"]
     MAIN_DATE_FIELD: ClassVar[str] = "dec"
     dec: IsoDate
-    reason_ceased: code("reason_ceased")
+    reason_ceased: code("reason_ceased") | None = None
+    end_date_estimated: Flag = False
 
 
 class LacReviewHeld(EventBase):

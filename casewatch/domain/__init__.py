@@ -3,5 +3,5 @@ a child's de-duplicated and corrected event history, the indicators each child c
 the aggregate a worker sums them into.
 
 Nothing here imports Kafka, Faust or Prometheus: the engine service wires these to the stream and
-the exporter. See docs/metrics.md for the figures and /work/shared/domain.md for the definitions.
+the exporter. See docs/metrics.md for the figures and docs/definitions.md for the definitions.
 """

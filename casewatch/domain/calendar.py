@@ -1,4 +1,4 @@
-"""Working days in England (domain.md §3) and calendar-month arithmetic.
+"""Working days in England (docs/definitions.md, "Working days") and calendar-month arithmetic.
 
 A working day is Monday to Friday except the bank holidays of England and Wales
 (``holidays.UK(subdiv="ENG")``, version pinned), adjusted by configured ``extra_holidays`` and

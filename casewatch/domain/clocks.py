@@ -1,4 +1,4 @@
-"""Statutory timeliness clocks (domain.md §3, docs/metrics.md ``process`` label).
+"""Statutory timeliness clocks (docs/definitions.md "Statutory clocks", docs/metrics.md ``process`` label).
 
 Every clock is one *segment*: it is live from ``opened`` until ``stop`` (exclusive; ``None`` =
 still running), has a ``due`` date, and is either *completed* by the event that meets the

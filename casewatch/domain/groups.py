@@ -1,4 +1,4 @@
-"""The small code-to-group mappings the indicators need, as data (domain.md §1.3, docs/metrics.md).
+"""The small code-to-group mappings the indicators need, as data (docs/definitions.md, docs/metrics.md).
 
 The code lists themselves (and their per-collection-year versions) belong to ``schemas``; these
 are only the bounded label values the metric catalogue allows, keyed by code.

@@ -123,7 +123,7 @@ _OWN_KEEP: dict[str, tuple[str, ...]] = {
     "cp_plan.category_changed": ("plan_ref", "latest_category"),
     "cp_review.held": ("plan_ref", "due_date", "child_participation"),
     "cp_plan.ended": ("plan_ref", "end_route"),
-    "lac.started": ("legal_status",),
+    "lac.started": ("legal_status", "rne", "began_before_data"),
     "lac.legal_status_changed": ("rne", "legal_status"),
     "placement.changed": ("rne",),
     "lac.ended": ("reason_ceased",),

@@ -12,7 +12,7 @@
   growing, a plan reaching 2 years, a placement leaving the look-back or becoming the one held on its
   first day); None = never.
 
-Definitions and conventions (see also domain.md §2 and the module docs of ``clocks``):
+Definitions and conventions (see also docs/definitions.md and the module docs of ``clocks``):
 
 * Re-referral (I7): a referral with an earlier referral of the same child dated in
   ``[date - 12 calendar months, date)``: exactly 12 months apart counts, one day more does not,

@@ -1,4 +1,4 @@
-"""Clock rules of domain.md §3, with due dates worked out by hand."""
+"""Clock rules (docs/definitions.md "Statutory clocks"), with due dates worked out by hand."""
 from __future__ import annotations
 
 from datetime import date

@@ -1,4 +1,4 @@
-"""The event models against the contract (docs/events.md) and domain.md code lists."""
+"""The event models against the contract (docs/events.md) and the code lists (docs/definitions.md)."""
 from __future__ import annotations
 
 import json
@@ -31,7 +31,7 @@ REQUIRED = {
     "lac.started": ["decom", "placement"],
     "lac.legal_status_changed": ["date", "rne", "legal_status"],
     "placement.changed": ["date", "rne", "placement"],
-    "lac.ended": ["dec", "reason_ceased"],
+    "lac.ended": ["dec"],  # no reason_ceased = not recorded (contract C1)
     "lac_review.held": ["date"],
     "statutory_visit.held": ["date"],
     "early_help.opened": ["start_date", "lead_agency"],
@@ -202,8 +202,15 @@ def test_code_lists_of_lists_are_checked_item_by_item():
 
 
 def test_the_reason_for_a_new_episode_must_fit_the_event():
-    # lac.started only S; legal status changes L/B/U; placement changes P/T/B/U (domain.md T7)
-    assert locs(errors_of(dict(EXAMPLES["lac.started"], rne="P"))) == ["rne"]
+    # lac.started carries its first known episode's real RNE (any of S/P/B/T/U/L); legal status
+    # changes L/B/U; placement changes P/T/B/U (T7)
+    assert locs(errors_of(dict(EXAMPLES["lac.started"], rne="X"))) == ["rne"]
+    for rne in ("P", "B", "T", "U", "L"):
+        assert parse_event(dict(EXAMPLES["lac.started"], rne=rne, began_before_data=True)).began_before_data
+    assert parse_event(dict(EXAMPLES["lac.started"], rne="P")).began_before_data is False  # a stitched new period
+    # an RNE S episode begins its period: it cannot have begun before the data
+    assert locs(errors_of(dict(EXAMPLES["lac.started"], rne="S", began_before_data=True))) == ["began_before_data"]
+    assert locs(errors_of(dict(EXAMPLES["lac.started"], began_before_data="yes"))) == ["began_before_data"]
     assert locs(errors_of(dict(EXAMPLES["lac.legal_status_changed"], rne="P"))) == ["rne"]
     assert locs(errors_of(dict(EXAMPLES["placement.changed"], rne="L"))) == ["rne"]
     assert parse_event(dict(EXAMPLES["placement.changed"], rne="U")).rne == "U"
@@ -221,7 +228,7 @@ def _placement(day: str, code: str, year: str | None = None) -> dict:
 
 
 def test_place_codes_follow_the_collection_year():
-    # domain.md 1.3 T8: H5/P2/Z1 valid up to 2024-25, Z11-Z14 from 2025-26
+    # T8 placement codes: H5/P2/Z1 valid up to 2024-25, Z11-Z14 from 2025-26
     for code in ("H5", "P2", "Z1"):
         assert parse_event(_placement("2024-09-02", code)).collection_year == "2024-25"
         assert parse_event(_placement("2023-09-04", code)).collection_year == "2023-24"
