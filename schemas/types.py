@@ -26,25 +26,42 @@ _DATETIME_RE = re.compile(DATETIME_PATTERN)
 _UUID_RE = re.compile(UUID_PATTERN)
 
 
-def _iso_date_text(value: Any) -> Any:
+def _plausible(day: date, info: core_schema.ValidationInfo | None) -> None:
+    """Dates outside ``context["date_range"]`` (earliest, latest; both included) are implausible:
+    the ingest edge and the loader pass the configured range; other readers pass none."""
+    bounds = (info.context or {}).get("date_range") if info is not None and isinstance(info.context, dict) else None
+    if bounds and not (bounds[0] <= day <= bounds[1]):
+        raise PydanticCustomError("date_range", "must be a plausible date, from {earliest} to {latest}",
+                                  {"earliest": bounds[0].isoformat(), "latest": bounds[1].isoformat()})
+
+
+def _iso_date_text(value: Any, info: core_schema.ValidationInfo | None = None) -> Any:
     if isinstance(value, date) and not isinstance(value, datetime):
+        _plausible(value, info)
         return value
     if isinstance(value, str) and _DATE_RE.match(value):
         try:
-            return date.fromisoformat(value)
+            day = date.fromisoformat(value)
         except ValueError:
             pass
+        else:
+            _plausible(day, info)
+            return day
     raise PydanticCustomError("date_format", "must be an ISO date (YYYY-MM-DD)")
 
 
-def _rfc3339_text(value: Any) -> Any:
+def _rfc3339_text(value: Any, info: core_schema.ValidationInfo | None = None) -> Any:
     if isinstance(value, datetime) and value.tzinfo is not None:
+        _plausible(value.date(), info)
         return value
     if isinstance(value, str) and _DATETIME_RE.match(value):
         try:
-            return datetime.fromisoformat(value.replace("z", "Z").replace("t", "T"))
+            moment = datetime.fromisoformat(value.replace("z", "Z").replace("t", "T"))
         except ValueError:
             pass
+        else:
+            _plausible(moment.date(), info)
+            return moment
     raise PydanticCustomError("datetime_format", "must be an RFC 3339 date-time with a UTC offset")
 
 
@@ -54,9 +71,17 @@ def _uuid_text(value: Any) -> Any:
     raise PydanticCustomError("uuid_format", "must be a UUID (8-4-4-4-12 hex digits)")
 
 
-IsoDate = Annotated[date, BeforeValidator(_iso_date_text),
+def _event_date(value: Any, info: core_schema.ValidationInfo) -> Any:
+    return _iso_date_text(value, info)
+
+
+def _event_moment(value: Any, info: core_schema.ValidationInfo) -> Any:
+    return _rfc3339_text(value, info)
+
+
+IsoDate = Annotated[date, BeforeValidator(_event_date),
                     Field(json_schema_extra={"pattern": DATE_PATTERN})]
-Rfc3339 = Annotated[datetime, BeforeValidator(_rfc3339_text),
+Rfc3339 = Annotated[datetime, BeforeValidator(_event_moment),
                     Field(json_schema_extra={"pattern": DATETIME_PATTERN})]
 EventId = Annotated[str, BeforeValidator(_uuid_text),
                     Field(json_schema_extra={"format": "uuid", "pattern": UUID_PATTERN})]

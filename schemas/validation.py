@@ -7,6 +7,7 @@ here from its type, with our own wording; an unknown field is located by its pos
 """
 from __future__ import annotations
 
+from datetime import date
 from typing import Any, Iterable
 
 from pydantic import ValidationError
@@ -80,7 +81,7 @@ def _message(error: dict, field: str | None) -> str:
 
 
 OUR_TYPES = {"date_format", "datetime_format", "uuid_format", "code_list", "collection_year", "team", "la_code",
-             "correction_of", "date_order", "not_allowed", "missing"}
+             "correction_of", "date_order", "not_allowed", "missing", "date_range"}
 
 
 def public_errors(exc: ValidationError, raw: Any) -> list[dict]:
@@ -113,11 +114,14 @@ def public_errors(exc: ValidationError, raw: Any) -> list[dict]:
     return out
 
 
-def parse_event(data: Any, *, teams: Iterable[str] | None = None, la_codes: Iterable[str] | None = None) -> EventBase:
-    """Validate one raw event. ``teams``/``la_codes``: the configured values (checked when given)."""
+def parse_event(data: Any, *, teams: Iterable[str] | None = None, la_codes: Iterable[str] | None = None,
+                date_range: tuple[date, date] | None = None) -> EventBase:
+    """Validate one raw event. ``teams``/``la_codes``: the configured values (checked when given);
+    ``date_range``: the plausible dates (earliest, latest), checked on every date field when given."""
     if not isinstance(data, dict):
         raise ValidationFailure([{"loc": "", "msg": "an event must be a JSON object", "type": "model_type"}])
-    context = {"teams": list(teams) if teams else None, "la_codes": list(la_codes) if la_codes else None}
+    context = {"teams": list(teams) if teams else None, "la_codes": list(la_codes) if la_codes else None,
+               "date_range": date_range}
     try:
         return event_adapter.validate_python(data, context=context)
     except ValidationError as exc:

@@ -4,13 +4,18 @@ validated and published to Kafka.
 * ``POST /v1/events`` one event (a JSON object); ``POST /v1/events:batch`` a JSON array of events
   (at most ``ingest_max_batch``).
 * Bearer token per source system (``ingest_tokens``); the event's ``source_system`` is set from it.
+* 403 for the whole request (nothing stored) when a record is outside the token's grant
+  (``services/ingest/authorisation.py``): an authority not in its ``la_codes``, a reference that is
+  already a pseudonym from a source not allowed to send one, a correction of another source's event.
 * 202 only after Kafka acknowledged every record of the request (acks=all).
 * 422 with field-level errors (never input values) for an invalid event, which is also written to
   the dead-letter topic (identifiers pseudonymised, suspect values redacted) before the answer.
   A batch: 202 when all were accepted, 422 when none, 207 when some; ``results`` lists each index.
-* 503 with ``Retry-After`` when Kafka does not take or acknowledge a record in time: the client
-  resends the whole request (event_id makes that safe; the engine de-duplicates on it).
-* 401 without a valid token, 413 for a body over ``ingest_max_body_bytes`` or too many events.
+* 503 with ``Retry-After`` when Kafka does not take or acknowledge a record in time, saying how many
+  of the request's records were acknowledged: the client resends the whole request (event_id makes
+  that safe; the engine de-duplicates on it).
+* 401 without a valid token, 413 for a body over ``ingest_max_body_bytes`` or too many events;
+  a body nested deeper than ``ingest_max_json_depth`` or with invalid Unicode is 422 and dead-lettered.
 * ``/healthz`` (Kafka metadata reachable), ``/metrics`` (Prometheus), OpenAPI at ``/docs``.
 
 Log lines carry counts and outcomes only: never identifiers, payloads or tokens.
@@ -20,6 +25,7 @@ from __future__ import annotations
 import hmac
 import json
 import logging
+import re
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -28,14 +34,41 @@ from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, generate_latest
 from starlette.concurrency import run_in_threadpool
 
-from casewatch.config import Settings, get_settings
+from casewatch.config import IngestGrant, Settings, get_settings
+from services.ingest.authorisation import door_checks
+from services.ingest.event_sources import EventSources
 from services.ingest.publisher import STAGE_DECODE, Checked, EventPublisher, KafkaUnavailable
 
 log = logging.getLogger("casewatch.ingest")
 
 RETRY_AFTER_SECONDS = 5
-REQUEST_OUTCOMES = ("accepted", "partially_accepted", "rejected", "unauthorized", "too_large", "unavailable")
-EVENT_OUTCOMES = ("accepted", "rejected", "unavailable")
+REQUEST_OUTCOMES = ("accepted", "partially_accepted", "rejected", "unauthorized", "forbidden", "too_large",
+                    "unavailable")
+EVENT_OUTCOMES = ("accepted", "rejected", "forbidden", "unavailable")
+_JSON_STRING = re.compile(rb'"(?:[^"\\]|\\.)*"', re.DOTALL)
+_JSON_BRACKET = re.compile(rb"[\[\]{}]")
+
+
+def json_depth(body: bytes) -> int:
+    """How deeply a JSON text nests arrays and objects (strings skipped), without parsing it, so
+    a deep body is refused before the parser recurses."""
+    depth = deepest = 0
+    for match in _JSON_BRACKET.finditer(_JSON_STRING.sub(b"", body)):
+        if match.group() in (b"[", b"{"):
+            depth += 1
+            deepest = max(deepest, depth)
+        else:
+            depth -= 1
+    return deepest
+
+
+class NotAcknowledged(Exception):
+    """Kafka did not acknowledge every record of a request: ``acknowledged`` of ``total`` were."""
+
+    def __init__(self, acknowledged: int, total: int):
+        super().__init__(f"{acknowledged} of {total} acknowledged")
+        self.acknowledged = acknowledged
+        self.total = total
 
 
 class IngestMetrics:
@@ -57,13 +90,13 @@ def _bearer(request: Request) -> str | None:
     return token.strip() if scheme.lower() == "bearer" and token.strip() else None
 
 
-def _authenticate(tokens: dict[str, str], presented: str | None) -> str | None:
-    """The source system whose token was presented (every token compared, in constant time)."""
+def _authenticate(grants: dict[str, IngestGrant], presented: str | None) -> IngestGrant | None:
+    """The grant of the source system whose token was presented (every token compared, in constant time)."""
     found = None
-    candidate = (presented or "").encode("utf-8")
-    for source, token in tokens.items():
-        if hmac.compare_digest(candidate, token.encode("utf-8")) and presented:
-            found = source
+    candidate = (presented or "").encode("utf-8", errors="replace")
+    for grant in grants.values():
+        if hmac.compare_digest(candidate, grant.token.encode("utf-8")) and presented:
+            found = grant
     return found
 
 
@@ -76,32 +109,56 @@ def _result(index: int | None, checked: Checked) -> dict:
     return out
 
 
-def create_app(settings: Settings | None = None, publisher: EventPublisher | None = None) -> FastAPI:
+def create_app(settings: Settings | None = None, publisher: EventPublisher | None = None,
+               event_sources: EventSources | None = None) -> FastAPI:
     settings = settings or get_settings()
     publisher = publisher or EventPublisher(settings, source_system="ingest", source="ingest")
-    tokens = settings.read_ingest_tokens()
+    sources = event_sources if event_sources is not None else EventSources(settings)
+    grants = settings.read_ingest_grants()
     metrics = IngestMetrics()
     max_body = settings.ingest_max_body_bytes
     max_batch = settings.ingest_max_batch
+    max_depth = settings.ingest_max_json_depth
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI):
         yield
         await run_in_threadpool(publisher.close)
+        await run_in_threadpool(sources.close)
 
     app = FastAPI(title="casewatch ingest", version="1", lifespan=lifespan,
                   description="Case events from source systems into Kafka (see docs/events.md).")
     app.state.publisher = publisher
     app.state.metrics = metrics
+    app.state.event_sources = sources
 
-    def unavailable() -> JSONResponse:
+    def unavailable(acknowledged: int | None, total: int) -> JSONResponse:
         metrics.requests.labels("unavailable").inc()
-        return JSONResponse({"status": "unavailable",
-                             "detail": "Kafka did not acknowledge in time; nothing was accepted, retry later"},
+        if acknowledged is None:
+            detail = ("Kafka did not answer in time, before any record of this request was sent; "
+                      "resend the whole request later")
+            acknowledged = 0
+        else:
+            detail = (f"Kafka did not acknowledge every record in time: {acknowledged} of the {total} record(s) "
+                      "of this request (events and dead letters) were acknowledged as stored, the others may or "
+                      "may not be stored; resend the whole request later (event ids make a resend safe: "
+                      "nothing is counted twice)")
+        return JSONResponse({"status": "unavailable", "detail": detail, "acknowledged": acknowledged,
+                             "records": total},
                             status_code=503, headers={"Retry-After": str(RETRY_AFTER_SECONDS)})
 
-    async def read_request(request: Request) -> tuple[str | None, bytes | None, JSONResponse | None]:
-        source = _authenticate(tokens, _bearer(request))
+    def forbidden(refused: list[tuple[int | None, list[dict]]]) -> JSONResponse:
+        metrics.requests.labels("forbidden").inc()
+        metrics.events.labels("forbidden").inc(len(refused))
+        log.warning("request refused (403): %d record(s) outside the source system's grant; nothing stored",
+                    len(refused))
+        results = [dict({} if i is None else {"index": i}, status="forbidden", errors=errors) for i, errors in refused]
+        return JSONResponse({"status": "forbidden",
+                             "detail": "this source system may not write what the request holds; nothing of it "
+                                       "was stored", "results": results}, status_code=403)
+
+    async def read_request(request: Request) -> tuple[IngestGrant | None, bytes | None, JSONResponse | None]:
+        source = _authenticate(grants, _bearer(request))
         if source is None:
             metrics.requests.labels("unauthorized").inc()
             return None, None, JSONResponse({"status": "unauthorized", "detail": "a valid bearer token is required"},
@@ -121,16 +178,22 @@ def create_app(settings: Settings | None = None, publisher: EventPublisher | Non
         return source, bytes(body), None
 
     def decode(body: bytes) -> tuple[bool, Any]:
+        if json_depth(body) > max_depth:
+            return False, None
         try:
             return True, json.loads(body.decode("utf-8"))
         except (ValueError, UnicodeDecodeError, RecursionError):
             return False, None
 
-    def undecodable(source: str, body: bytes) -> Checked:
-        return Checked(None, publisher.pseudonymiser.opaque(body),
-                       [{"loc": "", "msg": "the body is not valid UTF-8 JSON", "type": "json_invalid"}], STAGE_DECODE)
+    def undecodable(body: bytes) -> Checked:
+        if json_depth(body) > max_depth:
+            error = {"loc": "", "msg": f"the body nests arrays/objects deeper than {max_depth} levels",
+                     "type": "json_too_deep"}
+        else:
+            error = {"loc": "", "msg": "the body is not valid UTF-8 JSON", "type": "json_invalid"}
+        return Checked(None, publisher.pseudonymiser.opaque(body), [error], STAGE_DECODE)
 
-    def check_one(record: Any, source: str) -> Checked:
+    def check_one(record: Any, grant: IngestGrant, errors: list[dict]) -> Checked:
         if not isinstance(record, dict):
             try:
                 payload = publisher.pseudonymiser.opaque(record)
@@ -138,11 +201,66 @@ def create_app(settings: Settings | None = None, publisher: EventPublisher | Non
                 payload = {"undecodable_bytes": None}
             return Checked(None, payload, [{"loc": "", "msg": "an event must be a JSON object",
                                             "type": "model_type"}], STAGE_DECODE)
-        return publisher.check(record, source_system=source)
+        return publisher.check(record, source_system=grant.source, pre_pseudonymised=grant.pre_pseudonymised,
+                               extra_errors=errors)
+
+    def authorise_and_check(records: list[Any], grant: IngestGrant, indexed: bool):
+        """(refusals by index, checked records); blocking (may read the event-sources topic)."""
+        refused, checks = [], []
+        for i, record in enumerate(records):
+            refusals, errors = door_checks(record, grant, sources)
+            if refusals:
+                refused.append((i if indexed else None, refusals))
+            checks.append((record, errors))
+        if refused:
+            return refused, []
+        return [], [check_one(record, grant, errors) for record, errors in checks]
 
     def publish_all(checked: list[Checked]) -> None:
-        futures = [publisher.publish(c) for c in checked]
-        publisher.wait(futures)
+        """Send every record and wait for Kafka; ``NotAcknowledged`` says how many were stored."""
+        futures, failed = [], False
+        for c in checked:
+            try:
+                futures.append(publisher.publish(c))
+            except KafkaUnavailable:
+                failed = True
+                break
+        acknowledged = 0
+        for future in futures:
+            if failed:  # after one failure only count what is already known, without waiting again
+                done = getattr(future, "is_done", False) and future.succeeded()
+                acknowledged += 1 if done else 0
+                continue
+            try:
+                publisher.wait([future])
+                acknowledged += 1
+            except KafkaUnavailable:
+                failed = True
+        if failed:
+            raise NotAcknowledged(acknowledged, len(checked))
+        for c in checked:
+            if c.ok:
+                sources.remember(c.event.event_id, c.event.source_system, c.event.event_type)
+
+    async def store(checked: list[Checked]) -> JSONResponse | None:
+        try:
+            await run_in_threadpool(publish_all, checked)
+        except NotAcknowledged as exc:
+            metrics.events.labels("unavailable").inc(exc.total - exc.acknowledged)
+            log.warning("Kafka unavailable: %d of %d record(s) acknowledged (503)", exc.acknowledged, exc.total)
+            return unavailable(exc.acknowledged, exc.total)
+        return None
+
+    async def authorised(records: list[Any], grant: IngestGrant, indexed: bool):
+        try:
+            refused, checked = await run_in_threadpool(authorise_and_check, records, grant, indexed)
+        except KafkaUnavailable:
+            metrics.events.labels("unavailable").inc(len(records))
+            log.warning("Kafka unavailable: the event-sources topic could not be read (503)")
+            return None, unavailable(None, len(records))
+        if refused:
+            return None, forbidden(refused)
+        return checked, None
 
     def count_events(checked: list[Checked]) -> tuple[int, int]:
         accepted = sum(1 for c in checked if c.ok)
@@ -152,20 +270,24 @@ def create_app(settings: Settings | None = None, publisher: EventPublisher | Non
         return accepted, rejected
 
     @app.post("/v1/events", status_code=202, summary="one case event",
-              responses={202: {"description": "stored in Kafka"}, 401: {}, 413: {},
+              responses={202: {"description": "stored in Kafka"}, 401: {},
+                         403: {"description": "outside the source system's grant; nothing stored"}, 413: {},
                          422: {"description": "invalid; dead-lettered"}, 503: {"description": "Kafka unavailable"}})
     async def post_event(request: Request):
         source, body, refusal = await read_request(request)
         if refusal is not None:
             return refusal
         ok, record = decode(body)
-        checked = check_one(record, source) if ok else undecodable(source, body)
-        try:
-            await run_in_threadpool(publish_all, [checked])
-        except KafkaUnavailable:
-            metrics.events.labels("unavailable").inc()
-            log.warning("Kafka unavailable: 1 event not accepted (503)")
-            return unavailable()
+        if ok:
+            checked, refusal = await authorised([record], source, indexed=False)
+            if refusal is not None:
+                return refusal
+        else:
+            checked = [undecodable(body)]
+        failure = await store(checked)
+        if failure is not None:
+            return failure
+        checked = checked[0]
         count_events([checked])
         if checked.ok:
             metrics.requests.labels("accepted").inc()
@@ -176,7 +298,8 @@ def create_app(settings: Settings | None = None, publisher: EventPublisher | Non
 
     @app.post("/v1/events:batch", summary="a JSON array of case events",
               responses={202: {"description": "all stored"}, 207: {"description": "some stored, some rejected"},
-                         401: {}, 413: {}, 422: {"description": "none valid; all dead-lettered"}, 503: {}})
+                         401: {}, 403: {"description": "a record outside the source system's grant; nothing stored"},
+                         413: {}, 422: {"description": "none valid; all dead-lettered"}, 503: {}})
     async def post_batch(request: Request):
         source, body, refusal = await read_request(request)
         if refusal is not None:
@@ -187,19 +310,18 @@ def create_app(settings: Settings | None = None, publisher: EventPublisher | Non
                 metrics.requests.labels("too_large").inc()
                 return JSONResponse({"status": "too_large", "detail": f"at most {max_batch} events per batch"},
                                     status_code=413)
-            checked = [check_one(r, source) for r in records]
+            checked, refusal = await authorised(records, source, indexed=True)
+            if refusal is not None:
+                return refusal
         elif ok:
             checked = [Checked(None, publisher.pseudonymiser.opaque(body),
                                [{"loc": "", "msg": "a batch must be a JSON array of events", "type": "list_type"}],
                                STAGE_DECODE)]
         else:
-            checked = [undecodable(source, body)]
-        try:
-            await run_in_threadpool(publish_all, checked)
-        except KafkaUnavailable:
-            metrics.events.labels("unavailable").inc(len(checked))
-            log.warning("Kafka unavailable: batch of %d not accepted (503)", len(checked))
-            return unavailable()
+            checked = [undecodable(body)]
+        failure = await store(checked)
+        if failure is not None:
+            return failure
         accepted, rejected = count_events(checked)
         if rejected == 0:
             status, outcome = 202, "accepted"

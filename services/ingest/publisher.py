@@ -6,7 +6,13 @@
   child's events stay in order in one partition. Value: the compact JSON of the validated,
   pseudonymised event.
 * A record that fails validation goes to the dead-letter topic instead (docs/events.md), with
-  identifier fields pseudonymised and suspect values redacted.
+  identifier fields pseudonymised and every value that could hold free text redacted.
+* Every stored event also gets a record ``event_id -> {source_system, event_type}`` on the
+  compacted event-sources topic (``services/ingest/event_sources.py``), acknowledged with it, so
+  the ingest API can check that a correction targets an event of the same source.
+* Input hygiene before validation: text with a lone UTF-16 surrogate (anywhere) and references that
+  are already pseudonyms (unless the source may send them) are field errors; dates outside the
+  configured plausible range are rejected by the schema (``date_range``).
 * Kafka unreachable: ``KafkaUnavailable`` (the API answers 503, the loader stops and says so).
 """
 from __future__ import annotations
@@ -23,7 +29,8 @@ from kafka.errors import KafkaError
 from casewatch.kafka_security import kafka_python_config
 from casewatch.config import Settings
 from schemas import EventBase, ValidationFailure, parse_event
-from services.ingest.pseudonymise import Pseudonymiser, dead_letter_payload
+from schemas import IDENTIFIER_FIELDS
+from services.ingest.pseudonymise import PSEUDONYM_RE, Pseudonymiser, dead_letter_payload, has_lone_surrogate
 
 log = logging.getLogger("casewatch.ingest")
 
@@ -41,6 +48,75 @@ def compact_json(value: Any) -> bytes:
 
 def now_rfc3339() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
+
+
+class StoredTogether:
+    """The future of an event and of its event-sources record: ``get`` waits for both; callbacks
+    fire on the event's acknowledgement, errbacks on either failure."""
+
+    def __init__(self, main, *others):
+        self.main = main
+        self.others = others
+
+    def get(self, timeout=None):
+        result = self.main.get(timeout=timeout)
+        for other in self.others:
+            other.get(timeout=timeout)
+        return result
+
+    def add_callback(self, fn, *args, **kwargs):
+        self.main.add_callback(fn, *args, **kwargs)
+        return self
+
+    def add_errback(self, fn, *args, **kwargs):
+        for future in (self.main, *self.others):
+            future.add_errback(fn, *args, **kwargs)
+        return self
+
+    @property
+    def is_done(self) -> bool:
+        return all(getattr(f, "is_done", False) for f in (self.main, *self.others))
+
+    def succeeded(self) -> bool:
+        return all(f.succeeded() for f in (self.main, *self.others))
+
+
+UNICODE_MESSAGE = "contains invalid Unicode (a lone UTF-16 surrogate); send UTF-8 text"
+PSEUDONYM_REFUSED_MESSAGE = ("a pre-pseudonymised reference (ps_...) is not accepted from this source; "
+                             "send the case-system identifier")
+
+
+def _has_surrogate(value: Any, depth: int = 0) -> bool:
+    if isinstance(value, str):
+        return has_lone_surrogate(value)
+    if depth > 64:
+        return False
+    if isinstance(value, list):
+        return any(_has_surrogate(v, depth + 1) for v in value)
+    if isinstance(value, dict):
+        return any(_has_surrogate(k, depth + 1) or _has_surrogate(v, depth + 1) for k, v in value.items())
+    return False
+
+
+def hygiene_errors(raw: dict, pre_pseudonymised: bool) -> list[dict]:
+    """Field errors found before validation: invalid Unicode anywhere, and references that are
+    already pseudonyms from a source that may not send them. Never quotes a value."""
+    errors = []
+    for position, (name, value) in enumerate(raw.items(), 1):
+        bad_name = has_lone_surrogate(name) if isinstance(name, str) else True
+        loc = f"(unknown field #{position})" if bad_name else name
+        if bad_name or _has_surrogate(value):
+            errors.append({"loc": loc, "msg": UNICODE_MESSAGE, "type": "unicode_invalid"})
+        elif (not pre_pseudonymised and name in IDENTIFIER_FIELDS and isinstance(value, str)
+              and PSEUDONYM_RE.match(value)):
+            errors.append({"loc": name, "msg": PSEUDONYM_REFUSED_MESSAGE, "type": "pseudonym_not_permitted"})
+    return errors
+
+
+def _merge(first: list[dict], then: list[dict]) -> list[dict]:
+    """``first`` and the errors of ``then`` at fields ``first`` does not already name."""
+    named = {e["loc"].split(".", 1)[0] for e in first}
+    return first + [e for e in then if e["loc"].split(".", 1)[0] not in named]
 
 
 @dataclass
@@ -61,13 +137,16 @@ class EventPublisher:
 
     ``source_system`` is stamped on every event (the authenticated source at the API, ``loader``
     for bulk loads). ``source`` names the dead-letter source (``ingest``, ``loader``, ...).
+    ``pre_pseudonymised``: references already of the pseudonym form are accepted (default: only
+    for the ``replay`` source system, i.e. ``casewatch replay`` and ``casewatch dlq replay``).
     """
 
     def __init__(self, settings: Settings, source_system: str = "loader", *, source: str | None = None,
                  producer: KafkaProducer | None = None, pseudonymiser: Pseudonymiser | None = None,
                  ack_timeout: float = 15.0, max_block_ms: int = 5000, delivery_timeout_ms: int = 30000,
-                 check_configured: bool = True):
+                 check_configured: bool = True, pre_pseudonymised: bool | None = None):
         self.settings = settings
+        self.pre_pseudonymised = source_system == "replay" if pre_pseudonymised is None else pre_pseudonymised
         self.source_system = source_system
         self.source = source or source_system
         self.pseudonymiser = pseudonymiser or Pseudonymiser.from_settings(settings)
@@ -82,6 +161,7 @@ class EventPublisher:
             reconnect_backoff_max_ms=2000, **kafka_python_config(settings))
         self.teams = settings.team_list if check_configured else None
         self.la_codes = settings.la_code_list if check_configured else None
+        self.date_range = settings.event_date_range()
 
     # -- Kafka ------------------------------------------------------------------------------
     @property
@@ -131,23 +211,35 @@ class EventPublisher:
                 self._producer = None
 
     # -- records ----------------------------------------------------------------------------
-    def check(self, raw: Any, source_system: str | None = None) -> Checked:
-        """Pseudonymise and validate one raw record (no Kafka)."""
+    def check(self, raw: Any, source_system: str | None = None, *, pre_pseudonymised: bool | None = None,
+              extra_errors: list[dict] | None = None) -> Checked:
+        """Pseudonymise and validate one raw record (no Kafka). ``extra_errors``: field errors found
+        by the caller (the API's checks of a correction's target), which reject the record too."""
         if not isinstance(raw, dict):
             return Checked(None, self.pseudonymiser.opaque(raw),
                            [{"loc": "", "msg": "an event must be a JSON object", "type": "model_type"}], STAGE_DECODE)
-        record = self.pseudonymiser.event(raw)
+        allowed = self.pre_pseudonymised if pre_pseudonymised is None else pre_pseudonymised
+        own = hygiene_errors(raw, allowed) + list(extra_errors or [])
+        record = self.pseudonymiser.event(raw, keep_pseudonyms=allowed)
         record["source_system"] = source_system or self.source_system
         try:
-            event = parse_event(record, teams=self.teams, la_codes=self.la_codes)
+            event = parse_event(record, teams=self.teams, la_codes=self.la_codes, date_range=self.date_range)
+            errors = own
         except ValidationFailure as failure:
-            return Checked(None, dead_letter_payload(record, failure.errors), failure.errors)
+            event, errors = None, _merge(own, failure.errors)
+        if errors:
+            return Checked(None, dead_letter_payload(record, errors, teams=self.settings.team_list), errors)
         return Checked(event, event.to_wire())
 
     def publish(self, checked: Checked):
-        """Send a checked record to its topic; returns the Kafka future."""
+        """Send a checked record to its topic, and a stored event's event-sources record; returns
+        the Kafka future (of both)."""
         if checked.ok:
-            return self._send(self.settings.events_topic, checked.event.partition_key, checked.payload)
+            event = checked.event
+            stored = self._send(self.settings.events_topic, event.partition_key, checked.payload)
+            origin = self._send(self.settings.events_sources_topic, event.event_id,
+                                {"source_system": event.source_system, "event_type": event.event_type})
+            return StoredTogether(stored, origin)
         return self.dead_letter(checked.payload, checked.errors, checked.stage)
 
     def dead_letter(self, payload: Any, errors: list[dict], stage: str, source: str | None = None):

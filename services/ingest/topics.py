@@ -1,4 +1,4 @@
-"""The events and dead-letter topics, created with explicit configs. Idempotent: a topic that exists
+"""The events, dead-letter and event-sources topics, created with explicit configs. Idempotent: a topic that exists
 already is left as it is. The stack manager and the engine call ``ensure_topics(settings)``."""
 from __future__ import annotations
 
@@ -19,6 +19,10 @@ EVENTS_TOPIC_CONFIG = {"cleanup.policy": "delete", "retention.ms": "-1", "retent
 # Dead letters are kept two years, long enough to fix a code list or a source and replay.
 DEADLETTER_TOPIC_CONFIG = {"cleanup.policy": "delete", "retention.ms": str(2 * YEAR_MS), "retention.bytes": "-1",
                            "min.insync.replicas": "1"}
+# event_id -> source system and event type of every stored event (services/ingest/event_sources.py):
+# compacted, one record per event id, kept as long as the events.
+EVENT_SOURCES_TOPIC_CONFIG = {"cleanup.policy": "compact", "min.insync.replicas": "1",
+                              "min.compaction.lag.ms": "0", "segment.ms": str(24 * 3600 * 1000)}
 LOCAL_REPLICATION = 1
 
 
@@ -27,6 +31,8 @@ def topic_specs(settings: Settings) -> list[NewTopic]:
         NewTopic(settings.events_topic, settings.partitions, LOCAL_REPLICATION, topic_configs=dict(EVENTS_TOPIC_CONFIG)),
         # one partition: dead letters are listed and numbered in arrival order
         NewTopic(settings.deadletter_topic, 1, LOCAL_REPLICATION, topic_configs=dict(DEADLETTER_TOPIC_CONFIG)),
+        NewTopic(settings.events_sources_topic, settings.partitions, LOCAL_REPLICATION,
+                 topic_configs=dict(EVENT_SOURCES_TOPIC_CONFIG)),
     ]
 
 

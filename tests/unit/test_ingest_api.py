@@ -10,8 +10,10 @@ import pytest
 from fastapi.testclient import TestClient
 
 from casewatch.config import Settings
+from schemas import IDENTIFIER_FIELDS
 from schemas.examples import valid_examples
 from services.ingest.api import create_app
+from services.ingest.event_sources import EventSources
 from services.ingest.publisher import EventPublisher
 from services.ingest.pseudonymise import Pseudonymiser
 
@@ -21,8 +23,8 @@ RAW_CHILD = "LCS-004711"
 RAW_PLAN = "CPP-000042"
 
 
-def pseudonym(value: str) -> str:
-    return Pseudonymiser(KEY.encode()).pseudonym(value)
+def pseudonym(value: str, la_code: str = "E06000004") -> str:
+    return Pseudonymiser(KEY.encode()).pseudonym(value, la_code)
 
 
 class RecordedFuture:
@@ -73,7 +75,7 @@ def api():
     s = settings()
     producer = RecordingProducer()
     publisher = EventPublisher(s, source_system="ingest", source="ingest", producer=producer)
-    with TestClient(create_app(s, publisher=publisher)) as client:
+    with TestClient(create_app(s, publisher=publisher, event_sources=EventSources())) as client:
         client.producer = producer
         yield client
 
@@ -84,6 +86,9 @@ def raw_event(event_type: str = "cp_plan.started", **changes) -> dict:
         event["child_ref"] = RAW_CHILD
     if "plan_ref" in event:
         event["plan_ref"] = RAW_PLAN
+    for name in IDENTIFIER_FIELDS:  # a case system sends its own ids, never pseudonyms
+        if name not in ("child_ref", "plan_ref") and isinstance(event.get(name), str):
+            event[name] = f"LCS-{name}-1"
     event.pop("source_system", None)
     event.update(changes)
     return event
@@ -112,9 +117,11 @@ def test_a_valid_event_is_stored_pseudonymised_and_keyed_by_child(api):
     r = api.post("/v1/events", json=raw_event(), headers={"Authorization": "Bearer token-lcs-456"})
     assert r.status_code == 202
     assert r.json() == {"status": "accepted", "event_id": raw_event()["event_id"]}
-    [(topic, key, value)] = api.producer.records
-    assert topic == "ev"
+    [(topic, key, value)] = api.producer.on("ev")
     assert key == pseudonym(RAW_CHILD).encode()
+    # and the event-sources record (event id -> source system and type; no reference)
+    assert api.producer.on("ev.sources") == [("ev.sources", raw_event()["event_id"].encode(),
+                                               {"source_system": "lcs", "event_type": "cp_plan.started"})]
     assert value["child_ref"] == pseudonym(RAW_CHILD) and value["plan_ref"] == pseudonym(RAW_PLAN)
     assert value["source_system"] == "lcs"  # from the token, whatever the body says
     assert RAW_CHILD not in json.dumps(value) and RAW_PLAN not in json.dumps(value)
