@@ -18,6 +18,7 @@ COMMAND_MODULES = [
     "services.simulator.commands",    # simulate, replay, backfill-prometheus
     "services.feeds.commands",        # import cin-census | ssda903, feeds serve
     "services.notifier.commands",     # notifier
+    "casewatch.erasure",              # erase --child REF --la CODE | --pending
     "dashboards.commands",            # dashboards build | check, grafana push
 ]
 

@@ -46,7 +46,7 @@ def register(subparsers) -> None:
     serve.add_argument("--host", default=None, help="default: CASEWATCH_HOST (127.0.0.1)")
     serve.add_argument("--port", type=int, default=29182)
     serve.add_argument("--la-map", default="", help="extra OLD=ONS LA code pairs, e.g. 975=E10000002")
-    serve.add_argument("--openapi", type=Path, default=None, help="the DfE openapi.json to validate against")
+    serve.add_argument("--openapi", type=Path, default=None, help="the DfE openapi.json to validate against (default: the copy in the package)")
     serve.add_argument("--state-file", type=Path, default=None,
                        help="SQLite file of last-seen child states (default: <state dir>/feeds/dfe_api_state.sqlite)")
     serve.add_argument("--out", type=Path, default=None, help="append events to this JSON-lines file instead")
@@ -74,7 +74,7 @@ def _child_identity():
     if not key:
         return None
     from services.ingest.pseudonymise import Pseudonymiser
-    return Pseudonymiser(key).pseudonym
+    return Pseudonymiser(key, settings.pseudonymisation_key_version).pseudonym
 
 
 def _sink(args, source: str) -> Sink:
@@ -122,7 +122,7 @@ def cmd_import_cin(args) -> int:
 
 
 def cmd_import_903(args) -> int:
-    from services.feeds.ssda903 import SOURCE, Ssda903Import, find_return
+    from services.feeds.ssda903 import SOURCE, ReturnsError, Ssda903Import, find_returns
     if args.year is not None and len(args.returns) > 1:
         print("error: --year only with a single return", file=sys.stderr)
         return 2
@@ -135,9 +135,16 @@ def cmd_import_903(args) -> int:
                 raise FeedConfigError("SSDA903 files do not name the authority: pass --la-code")
             la_code = configured[0]
         ctx = FeedContext(resolve_la_code(la_code, None, la_map), SOURCE, args.team, _child_identity())
-        returns = [find_return(p, args.year) for p in args.returns]
+        returns, not_read = [], []
+        for p in args.returns:
+            found, skipped = find_returns(p, args.year)
+            returns.extend(found)
+            not_read.extend(f.name for f in skipped)
+        years = [r.year for r in returns if r.year is not None]
+        if len(set(years)) != len(years):
+            raise ReturnsError("two returns of the same collection year given: import one of them")
         sink = _sink(args, SOURCE)
-    except (FeedConfigError, FileNotFoundError, NotADirectoryError) as exc:
+    except (FeedConfigError, ReturnsError, FileNotFoundError, NotADirectoryError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
 
@@ -149,7 +156,7 @@ def cmd_import_903(args) -> int:
                         note=lambda n, k=1: sink.summary.notes.update({n: k}),
                         read=lambda n, k=1: sink.summary.records_read.update({n: k}), progress=progress)
     try:
-        for ret in returns:
+        for ret in sorted(returns, key=lambda r: r.year or 0):
             run.load(ret)
         run.run()
     except ValueError as exc:
@@ -157,7 +164,10 @@ def cmd_import_903(args) -> int:
         return 2
     finally:
         sink.close()
-    print(sink.summary.render(f"SSDA903 import ({len(returns)} return(s))", sink.destination))
+    for label, files, rows in run.loaded:
+        sink.summary.inputs.append(f"return {label}: {rows} episode rows ({', '.join(files)})")
+    sink.summary.not_read.extend(not_read)
+    print(sink.summary.render(f"SSDA903 import ({len(run.loaded)} return(s))", sink.destination))
     return 0
 
 
@@ -165,7 +175,10 @@ def cmd_serve(args) -> int:
     import json
     import uvicorn
 
-    from services.feeds.dfe_api import DEFAULT_OPENAPI, SOURCE, SnapshotAdapter, create_app, default_la_codes
+    from services.feeds.dfe_api import (
+        DEFAULT_OPENAPI, SOURCE, SnapshotAdapter, create_app, default_la_codes, supplier_authenticator,
+        supplier_may_write,
+    )
     from services.feeds.snapshot_state import SqliteSnapshotStore
 
     settings = get_settings()
@@ -209,8 +222,21 @@ def cmd_serve(args) -> int:
                                                      record["stage"], source=SOURCE))
             publisher.wait(futures)
 
-    adapter = SnapshotAdapter(la_codes, publish, publish_dead, store, identity, args.team)
-    app = create_app(adapter, args.openapi or DEFAULT_OPENAPI)
+    try:
+        authenticate = supplier_authenticator(settings)
+        tokens = settings.read_ingest_tokens()
+    except (OSError, ValueError) as exc:
+        print(f"error: the ingest tokens cannot be read ({type(exc).__name__})", file=sys.stderr)
+        return 2
+    if not tokens:
+        print("error: suppliers authenticate with the ingest tokens: set CASEWATCH_INGEST_TOKENS(_FILE)",
+              file=sys.stderr)
+        return 2
+    from casewatch.erasure import ErasureQueue
+    adapter = SnapshotAdapter(la_codes, publish, publish_dead, store, identity, args.team,
+                              request_erasure=ErasureQueue.of(settings).request)
+    app = create_app(adapter, args.openapi or DEFAULT_OPENAPI, authenticate=authenticate,
+                     may_write=supplier_may_write(settings))
     uvicorn.run(app, host=args.host or settings.host, port=args.port, log_level="info", access_log=False)
     store.close()
     return 0

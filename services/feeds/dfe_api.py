@@ -1,10 +1,17 @@
 """The DfE children's social care data API, received locally and turned into casewatch events.
 
 ``POST /children_social_care_data/{la_code}/children`` takes the body of the published schema
-(``openapi.json``, DFE-Digital/children-in-social-care-schemas v1.0.1): up to 100 children, each a
-*full* nested state with a ``purge`` flag at every level. The body is checked with ``jsonschema``
-against the schema's own components; 413 above 100 children, 400 for a body that is not JSON,
-422 (with the failing location and rule, never the value) for one that breaks the schema.
+(``dfe_csc_api/openapi.json`` in this package: DFE-Digital/children-in-social-care-schemas v1.0.1,
+MIT, see ``dfe_csc_api/SOURCE.md``): up to 100 children, each a *full* nested state with a
+``purge`` flag at every level. Answers are the status codes that contract documents:
+
+* 401 without a valid bearer token (the tokens of the ingest API: one per supplier/source system,
+  checked by ``services.ingest``'s own code, in constant time);
+* 403 for an authority this service does not take, or one the token may not write;
+* 413 for a body over ``max_body_bytes`` or more than 100 children;
+* 400 for a body that is not JSON, is nested deeper than ``MAX_NESTING``, or breaks the schema
+  (with the failing location and rule, never the value); a path ``la_code`` that is not a number;
+* 200 with a receipt (a UUID) once the events are stored; 204 for an empty list.
 
 Each child's snapshot is mapped to the events it stands for (``snapshot_events``) and compared with
 the last snapshot seen of that child (``snapshot_state``):
@@ -14,6 +21,10 @@ the last snapshot seen of that child (``snapshot_state``):
 * an event the snapshot no longer implies -> ``event.voided`` (a ``purge`` at any level, or the
                                              record left out of the full state)
 * unchanged                               -> nothing. Re-sending a snapshot sends nothing.
+
+A ``purge`` of the whole child also takes the erasure path (``casewatch.erasure``): its voids take
+it out of the figures at once, its snapshot state is deleted, and an erasure request is queued so
+``casewatch erase --pending`` removes the child from every topic.
 
 Mapping (docs/feeds.md has the full table): referral -> ``referral.received``; closure ->
 ``cin_episode.closed``; assessment start/authorisation -> ``assessment.started``/``.completed``;
@@ -26,15 +37,17 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import uuid
 from dataclasses import dataclass, field
 from datetime import date, datetime, timezone
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Callable, Iterable, Mapping
+from typing import Any, Callable, Iterable, Mapping, Optional
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
+from starlette.concurrency import run_in_threadpool
 from jsonschema import Draft7Validator, FormatChecker
 
 from schemas.code_lists import codes as code_list, collection_year_of
@@ -44,7 +57,9 @@ from services.feeds.snapshot_state import MemorySnapshotStore, SnapshotStateStor
 
 SOURCE = "dfe_api"
 MAX_CHILDREN = 100
-DEFAULT_OPENAPI = Path(__file__).resolve().parents[3] / "shared" / "external" / "dfe-csc-api" / "openapi.json"
+DEFAULT_OPENAPI = Path(__file__).resolve().parent / "dfe_csc_api" / "openapi.json"
+MAX_BODY_BYTES = 10_000_000   # 100 full child states fit comfortably; 413 above
+MAX_NESTING = 32              # the schema nests 6 deep; anything deeper is refused before parsing
 PLACEMENT_RNE = frozenset({"P", "T", "B", "U"})
 
 
@@ -304,8 +319,11 @@ class SnapshotAdapter:
     publish: Callable[[list[dict]], None]
     publish_dead_letters: Callable[[list[DeadLetter]], None]
     store: SnapshotStateStore = field(default_factory=MemorySnapshotStore)
-    child_key: Callable[[str], str] | None = None   # the pseudonymiser: the state is keyed by it
+    child_key: Callable[[str, str], str] | None = None   # (id, la_code) -> pseudonym: the state's key
     team: str = "unassigned"
+    # A purge of the whole child: called with (la_code, child key) once its voids are stored, to
+    # queue its erasure (casewatch.erasure.ErasureQueue.request); its snapshot state is deleted.
+    request_erasure: Callable[[str, str], None] | None = None
 
     def context(self, la_number: int) -> FeedContext | None:
         ons = self.la_codes.get(str(la_number))
@@ -324,7 +342,15 @@ class SnapshotAdapter:
                 self.publish(changes.events)
             if dead:
                 self.publish_dead_letters(dead)
-            self.store.put(key, changes.new_state)
+            if child.get("purge"):
+                # The erasure path: nothing of the child is kept here, and its erasure from the
+                # topics is queued (the voids above already took it out of the figures).
+                self.store.delete(key)
+                if self.request_erasure is not None:
+                    self.request_erasure(ctx.la_code, key)
+                counts["erasures_requested"] = counts.get("erasures_requested", 0) + 1
+            else:
+                self.store.put(key, changes.new_state)
             counts["events"] += len(changes.events)
             counts["voided"] += changes.voided
             counts["amended"] += changes.amended
@@ -332,35 +358,101 @@ class SnapshotAdapter:
         return counts
 
 
-def create_app(adapter: SnapshotAdapter, openapi_path: Path | str = DEFAULT_OPENAPI) -> FastAPI:
+_JSON_STRING = re.compile(rb'"(?:[^"\\]|\\.)*"', re.DOTALL)
+_NOT_BRACKET = re.compile(rb"[^\[\]{}]+")
+
+
+def nesting_depth(raw: bytes) -> int:
+    """How deep arrays and objects nest in a JSON text (strings skipped), without parsing it."""
+    brackets = _NOT_BRACKET.sub(b"", _JSON_STRING.sub(b"", raw))
+    depth = deepest = 0
+    for byte in brackets:
+        if byte in (0x5B, 0x7B):  # [ {
+            depth += 1
+            deepest = max(deepest, depth)
+        else:
+            depth -= 1
+    return deepest
+
+
+Authenticate = Callable[[Optional[str]], Optional[str]]
+
+
+def supplier_authenticator(settings) -> Authenticate:
+    """Suppliers present the bearer tokens of the ingest API (one per source system); the check is
+    ingest's own (``services.ingest``), so there is one owner of tokens and how they are compared."""
+    from services.ingest.api import _authenticate
+    tokens = settings.read_ingest_tokens()
+    return lambda presented: _authenticate(tokens, presented)
+
+
+def supplier_may_write(settings) -> Callable[[str, str], bool]:
+    """Whether a source system's token may write for an authority: ingest's authorisation when it
+    binds tokens to authorities, else the authorities this deployment serves."""
+    served = set(settings.la_code_list)
+    return lambda source, la_code: la_code in served
+
+
+def _bearer(request: Request) -> str | None:
+    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+    return token.strip() if scheme.lower() == "bearer" and token.strip() else None
+
+
+def _problem(status: int, detail: Any, **headers: str) -> JSONResponse:
+    return JSONResponse({"detail": detail}, status_code=status, headers=headers or None)
+
+
+def create_app(adapter: SnapshotAdapter, openapi_path: Path | str = DEFAULT_OPENAPI, *,
+               authenticate: Authenticate, may_write: Callable[[str, str], bool] = lambda source, la: True,
+               max_body_bytes: int = MAX_BODY_BYTES) -> FastAPI:
+    """The adapter's HTTP app. ``authenticate`` maps a presented bearer token to its source system
+    (None: refused with 401); ``may_write(source, la_code)`` says whether it may write for that
+    authority (else 403). Read endpoints: ``/healthz`` only."""
     schema = load_schema(str(openapi_path))
-    app = FastAPI(title="casewatch DfE CSC API adapter", docs_url=None, redoc_url=None)
+    app = FastAPI(title="casewatch DfE CSC API adapter", docs_url=None, redoc_url=None, openapi_url=None)
     app.state.adapter = adapter
     app.state.last_counts = None
 
     @app.post("/children_social_care_data/{la_code}/children")
-    async def children(la_code: int, request: Request):
-        if la_code < 0 or la_code > 999:
-            return JSONResponse({"detail": [{"loc": "path.la_code", "msg": "must be a 3-digit LA number",
-                                             "type": "maximum"}]}, status_code=422)
-        ctx = adapter.context(la_code)
+    async def children(la_code: str, request: Request):
+        source = authenticate(_bearer(request))
+        if source is None:
+            return _problem(401, "a valid bearer token is required", **{"WWW-Authenticate": "Bearer"})
+        if not re.fullmatch(r"-?\d{1,6}", la_code) or int(la_code) > 999:
+            return _problem(400, [{"loc": "path.la_code", "msg": "must be the 3-digit DfE LA number",
+                                   "type": "maximum"}])
+        ctx = adapter.context(int(la_code))
         if ctx is None:
-            return JSONResponse({"detail": "this service does not take data for that local authority"},
-                                status_code=403)
-        raw = await request.body()
+            return _problem(403, "this service does not take data for that local authority")
+        if not may_write(source, ctx.la_code):
+            return _problem(403, "this token may not write for that local authority")
+        length = request.headers.get("content-length")
+        if length is not None and length.isdigit() and int(length) > max_body_bytes:
+            return _problem(413, f"the body is over {max_body_bytes} bytes")
+        raw = bytearray()
+        async for chunk in request.stream():
+            raw.extend(chunk)
+            if len(raw) > max_body_bytes:
+                return _problem(413, f"the body is over {max_body_bytes} bytes")
+        raw = bytes(raw)
+        if nesting_depth(raw) > MAX_NESTING:
+            return _problem(400, [{"loc": "body", "msg": f"nested deeper than {MAX_NESTING} levels",
+                                   "type": "json_too_deep"}])
         try:
             body = json.loads(raw)
-        except (ValueError, UnicodeDecodeError):
-            return JSONResponse({"detail": [{"loc": "body", "msg": "not valid JSON", "type": "json_invalid"}]},
-                                status_code=400)
+        except (ValueError, UnicodeDecodeError, RecursionError):
+            return _problem(400, [{"loc": "body", "msg": "not valid JSON", "type": "json_invalid"}])
         if isinstance(body, list) and len(body) > MAX_CHILDREN:
-            return JSONResponse({"detail": f"at most {MAX_CHILDREN} children a request"}, status_code=413)
-        errors = schema_errors(body, schema)
+            return _problem(413, f"at most {MAX_CHILDREN} children a request")
+        try:
+            errors = schema_errors(body, schema)
+        except RecursionError:
+            errors = [{"loc": "body", "msg": "nested too deeply to check", "type": "json_too_deep"}]
         if errors:
-            return JSONResponse({"detail": errors}, status_code=422)
+            return _problem(400, errors)
         if not body:
             return Response(status_code=204)
-        app.state.last_counts = adapter.receive(ctx, body)
+        app.state.last_counts = await run_in_threadpool(adapter.receive, ctx, body)
         return JSONResponse(str(uuid.uuid4()))
 
     @app.get("/healthz")

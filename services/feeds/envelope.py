@@ -100,10 +100,11 @@ class FeedContext:
     la_code: str
     source: str                                    # e.g. "import:cin-census"; also the id namespace
     team: str = UNASSIGNED_TEAM
-    child_identity: Callable[[str], str] | None = None  # e.g. a Pseudonymiser.pseudonym
+    # (child id, la_code) -> the child's identity, e.g. a Pseudonymiser.pseudonym (scoped by authority)
+    child_identity: Callable[[str, str], str] | None = None
 
     def identity_of_child(self, child_id: str) -> str:
-        return self.child_identity(child_id) if self.child_identity else child_id
+        return self.child_identity(child_id, self.la_code) if self.child_identity else child_id
 
     def event_id(self, child_id: str, *parts: Any) -> str:
         name = "|".join([self.source, self.la_code, self.identity_of_child(child_id), *(str(p) for p in parts)])

@@ -10,7 +10,9 @@ pseudonym, the events its last snapshot stood for —
 A base event id is the UUIDv5 of the source record identity (``FeedContext.event_id``); the
 fingerprint is a short hash of the event's content. No dates, codes or names are stored.
 
-``SnapshotStateStore`` is the interface (get / put per child key). ``SqliteSnapshotStore`` keeps it in
+``SnapshotStateStore`` is the interface (get / put / delete per child key). ``delete`` is the
+erasure path (a DfE ``purge`` of a child, ``casewatch erase``): the SQLite store overwrites the
+deleted row's bytes (``secure_delete``), so the child's key does not linger in the file. ``SqliteSnapshotStore`` keeps it in
 one SQLite file under the state directory; the same interface could be backed by a Kafka compacted
 topic (key = child pseudonym, value = this JSON) without changing the adapter.
 """
@@ -28,6 +30,8 @@ class SnapshotStateStore(Protocol):
 
     def put(self, child_key: str, state: dict) -> None: ...
 
+    def delete(self, child_key: str) -> bool: ...
+
 
 class MemorySnapshotStore:
     def __init__(self) -> None:
@@ -40,6 +44,9 @@ class MemorySnapshotStore:
     def put(self, child_key: str, state: dict) -> None:
         self._data[child_key] = json.dumps(state, sort_keys=True)
 
+    def delete(self, child_key: str) -> bool:
+        return self._data.pop(child_key, None) is not None
+
     def __len__(self) -> int:
         return len(self._data)
 
@@ -50,6 +57,8 @@ class SqliteSnapshotStore:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
         self._db = sqlite3.connect(str(self.path), check_same_thread=False)
+        self._db.execute("PRAGMA secure_delete = ON")  # deleted rows are overwritten, not left in free pages
+        self.path.chmod(0o600)
         self._db.execute("CREATE TABLE IF NOT EXISTS child_state (child_key TEXT PRIMARY KEY, state TEXT NOT NULL)")
         self._db.commit()
 
@@ -64,6 +73,12 @@ class SqliteSnapshotStore:
                              "ON CONFLICT(child_key) DO UPDATE SET state = excluded.state",
                              (child_key, json.dumps(state, sort_keys=True)))
             self._db.commit()
+
+    def delete(self, child_key: str) -> bool:
+        with self._lock:
+            gone = self._db.execute("DELETE FROM child_state WHERE child_key = ?", (child_key,)).rowcount
+            self._db.commit()
+        return bool(gone)
 
     def close(self) -> None:
         with self._lock:
