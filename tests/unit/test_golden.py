@@ -3,12 +3,20 @@
 Each file lists events in the wire format (envelope fields shared through ``defaults``), an
 ``as_of`` date, the expected cross-event rejections, and the expected value of every series. The
 comparison is exact over all series: a non-zero series the file does not list fails the test, and
-a listed series must have the listed value. Flow series list ``windows: [28d, 12m, fytd]``.
+a listed series must be published with the listed value (a listed 0 included). Flow series list
+``windows: [28d, 12m, fytd]``. A file may name ``focus: [metric, ...]``: then only those metrics'
+series are compared (still exactly, every label set), so a scenario about one figure need not
+work out every clock its events open.
+
+Every expectation is worked by hand from the definition quoted in the file, never by running the
+code. Every figure of the catalogue and every event type occurs in at least one scenario.
 """
 from __future__ import annotations
 
 from datetime import date
 from pathlib import Path
+
+import re
 
 import pytest
 import yaml
@@ -16,7 +24,8 @@ import yaml
 from casewatch.domain.aggregate import WINDOWS, Aggregate
 from casewatch.domain.calendar import WorkingDayCalendar
 from casewatch.domain.history import ChildHistory, compact
-from casewatch.domain.indicators import contribution
+from casewatch.domain.indicators import FLOW_METRICS, STOCK_METRICS, contribution
+from schemas.events import EVENT_TYPES
 
 GOLDEN = Path(__file__).resolve().parents[1] / "golden"
 SCENARIOS = sorted(GOLDEN.glob("*.yaml"))
@@ -68,21 +77,32 @@ def expected_series(data: dict) -> dict:
 
 
 def compare(actual: dict, expected: dict) -> list[str]:
+    """Every listed series must be published with its listed value (a listed 0 too: a series that
+    is missing is not a series at 0), and every published non-zero series must be listed."""
     problems = []
     for key in sorted(set(actual) | set(expected)):
-        got, want = actual.get(key, 0.0), expected.get(key, 0.0)
-        if key in expected and key not in actual and want == 0.0 and not key[0].endswith("max_overdue_working_days"):
+        if key in expected and key not in actual:
+            problems.append(f"{key[0]} {dict(key[1])}: missing, expected {expected[key]}")
             continue
+        got, want = actual.get(key, 0.0), expected.get(key, 0.0)
         if abs(got - want) > 1e-9:
             problems.append(f"{key[0]} {dict(key[1])}: got {got}, expected {want}")
     return problems
+
+
+def focused(series: dict, data: dict) -> dict:
+    focus = data.get("focus")
+    return series if not focus else {k: v for k, v in series.items() if k[0] in focus}
 
 
 @pytest.mark.parametrize("path", SCENARIOS, ids=[p.stem for p in SCENARIOS])
 def test_golden_scenario(path: Path) -> None:
     data = load(path)
     actual, rejections = run(data["events"], data["as_of"])
-    assert compare(actual, expected_series(data)) == []
+    expected = expected_series(data)
+    if data.get("focus"):
+        assert {k[0] for k in expected} <= set(data["focus"]), "an expectation outside the focus"
+    assert compare(focused(actual, data), expected) == []
     assert rejections == sorted(tuple(r) for r in data.get("rejections", []))
 
 
@@ -99,3 +119,49 @@ def test_every_required_scenario_is_present() -> None:
             "rereferral_12_months", "cp_plans_2_years_and_subsequent", "lac_first_review_20_vs_21",
             "three_placement_moves", "unallocated_cp_case", "correction_voids_assessment",
             "amendment_changes_referral_source"} <= names
+
+
+def test_a_listed_series_that_is_missing_fails_even_when_listed_as_zero() -> None:
+    key = ("casewatch_clocks_max_overdue_workdays", (("la", "E06000004"), ("process", "icpc"), ("team", "cp_1")))
+    assert compare({}, {key: 0.0}) != []
+    assert compare({key: 0.0}, {key: 0.0}) == []
+    other = ("casewatch_icpcs", (("la", "E06000004"), ("team", "cp_1"), ("window", "12m")))
+    assert compare({other: 0.0}, {other: 0.0, key: 0.0}) != []
+    assert compare({other: 1.0}, {}) != []  # a published non-zero series must be listed
+
+
+def _documented_figures() -> set[str]:
+    """The metric names of docs/metrics.md's flow and snapshot tables (``_eet``-style short forms
+    extend the full name before them)."""
+    text = (Path(__file__).resolve().parents[2] / "docs" / "metrics.md").read_text()
+    section = text.split("## Flow figures", 1)[1].split("## Operational", 1)[0]
+    names: set[str] = set()
+    for line in section.splitlines():
+        if not line.startswith("| `"):
+            continue
+        first_cell = line.split("|")[1]
+        last = None
+        for token in re.findall(r"`([a-z0-9_]+)`", first_cell):
+            if token.startswith("casewatch_"):
+                last = token
+                names.add(token)
+            elif token.startswith("_") and last is not None:
+                names.add(last + token)
+    return names
+
+
+LOADED_SCENARIOS = [load(p) for p in SCENARIOS]
+
+
+def test_the_documented_figures_are_the_engines_figures() -> None:
+    assert _documented_figures() == set(FLOW_METRICS | STOCK_METRICS)
+
+
+def test_every_figure_has_a_hand_worked_expectation() -> None:
+    listed = {item["metric"] for data in LOADED_SCENARIOS for item in data["expect"]}
+    assert sorted((FLOW_METRICS | STOCK_METRICS | _documented_figures()) - listed) == []
+
+
+def test_every_event_type_occurs_in_a_scenario() -> None:
+    used = {event["event_type"] for data in LOADED_SCENARIOS for event in data["events"]}
+    assert sorted(set(EVENT_TYPES) - used) == []
