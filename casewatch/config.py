@@ -77,9 +77,9 @@ class Settings(BaseSettings):
     ingest_max_json_depth: int = 8  # a batch (1) of events (2) with a list field (3) needs 3
 
     # Plausible dates of an event (ingest and loader reject others with a reason): from this date to
-    # today + this many days.
+    # today + this many days (default: today one year on).
     earliest_event_date: str = "1990-01-01"
-    latest_event_days_ahead: int = 366
+    latest_event_days_ahead: int | None = None
 
     la_codes: str = "E06000004"  # comma-separated ONS codes this deployment serves
     teams: str = "assessment_1,assessment_2,cin_1,cp_1,lac_1,leaving_care,unassigned"
@@ -119,7 +119,12 @@ class Settings(BaseSettings):
 
     def event_date_range(self) -> tuple[date, date]:
         """The plausible dates of an event, both ends included."""
-        return date.fromisoformat(self.earliest_event_date), self.today() + timedelta(days=self.latest_event_days_ahead)
+        today = self.today()
+        if self.latest_event_days_ahead is not None:
+            latest = today + timedelta(days=self.latest_event_days_ahead)
+        else:
+            latest = today.replace(year=today.year + 1, day=28 if (today.month, today.day) == (2, 29) else today.day)
+        return date.fromisoformat(self.earliest_event_date), latest
 
     def read_ingest_tokens(self) -> dict[str, str]:
         """Source system -> token (the grants are in ``read_ingest_grants``)."""

@@ -119,6 +119,7 @@ def create_app(settings: Settings | None = None, publisher: EventPublisher | Non
     max_body = settings.ingest_max_body_bytes
     max_batch = settings.ingest_max_batch
     max_depth = settings.ingest_max_json_depth
+    served = tuple(settings.la_code_list)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI):
@@ -208,7 +209,7 @@ def create_app(settings: Settings | None = None, publisher: EventPublisher | Non
         """(refusals by index, checked records); blocking (may read the event-sources topic)."""
         refused, checks = [], []
         for i, record in enumerate(records):
-            refusals, errors = door_checks(record, grant, sources)
+            refusals, errors = door_checks(record, grant, sources, served)
             if refusals:
                 refused.append((i if indexed else None, refusals))
             checks.append((record, errors))

@@ -17,12 +17,11 @@ from typing import Any
 
 from casewatch.config import IngestGrant
 from schemas import IDENTIFIER_FIELDS
-from schemas.types import LA_CODE_PATTERN, UUID_PATTERN
+from schemas.types import UUID_PATTERN
 from services.ingest.event_sources import EventSources
 from services.ingest.publisher import PSEUDONYM_REFUSED_MESSAGE
 from services.ingest.pseudonymise import PSEUDONYM_RE
 
-LA_CODE_RE = re.compile(LA_CODE_PATTERN)
 UUID_RE = re.compile(UUID_PATTERN)
 NO_CHILD_EVENT_TYPES = ("workforce.snapshot",)
 
@@ -54,13 +53,16 @@ def correction_checks(record: dict, source_system: str, sources: EventSources) -
     return [], []
 
 
-def door_checks(record: Any, grant: IngestGrant, sources: EventSources) -> tuple[list[dict], list[dict]]:
-    """(refusals, field errors) of one record posted with ``grant``'s token."""
+def door_checks(record: Any, grant: IngestGrant, sources: EventSources,
+                served: tuple[str, ...] | list[str] = ()) -> tuple[list[dict], list[dict]]:
+    """(refusals, field errors) of one record posted with ``grant``'s token. ``served``: the
+    authorities this deployment serves; one of them outside the grant is refused (403), any other
+    code is a validation error (422), as it is for every token."""
     if not isinstance(record, dict):
         return [], []
     refusals = []
     la_code = record.get("la_code")
-    if isinstance(la_code, str) and LA_CODE_RE.match(la_code) and la_code not in grant.la_codes:
+    if isinstance(la_code, str) and la_code in served and la_code not in grant.la_codes:
         refusals.append(dict(LA_REFUSED))
     if not grant.pre_pseudonymised:
         for name in IDENTIFIER_FIELDS:

@@ -185,8 +185,11 @@ class BulkLoader:
                            STAGE_DECODE)
         raw = record.raw
         if isinstance(raw, dict) and not raw.get("event_id"):
-            pseudonymised = self.publisher.pseudonymiser.event(raw)
-            raw = dict(raw, event_id=stable_event_id(pseudonymised))
+            pseudonymised = self.publisher.pseudonymiser.event(raw, keep_pseudonyms=self.publisher.pre_pseudonymised)
+            try:
+                raw = dict(raw, event_id=stable_event_id(pseudonymised))
+            except UnicodeEncodeError:  # a lone surrogate: the record is rejected for it, without an id
+                pass
         return self.publisher.check(raw)
 
     def load(self, record: Record) -> Checked:

@@ -7,6 +7,7 @@ import sys
 
 
 def _ingest(args: argparse.Namespace) -> int:
+    import json
     import logging
 
     from casewatch.config import get_settings
@@ -21,12 +22,17 @@ def _ingest(args: argparse.Namespace) -> int:
         return 2
     try:
         tokens = settings.read_ingest_tokens()
-    except (OSError, ValueError) as exc:
-        print(f"casewatch ingest: the ingest tokens cannot be read ({type(exc).__name__})", file=sys.stderr)
+    except OSError as exc:
+        print(f"casewatch ingest: the ingest tokens file cannot be read ({exc.strerror})", file=sys.stderr)
+        return 2
+    except ValueError as exc:  # our own messages name the source system and the fix, never a token
+        detail = str(exc) if not isinstance(exc, json.JSONDecodeError) else "they are not valid JSON"
+        print(f"casewatch ingest: the ingest tokens cannot be used: {detail}", file=sys.stderr)
         return 2
     if not tokens:
         print("casewatch ingest: no ingest tokens: set CASEWATCH_INGEST_TOKENS or CASEWATCH_INGEST_TOKENS_FILE "
-              '(a JSON object {"source_system": "token"})', file=sys.stderr)
+              '(a JSON object {"source_system": "token"} or {"source_system": {"token": "...", "la_codes": [...]}})',
+              file=sys.stderr)
         return 2
     from services.ingest.api import serve
     serve(settings)

@@ -3,7 +3,8 @@
 A dead letter is numbered by its partition and offset (``0:17``; the ingest dead-letter topic has
 one partition, so ``17`` is enough). ``replay`` re-validates each stored payload of the validation
 stage (ingest and loader rejections) against today's code lists and configuration, and publishes
-the ones that now pass to the events topic. Dead letters stay in the topic (it is append-only);
+the ones that now pass to the events topic. A correction is replayed only when its target is now
+stored and of the same source system as the correction (as at the ingest API). Dead letters stay in the topic (it is append-only);
 replaying twice republishes the same event ids, which the engine de-duplicates.
 """
 from __future__ import annotations
@@ -98,7 +99,11 @@ class ReplaySummary:
     replayed_numbers: list[str] = field(default_factory=list)
 
 
-def replay(settings: Settings, publisher: EventPublisher, dry_run: bool = False) -> ReplaySummary:
+def replay(settings: Settings, publisher: EventPublisher, dry_run: bool = False,
+           event_sources=None) -> ReplaySummary:
+    from services.ingest.authorisation import correction_checks
+    from services.ingest.event_sources import EventSources
+    sources = event_sources if event_sources is not None else EventSources(settings)
     summary = ReplaySummary()
     futures = []
     for letter in read_dead_letters(settings):
@@ -110,7 +115,8 @@ def replay(settings: Settings, publisher: EventPublisher, dry_run: bool = False)
             continue
         summary.examined += 1
         source_system = payload.get("source_system") if isinstance(payload.get("source_system"), str) else None
-        checked = publisher.check(payload, source_system=source_system)
+        refusals, errors = correction_checks(payload, source_system or publisher.source_system, sources)
+        checked = publisher.check(payload, source_system=source_system, extra_errors=refusals + errors)
         if not checked.ok:
             summary.still_failing += 1
             continue
@@ -118,7 +124,9 @@ def replay(settings: Settings, publisher: EventPublisher, dry_run: bool = False)
         summary.replayed_numbers.append(letter.number)
         if not dry_run:
             futures.append(publisher.publish(checked))
+            sources.remember(checked.event.event_id, checked.event.source_system, checked.event.event_type)
     publisher.wait(futures)
+    sources.close()
     return summary
 
 
