@@ -27,10 +27,16 @@ class ImportSummary:
     dead_letters: Counter = field(default_factory=Counter)
     notes: Counter = field(default_factory=Counter)
     rejected_at_publish: int = 0
+    inputs: list[str] = field(default_factory=list)   # one line per return / file imported
+    not_read: list[str] = field(default_factory=list)  # files in the folder that are no table we read
 
     def render(self, title: str, destination: str) -> str:
         lines = [f"{title}: {sum(self.events.values())} events, {sum(self.dead_letters.values())} dead letters "
                  f"-> {destination}"]
+        for line in self.inputs:
+            lines.append(f"  {line}")
+        if self.not_read:
+            lines.append("  not read (no table of this import): " + ", ".join(self.not_read))
         for name, n in sorted(self.records_read.items()):
             lines.append(f"  read {name:<34} {n:>8}")
         for name, n in sorted(self.events.items()):

@@ -21,6 +21,7 @@ returns are small: one row per episode of the year).
 from __future__ import annotations
 
 import csv
+import re
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import date
@@ -43,28 +44,144 @@ NEED_CODES = frozenset({"N1", "N2", "N3", "N4", "N5", "N6", "N7", "N8"})
 
 @dataclass
 class Return:
-    """One SSDA903 return: its table files and its year (None: inferred from the episodes)."""
+    """One SSDA903 return: its table files and its year end (None: a YEAR column, else inferred
+    from the episodes)."""
     files: dict[str, Path]
     year: int | None = None
     name: str = ""
 
+    @property
+    def label(self) -> str:
+        return collection_year_label(self.year) if self.year else "year from the episodes"
+
+
+class ReturnsError(ValueError):
+    """The folder's files cannot be told apart into returns (the message names the files)."""
+
+
+# ``2017-18``, ``2017_18``, ``201718`` -> 2018; a lone ``2018`` is the year END (as liia-tools'
+# YEAR column): 2018 = the return for 1 April 2017 - 31 March 2018.
+_YEAR_PAIR = re.compile(r"(?<!\d)(20\d\d)[-_ ]?(\d\d)(?!\d)")
+_YEAR_ONE = re.compile(r"(?<!\d)(20\d\d)(?!\d)")
+
+
+def year_in_name(name: str) -> int | None:
+    for m in _YEAR_PAIR.finditer(name):
+        first, second = int(m.group(1)), int(m.group(2))
+        if (first + 1) % 100 == second:
+            return first + 1
+    years = {int(y) for y in _YEAR_ONE.findall(name)}
+    return years.pop() if len(years) == 1 else None
+
+
+def _table_of(path: Path) -> str | None:
+    stem = path.stem.lower()
+    words = [w for w in re.split(r"[^a-z0-9]+", stem) if w]
+    for table in TABLES:
+        if table in words or stem == table or stem.endswith(table):
+            return table
+    return None
+
+
+def _year_column(path: Path) -> set[int]:
+    """The YEAR values of an episodes or header file (empty: no YEAR column)."""
+    years: set[int] = set()
+    for row in _rows(path):
+        if "YEAR" not in row:
+            return set()
+        if row["YEAR"].isdigit():
+            years.add(int(row["YEAR"]))
+    return years
+
+
+def find_returns(path: Path, year: int | None = None) -> tuple[list[Return], list[Path]]:
+    """Every return a path holds, oldest first, and the CSV files that are no 903 table we read.
+
+    A file is one episodes CSV (one return). A directory holds one return (its table files) or
+    several: sub-directories, or files whose names carry the collection year (``episodes_2018.csv``,
+    ``2017-18_header.csv``), or files whose YEAR column names a single year. Files that cannot be
+    told apart (two episodes tables of one year, tables with no year beside tables with one)
+    raise :class:`ReturnsError` naming them: never a silent subset.
+    """
+    path = Path(path)
+    if path.is_file():
+        return [Return({"episodes": path}, year, path.name)], []
+    if not path.is_dir():
+        raise FileNotFoundError(f"{path.name}: no such file or directory")
+    csvs = sorted(f for f in path.iterdir() if f.is_file() and f.suffix.lower() == ".csv")
+    subdirs = sorted(d for d in path.iterdir() if d.is_dir() and not d.name.startswith("."))
+    tables = [(f, _table_of(f)) for f in csvs]
+    others = [f for f, t in tables if t is None]
+    tables = [(f, t) for f, t in tables if t is not None]
+    returns: list[Return] = []
+    if subdirs and not tables:
+        for d in subdirs:
+            try:
+                found, skipped = find_returns(d)
+            except FileNotFoundError:
+                continue
+            for r in found:
+                r.year = r.year or year_in_name(d.name)
+                r.name = f"{d.name}/"
+            returns.extend(found)
+            others.extend(skipped)
+        if not returns:
+            raise FileNotFoundError(f"{path.name}: no episodes table in the folder or its sub-folders")
+        if year is not None and len(returns) > 1:
+            raise ReturnsError("--year only with a single return; the folder holds "
+                               + ", ".join(r.name for r in returns))
+        if len(returns) == 1 and year is not None:
+            returns[0].year = year
+        return _check_distinct(returns), others
+    by_year: dict[int | None, dict[str, list[Path]]] = {}
+    for f, table in tables:
+        y = year_in_name(f.name)
+        if y is None and table in ("episodes", "header"):
+            in_column = _year_column(f)
+            y = in_column.pop() if len(in_column) == 1 else None
+        by_year.setdefault(y, {}).setdefault(table, []).append(f)
+    if None in by_year and len(by_year) > 1:
+        names = sorted(f.name for fs in by_year[None].values() for f in fs)
+        raise ReturnsError("cannot tell which return " + ", ".join(names) + " belong(s) to: put the collection "
+                           "year in the file name (e.g. episodes_2017-18.csv) or one return per sub-folder")
+    for y, files in sorted(by_year.items(), key=lambda kv: kv[0] or 0):
+        for table, fs in files.items():
+            if len(fs) > 1:
+                raise ReturnsError(f"{len(fs)} {table} tables for one return (" + ", ".join(f.name for f in fs)
+                                   + "): keep one per return, or put each year's files in its own sub-folder")
+        if "episodes" not in files:
+            names = ", ".join(sorted(f.name for fs in files.values() for f in fs))
+            raise FileNotFoundError(f"no episodes table for the return of {names}")
+        returns.append(Return({t: fs[0] for t, fs in files.items()}, y, path.name))
+    if not returns:
+        raise FileNotFoundError(f"{path.name}: no episodes table in the return")
+    if year is not None:
+        if len(returns) > 1:
+            raise ReturnsError("--year only with a single return; the folder holds "
+                               + ", ".join(r.label for r in returns))
+        returns[0].year = year
+    return _check_distinct(returns), others
+
+
+def _check_distinct(returns: list[Return]) -> list[Return]:
+    years = [r.year for r in returns if r.year is not None]
+    if len(set(years)) != len(years):
+        dup = sorted({collection_year_label(y) for y in years if years.count(y) > 1})
+        raise ReturnsError("two returns for " + ", ".join(dup) + " (" + ", ".join(r.name for r in returns
+                                                                              if r.year and years.count(r.year) > 1)
+                           + "): import one of them")
+    if len(returns) > 1 and any(r.year is None for r in returns):
+        raise ReturnsError("cannot tell the collection year of " + ", ".join(r.name for r in returns if r.year is None)
+                           + ": put the year in the folder or file name (e.g. 2017-18/)")
+    return sorted(returns, key=lambda r: r.year or 0)
+
 
 def find_return(path: Path, year: int | None = None) -> Return:
-    path = Path(path)
-    files: dict[str, Path] = {}
-    if path.is_file():
-        files["episodes"] = path
-    else:
-        for f in sorted(path.iterdir()):
-            stem = f.stem.lower()
-            if f.suffix.lower() != ".csv":
-                continue
-            for table in TABLES:
-                if stem == table or stem.endswith("_" + table) or stem.endswith(table):
-                    files.setdefault(table, f)
-    if "episodes" not in files:
-        raise FileNotFoundError("no episodes table in the return")
-    return Return(files, year, path.name)
+    """The single return a path holds (a folder of several returns raises ReturnsError)."""
+    returns, _ = find_returns(path, year)
+    if len(returns) > 1:
+        raise ReturnsError(f"{Path(path).name} holds {len(returns)} returns")
+    return returns[0]
 
 
 def _rows(path: Path) -> Iterator[dict[str, str]]:
@@ -90,11 +207,19 @@ class Ssda903Import:
     reviews: dict[str, list[tuple[date, str | None, int]]] = field(default_factory=lambda: defaultdict(list))
     stitched: dict[str, list[Episode]] = field(default_factory=dict)
     dropped: dict[str, list[Episode]] = field(default_factory=dict)
+    loaded: list[tuple[str, list[str], int]] = field(default_factory=list)  # (year label, files, episode rows)
 
     # -- reading -------------------------------------------------------------------------------
     def load(self, ret: Return) -> None:
         rows = list(self.progress(_rows(ret.files["episodes"]), "903 episodes"))
         year = ret.year or _infer_year(rows)
+        if ret.year is None and not any(row.get("YEAR", "").isdigit() for row in rows):
+            self.note("collection_year_inferred_from_episodes", 1)
+        years = {int(r["YEAR"]) for r in rows if r.get("YEAR", "").isdigit()}
+        label = ", ".join(collection_year_label(y) for y in sorted(years)) if years and ret.year is None \
+            else collection_year_label(year)
+        self.loaded.append((label, [f"{ret.name.rstrip('/')}/{p.name}" if ret.name.endswith("/") else p.name
+                                    for p in ret.files.values()], len(rows)))
         for row in rows:
             self.read("episodes", 1)
             row_year = int(row["YEAR"]) if row.get("YEAR", "").isdigit() else year

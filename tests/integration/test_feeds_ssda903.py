@@ -3,8 +3,8 @@ API, equal a separate pandas calculation straight from the CSVs.
 
 The pandas side uses the DfE definitions on the raw rows (LAC = an episode spanning 31 March,
 short breaks V3/V4 left out; starts = RNE S episodes in the year; ceased = episodes ending in the
-year with a reason other than X1; placements = episodes with RNE S/P/T/B/U; LAC reviews by the
-CPPCR timescales). The synthetic sample holds contradictory histories (overlapping episodes, an
+year with a reason other than X1; placements = the one held on 1 April + episodes with RNE
+S/P/T/B/U beginning in the year; LAC reviews by the CPPCR timescales). The synthetic sample holds contradictory histories (overlapping episodes, an
 RNE S straight after X1 ...) which the importer resolves by the rules of docs/feeds.md; those
 children are found here by their own simple test on the raw rows and left out of both sides, and
 the comparison covers every other child.
@@ -26,8 +26,9 @@ from casewatch.domain.history import ChildHistory
 from casewatch.domain.indicators import contribution
 from services.feeds.envelope import FeedContext
 from services.feeds.ssda903 import Ssda903Import, find_return
+from tests.statutory import dfe_counting
 
-SAMPLE = Path(__file__).resolve().parents[2].parent / "shared" / "external" / "ssda903-fake-2017-18"
+SAMPLE = Path(__file__).resolve().parents[1] / "data" / "external" / "ssda903-fake-2017-18"
 AS_OF = date(2018, 3, 31)
 YEAR_START = pd.Timestamp("2017-04-01")
 YEAR_END = pd.Timestamp("2018-03-31")
@@ -82,9 +83,9 @@ def _pandas_figures(e: pd.DataFrame, reviews: pd.DataFrame) -> dict:
     lac = set(e.loc[spans, "CHILD"])
     started = int(((e.RNE == "S") & e.DECOM.between(YEAR_START, YEAR_END) & not_sb).sum())
     ceased = int((e.DEC.between(YEAR_START, YEAR_END) & (e.REC != "X1") & not_sb).sum())
-    moves = e[e.RNE.isin(["S", "P", "T", "B", "U"]) & e.DECOM.between(YEAR_START, YEAR_END) & not_sb]
-    per_child = moves.groupby("CHILD").size()
-    three_plus = sum(1 for c in lac if per_child.get(c, 0) >= 3)
+    # O10: placements during the 12 months = the one held on 1 April 2017 + those beginning inside
+    # (the DfE counting, tests/statutory/dfe_counting.py).
+    three_plus = dfe_counting.three_plus_placements({2018: e[not_sb].reset_index(drop=True)}, 2018, 12)
 
     # LAC reviews held in the year, judged by CPPCR reg 33: first within 20 working days of the
     # period's start, the second within 3 months of the first, later ones within 6 months.
@@ -103,9 +104,16 @@ def _pandas_figures(e: pd.DataFrame, reviews: pd.DataFrame) -> dict:
             mine = [r for r in rv if start <= r and (end is None or r <= end)]
             mine = [r for r in mine if [ls for d, ls in members if d <= r][-1] not in SHORT_BREAKS]
             clock = members[0][1] not in SHORT_BREAKS
+            # A period whose first known episode is not RNE S began before the data: its first
+            # review here is not the period's first, and which one it is is unknown; it cannot be
+            # shown to be in time (counted late), and each later one is due 6 months after the one
+            # before (the "then no more than 6 months" of reg 33 for third and later reviews).
+            before_data = start == eps.DECOM.min() and eps.sort_values("DECOM").RNE.iloc[0] != "S"
             previous = None
             for i, r in enumerate(mine):
-                if clock:
+                if clock and before_data:
+                    ok = i > 0 and r <= previous + pd.DateOffset(months=6)
+                elif clock:
                     if i == 0:
                         ok = np.busday_count(start.date(), r.date(), holidays=hol) <= 20
                     else:
