@@ -52,6 +52,7 @@ from jsonschema import Draft7Validator, FormatChecker
 
 from schemas.code_lists import codes as code_list, collection_year_of
 
+from services.ingest.api import json_depth
 from services.feeds.envelope import FEEDS_NAMESPACE, OLD_LA_NUMBERS, DeadLetter, FeedContext, parse_date
 from services.feeds.snapshot_state import MemorySnapshotStore, SnapshotStateStore
 
@@ -358,39 +359,26 @@ class SnapshotAdapter:
         return counts
 
 
-_JSON_STRING = re.compile(rb'"(?:[^"\\]|\\.)*"', re.DOTALL)
-_NOT_BRACKET = re.compile(rb"[^\[\]{}]+")
-
-
-def nesting_depth(raw: bytes) -> int:
-    """How deep arrays and objects nest in a JSON text (strings skipped), without parsing it."""
-    brackets = _NOT_BRACKET.sub(b"", _JSON_STRING.sub(b"", raw))
-    depth = deepest = 0
-    for byte in brackets:
-        if byte in (0x5B, 0x7B):  # [ {
-            depth += 1
-            deepest = max(deepest, depth)
-        else:
-            depth -= 1
-    return deepest
-
-
 Authenticate = Callable[[Optional[str]], Optional[str]]
 
 
-def supplier_authenticator(settings) -> Authenticate:
-    """Suppliers present the bearer tokens of the ingest API (one per source system); the check is
-    ingest's own (``services.ingest``), so there is one owner of tokens and how they are compared."""
+def supplier_doors(settings) -> tuple[Authenticate, Callable[[str, str], bool]]:
+    """(authenticate, may_write) for suppliers. They present the bearer tokens of the ingest API
+    (one per source system, ``CASEWATCH_INGEST_TOKENS``), checked by ingest's own code
+    (``services.ingest.api``, every token compared in constant time); a token may write only for
+    the authorities of its grant (``la_codes``)."""
     from services.ingest.api import _authenticate
-    tokens = settings.read_ingest_tokens()
-    return lambda presented: _authenticate(tokens, presented)
+    grants = settings.read_ingest_grants()
 
+    def authenticate(presented: str | None) -> str | None:
+        grant = _authenticate(grants, presented)
+        return grant.source if grant is not None else None
 
-def supplier_may_write(settings) -> Callable[[str, str], bool]:
-    """Whether a source system's token may write for an authority: ingest's authorisation when it
-    binds tokens to authorities, else the authorities this deployment serves."""
-    served = set(settings.la_code_list)
-    return lambda source, la_code: la_code in served
+    def may_write(source: str, la_code: str) -> bool:
+        grant = grants.get(source)
+        return grant is not None and la_code in grant.la_codes
+
+    return authenticate, may_write
 
 
 def _bearer(request: Request) -> str | None:
@@ -435,7 +423,7 @@ def create_app(adapter: SnapshotAdapter, openapi_path: Path | str = DEFAULT_OPEN
             if len(raw) > max_body_bytes:
                 return _problem(413, f"the body is over {max_body_bytes} bytes")
         raw = bytes(raw)
-        if nesting_depth(raw) > MAX_NESTING:
+        if json_depth(raw) > MAX_NESTING:
             return _problem(400, [{"loc": "body", "msg": f"nested deeper than {MAX_NESTING} levels",
                                    "type": "json_too_deep"}])
         try:

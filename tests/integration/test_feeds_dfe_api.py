@@ -345,3 +345,24 @@ def test_schemathesis_against_the_official_contract_finds_no_deviation_and_no_se
     if case.method.upper() == "POST":   # (schemathesis also tries methods the contract does not have)
         unauthenticated = case.call(base_url="http://testserver", headers={"Authorization": "Bearer not-a-token"})
         assert unauthenticated.status_code == 401
+
+
+def test_suppliers_use_the_ingest_tokens_and_their_authorities():
+    """The adapter's doors are ingest's grants (CASEWATCH_INGEST_TOKENS): a token of a source bound
+    to another authority is 403 here; an unknown token 401; the right one 200."""
+    import json as _json
+
+    from casewatch.config import Settings
+    from services.feeds.dfe_api import supplier_doors
+
+    settings = Settings(la_codes="E06000004,E06000005", ingest_tokens=_json.dumps({
+        "supplier_a": {"token": "token-a-0123456789", "la_codes": ["E06000004"]},
+        "supplier_b": {"token": "token-b-0123456789", "la_codes": ["E06000005"]}}))
+    authenticate, may_write = supplier_doors(settings)
+    adapter, sent, _ = _adapter()
+    app = _create_app(adapter, OPENAPI, authenticate=authenticate, may_write=may_write)
+    with TestClient(app) as c:
+        body = [{"la_child_id": "A1", "purge": True}]
+        assert c.post(URL, json=body, headers={"Authorization": "Bearer token-b-0123456789"}).status_code == 403
+        assert c.post(URL, json=body, headers={"Authorization": "Bearer token-c"}).status_code == 401
+        assert c.post(URL, json=body, headers={"Authorization": "Bearer token-a-0123456789"}).status_code == 200
