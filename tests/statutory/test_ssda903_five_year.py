@@ -120,8 +120,9 @@ def test_returns_in_sub_folders_are_imported_too(tmp_path, capsys):
         shutil.copy(DATA / f"SSDA903_{label}_episodes.csv", tmp_path / label / "episodes.csv")
     code, stdout, _ = _cli(["import", "ssda903", str(tmp_path), "--la-code", "E06000004", "--dry-run"], capsys)
     assert code == 0 and "(2 return(s))" in stdout
-    assert "return 2017-18: 442 episode rows (2017-18/episodes.csv)" in stdout
-    assert "return 2018-19: 484 episode rows (2018-19/episodes.csv)" in stdout
+    for label in ("2017-18", "2018-19"):
+        rows = len(pd.read_csv(tmp_path / label / "episodes.csv"))
+        assert f"return {label}: {rows} episode rows ({label}/episodes.csv)" in stdout
 
 
 def test_a_folder_whose_returns_cannot_be_told_apart_is_refused_naming_the_files(tmp_path, capsys):

@@ -13,7 +13,8 @@ README.md beside the files):
 
 * placements held across 1 April (most children in care), moves on 1 April itself;
 * legal-status-only episodes (RNE L), which are not placements;
-* children whose first known episode has RNE P or L (their period began before the data);
+* children whose first known episode has RNE P or L (their period began before the data), some
+  of them dated inside the first year;
 * children open at their return's 31 March and listed in no later return ("lost");
 * a duplicate open row (same content as the episode before it, which ends X1 on its start);
 * interleaved chains: a later return that rewrote an older return's history (the older open row
@@ -212,6 +213,11 @@ def build() -> list[Child]:
             when += timedelta(days=rng.randint(40, 160))
         children.append(c)
         children.append(Child(ref(), [Ep(d("2016-09-01") + timedelta(days=rng.randint(0, 900)), "S", "V4", "R1", "PR1")]))
+    # First known episode inside the first year with RNE P or L: the episode before it is in no
+    # return, so the period began before the data (looked after, never a start).
+    for k in range(4):
+        children.append(Child(ref(), [Ep(d("2017-05-01") + timedelta(days=50 * k), "P" if k % 2 == 0 else "L", "C2",
+                                         "U4", "PR1")]))
     return children
 
 
