@@ -138,3 +138,17 @@ def test_a_folder_whose_returns_cannot_be_told_apart_is_refused_naming_the_files
     (tmp_path / "episodes.csv").unlink()
     code, _, stderr = _cli(["import", "ssda903", str(tmp_path), "--la-code", "E06000004", "--dry-run"], capsys)
     assert code == 2 and "SSDA903_2018-19_episodes.csv" in stderr and "episodes_2018-19_copy.csv" in stderr
+
+
+def test_every_imported_event_passes_the_event_schema(imported):
+    """What the import emits is what the edge accepts (contract C1: real RNE, began_before_data,
+    lac.ended without a reason, end_date_estimated)."""
+    from schemas.validation import parse_event
+    events, _, _ = imported
+    kinds = set()
+    for ev in events:
+        parsed = parse_event({**ev, "child_ref": "ps_" + "0" * 32})  # the edge puts a pseudonym here
+        kinds.add((ev["event_type"], ev.get("rne"), "reason_ceased" in ev, bool(ev.get("began_before_data"))))
+        assert parsed.event_type == ev["event_type"]
+    assert ("lac.started", "P", False, True) in kinds and ("lac.started", "L", False, True) in kinds
+    assert ("lac.ended", None, False, False) in kinds and ("lac.started", "S", False, False) in kinds
