@@ -50,7 +50,7 @@ def raw_example(event_type: str, n: int) -> dict:
 
 def test_topics_are_created_with_explicit_configs_and_again_is_fine(kafka_bootstrap):
     s = topic_settings(kafka_bootstrap, partitions=4)
-    assert sorted(ensure_topics(s)) == sorted([s.events_topic, s.deadletter_topic])
+    assert sorted(ensure_topics(s)) == sorted([s.events_topic, s.deadletter_topic, s.events_sources_topic])
     assert ensure_topics(s) == []
     admin = KafkaAdminClient(bootstrap_servers=kafka_bootstrap)
     try:
@@ -58,7 +58,8 @@ def test_topics_are_created_with_explicit_configs_and_again_is_fine(kafka_bootst
         assert len(described[s.events_topic]["partitions"]) == 4
         assert len(described[s.deadletter_topic]["partitions"]) == 1
         resources = admin.describe_configs([ConfigResource(ConfigResourceType.TOPIC, s.events_topic),
-                                            ConfigResource(ConfigResourceType.TOPIC, s.deadletter_topic)])
+                                            ConfigResource(ConfigResourceType.TOPIC, s.deadletter_topic),
+                                            ConfigResource(ConfigResourceType.TOPIC, s.events_sources_topic)])
     finally:
         admin.close()
     configs = {}
@@ -69,13 +70,15 @@ def test_topics_are_created_with_explicit_configs_and_again_is_fine(kafka_bootst
     assert configs[s.events_topic]["cleanup.policy"] == "delete"
     assert configs[s.events_topic]["min.insync.replicas"] == "1"
     assert configs[s.deadletter_topic]["retention.ms"] == str(2 * 365 * 24 * 3600 * 1000)
+    # event id -> source system: one record per event id, kept as long as the events
+    assert configs[s.events_sources_topic]["cleanup.policy"] == "compact"
 
 
 def test_every_event_type_round_trips_model_kafka_model(kafka_bootstrap):
     s = topic_settings(kafka_bootstrap)
     ensure_topics(s)
     publisher = EventPublisher(s, source_system="roundtrip")
-    pseudonymiser = Pseudonymiser(KEY.encode())
+    pseudonymiser = Pseudonymiser(KEY.encode(), s.pseudonymisation_key_version)
     sent = {}
     try:
         for n, event_type in enumerate(valid_examples()):
