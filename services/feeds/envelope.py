@@ -20,11 +20,17 @@ FEEDS_NAMESPACE = uuid.UUID("6f1f2a8e-3c4b-5d2e-9a77-0c1a5e0fd903")
 
 ONS_LA_CODE = re.compile(r"^(E0[6-9]\d{6}|E1\d{7})$")
 
-# Old three-digit DfE LA numbers that CIN census and SSDA903 files carry -> ONS codes. Deliberately
-# small: a deployment adds its own with --la-map OLD=ONS (or passes --la-code).
-OLD_LA_NUMBERS: dict[str, str] = {
-    "808": "E06000004",  # Stockton-on-Tees (domain.md §1.1)
-}
+# Old three-digit DfE LA numbers that CIN census and SSDA903 files carry -> ONS codes: every English
+# authority (data in la_numbers.yaml, with the numbers of authorities since reorganised); a
+# deployment may add or override pairs with --la-map OLD=ONS (or pass --la-code).
+def _la_numbers() -> dict[str, str]:
+    import yaml
+    from importlib import resources
+    table = yaml.safe_load(resources.files("services.feeds").joinpath("la_numbers.yaml").read_text("utf-8"))
+    return {number: pair[0] for part in ("former", "current") for number, pair in table[part].items()}
+
+
+OLD_LA_NUMBERS: dict[str, str] = _la_numbers()
 
 UNASSIGNED_TEAM = "unassigned"
 
