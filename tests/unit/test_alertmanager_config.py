@@ -1,7 +1,9 @@
 """Alertmanager routing: amtool accepts the config; pages and warnings reach the right receiver;
-warnings only in Europe/London working hours; pipeline alerts inhibit the data alerts."""
+warnings only in Europe/London working hours; pipeline alerts and a catch-up inhibit the data
+alerts; EngineCatchingUp mails nobody; the manager is told when an alert clears."""
 from __future__ import annotations
 
+import re
 import subprocess
 from pathlib import Path
 
@@ -45,6 +47,9 @@ def test_the_stack_rendered_config_is_accepted_too(tmp_path):
     (["alertname=AssessmentTimelinessBelowWarn", "severity=warn", "kind=data", "team=assessment_1"], "notifier-warn"),
     (["alertname=PipelineStalled", "severity=page", "kind=pipeline", "team=casewatch_service"], "notifier-pipeline"),
     (["alertname=DeadLetterSpike", "severity=warn", "kind=pipeline", "team=casewatch_service"], "notifier-pipeline"),
+    (["alertname=EngineCatchUpUnknown", "severity=page", "kind=pipeline", "team=casewatch_service"], "notifier-pipeline"),
+    (["alertname=EngineCatchingUp", "severity=info", "kind=pipeline", "team=casewatch_service",
+      "measure=engine_catch_up"], "board-only"),
 ])
 def test_alerts_route_by_severity_and_kind(labels, receiver):
     assert _route(*labels) == receiver
@@ -55,6 +60,60 @@ def _routes_by_receiver() -> dict[str, list[dict]]:
     for route in _config()["route"]["routes"]:
         out.setdefault(route["receiver"], []).append(route)
     return out
+
+
+def _matches(matcher: str, labels: dict[str, str]) -> bool:
+    """One Alertmanager matcher string (name="v", name!="v", name=~"re", name!~"re")."""
+    name, op, value = re.fullmatch(r'(\w+)(=~|!~|!=|=)"(.*)"', matcher).groups()
+    got = labels.get(name, "")
+    if op in ("=~", "!~"):
+        hit = re.fullmatch(value, got) is not None
+    else:
+        hit = got == value
+    return hit if op in ("=", "=~") else not hit
+
+
+def _inhibited(target: dict[str, str], firing: list[dict[str, str]]) -> bool:
+    """Alertmanager's inhibition, rule by rule: a firing source alert matching source_matchers
+    mutes a target matching target_matchers when the `equal` labels agree."""
+    for rule in _config()["inhibit_rules"]:
+        if not all(_matches(m, target) for m in rule["target_matchers"]):
+            continue
+        for source in firing:
+            if source is target or not all(_matches(m, source) for m in rule["source_matchers"]):
+                continue
+            if all(source.get(n, "") == target.get(n, "") for n in rule.get("equal", [])):
+                return True
+    return False
+
+
+CATCHING_UP = {"alertname": "EngineCatchingUp", "severity": "info", "measure": "engine_catch_up",
+               "kind": "pipeline", "team": "casewatch_service", "job": "casewatch-engine", "instance": "w2"}
+ICPC_PAGE = {"alertname": "IcpcOverdue", "la": "E06000004", "team": "cp_1", "severity": "page",
+             "measure": "icpc_overdue", "kind": "data"}
+ICPC_WARN = {"alertname": "IcpcTimelinessBelowWarn", "la": "E06000004", "team": "cp_2", "severity": "warn",
+             "measure": "icpc_timeliness", "kind": "data", "window": "28d"}
+WORKER_DOWN = {"alertname": "EngineWorkerDown", "severity": "page", "measure": "pipeline", "kind": "pipeline",
+               "team": "casewatch_service", "job": "casewatch-engine", "instance": "w1"}
+STALLED = {"alertname": "PipelineStalled", "severity": "page", "measure": "pipeline", "kind": "pipeline",
+           "team": "casewatch_service"}
+
+
+def test_a_catch_up_inhibits_every_data_alert_but_no_pipeline_alert():
+    for target in (ICPC_PAGE, ICPC_WARN):
+        assert _inhibited(target, [CATCHING_UP])
+        assert not _inhibited(target, [])
+    # The engine's own health still reaches the service on-call during a catch-up.
+    for target in (WORKER_DOWN, STALLED):
+        assert not _inhibited(target, [CATCHING_UP])
+    # Once caught up (EngineCatchingUp resolved, so not among the firing alerts), pages go out.
+    assert not _inhibited(ICPC_PAGE, [WORKER_DOWN | {"alertname": "SomethingElse"}])
+
+
+def test_the_catch_up_mails_nobody():
+    receivers = {r["name"]: r for r in _config()["receivers"]}
+    assert _route("alertname=EngineCatchingUp", "severity=info", "kind=pipeline") == "board-only"
+    assert set(receivers["board-only"]) == {"name"}  # no notifier, mail or webhook config at all
 
 
 def test_pages_go_out_at_any_hour_and_repeat_hourly_warnings_only_in_working_hours():
@@ -92,10 +151,13 @@ def test_pipeline_alerts_inhibit_data_alerts_and_pages_inhibit_warnings():
     assert set(page_over_warn[0]["equal"]) == {"la", "team", "measure"}
 
 
-def test_every_receiver_is_the_notifier_webhook():
-    for receiver in _config()["receivers"]:
+def test_every_mailing_receiver_is_the_notifier_webhook_and_sends_the_all_clear():
+    mailing = [r for r in _config()["receivers"] if r["name"] != "board-only"]
+    assert {r["name"] for r in mailing} == {"notifier-page", "notifier-warn", "notifier-pipeline"}
+    for receiver in mailing:
         (hook,) = receiver["webhook_configs"]
         assert hook["url"] == "http://notifier:29181/alerts"
+        assert hook["send_resolved"] is True, receiver["name"]
 
 
 def test_template_renders_subject_from_labels_only():
