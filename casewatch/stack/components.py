@@ -239,6 +239,14 @@ def render_alertmanager_config(settings: Settings) -> Path:
     # Compose mounts the templates elsewhere; locally they are read from the checkout.
     config["templates"] = [str(PROJECT_ROOT / "prometheus" / "templates" / Path(t).name)
                            for t in config.get("templates") or []]
+    # The notifier's webhook credentials: generated once (600) in the state dir, read by both.
+    from services.notifier.settings import WEBHOOK_SECRET_NAME, ensure_webhook_secret
+    secret = ensure_webhook_secret(settings.state_dir / WEBHOOK_SECRET_NAME)
+    for receiver in config.get("receivers") or []:
+        for webhook in receiver.get("webhook_configs") or []:
+            auth = (webhook.get("http_config") or {}).get("authorization")
+            if auth and auth.get("credentials_file"):
+                auth["credentials_file"] = str(secret)
     path = out_dir / "alertmanager.yml"
     path.write_text(yaml.safe_dump(config, sort_keys=False))
     return path
@@ -254,7 +262,7 @@ def prometheus_component(settings: Settings, log: Callable[[str], None] = print)
         data.mkdir(parents=True, exist_ok=True)
         return ["prometheus", f"--config.file={config}", f"--storage.tsdb.path={data}",
                 f"--web.listen-address={settings.host}:{settings.prometheus_port}",
-                "--web.enable-lifecycle", "--web.enable-admin-api",
+                "--web.enable-lifecycle",  # no --web.enable-admin-api: no TSDB delete/snapshot over HTTP
                 "--storage.tsdb.retention.time=5y", "--log.level=warn"]
 
     return Component("prometheus", base, prepare, lambda: http_ok(f"{base}/-/ready"))

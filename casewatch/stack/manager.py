@@ -50,6 +50,9 @@ class StackManager:
     # -- up ----------------------------------------------------------------------------------
     def up(self) -> list[c.Component]:
         started = []
+        # The state dir holds pseudonymised events (Kafka segments), mails and secrets: owner only.
+        self.settings.state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        self.settings.state_dir.chmod(0o700)
         for comp in self.components():
             self.start_component(comp)
             started.append(comp)

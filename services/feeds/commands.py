@@ -46,7 +46,7 @@ def register(subparsers) -> None:
     serve.add_argument("--host", default=None, help="default: CASEWATCH_HOST (127.0.0.1)")
     serve.add_argument("--port", type=int, default=29182)
     serve.add_argument("--la-map", default="", help="extra OLD=ONS LA code pairs, e.g. 975=E10000002")
-    serve.add_argument("--openapi", type=Path, default=None, help="the DfE openapi.json to validate against")
+    serve.add_argument("--openapi", type=Path, default=None, help="the DfE openapi.json to validate against (default: the copy in the package)")
     serve.add_argument("--state-file", type=Path, default=None,
                        help="SQLite file of last-seen child states (default: <state dir>/feeds/dfe_api_state.sqlite)")
     serve.add_argument("--out", type=Path, default=None, help="append events to this JSON-lines file instead")
@@ -175,7 +175,9 @@ def cmd_serve(args) -> int:
     import json
     import uvicorn
 
-    from services.feeds.dfe_api import DEFAULT_OPENAPI, SOURCE, SnapshotAdapter, create_app, default_la_codes
+    from services.feeds.dfe_api import (
+        DEFAULT_OPENAPI, SOURCE, SnapshotAdapter, create_app, default_la_codes, supplier_doors,
+    )
     from services.feeds.snapshot_state import SqliteSnapshotStore
 
     settings = get_settings()
@@ -219,8 +221,20 @@ def cmd_serve(args) -> int:
                                                      record["stage"], source=SOURCE))
             publisher.wait(futures)
 
-    adapter = SnapshotAdapter(la_codes, publish, publish_dead, store, identity, args.team)
-    app = create_app(adapter, args.openapi or DEFAULT_OPENAPI)
+    try:
+        authenticate, may_write = supplier_doors(settings)
+        tokens = settings.read_ingest_tokens()
+    except (OSError, ValueError) as exc:
+        print(f"error: the ingest tokens cannot be read ({type(exc).__name__})", file=sys.stderr)
+        return 2
+    if not tokens:
+        print("error: suppliers authenticate with the ingest tokens: set CASEWATCH_INGEST_TOKENS(_FILE)",
+              file=sys.stderr)
+        return 2
+    from casewatch.erasure import ErasureQueue
+    adapter = SnapshotAdapter(la_codes, publish, publish_dead, store, identity, args.team,
+                              request_erasure=ErasureQueue.of(settings).request)
+    app = create_app(adapter, args.openapi or DEFAULT_OPENAPI, authenticate=authenticate, may_write=may_write)
     uvicorn.run(app, host=args.host or settings.host, port=args.port, log_level="info", access_log=False)
     store.close()
     return 0

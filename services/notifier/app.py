@@ -1,11 +1,18 @@
 """The notifier HTTP service: POST /alerts (Alertmanager webhook), GET /healthz, GET /metrics.
 
+``/alerts`` writes (it sends mail), so it needs the bearer credentials Alertmanager is configured
+with (``http_config.authorization.credentials_file`` in prometheus/alertmanager.yml; the same file
+here, ``NotifierSettings.webhook_credentials_file``, re-read on every post so it can be rotated):
+anything else is 401 and sends nothing. ``/healthz`` and ``/metrics`` only read.
+
 For each webhook (= one Alertmanager group) the rota file is read afresh, the team's on-call
-manager chosen for "now", and one mail sent over SMTP. A failed send answers 503 so Alertmanager
-retries the group.
+manager chosen for "now", and one mail sent over SMTP, built only from our rules' alerts
+(``services.notifier.mail``). A failed send answers 503 so Alertmanager retries the group.
 """
 from __future__ import annotations
 
+import hmac
+import json
 import logging
 import smtplib
 from datetime import datetime, timezone
@@ -15,9 +22,10 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, generate_latest
 
-from services.notifier.mail import compose, sanitise_group
+from casewatch.config import get_settings
+from services.notifier.mail import DROP_PARTS, DROP_REASONS, Allowed, Dropped, RuleCatalogue, compose, sanitise_group
 from services.notifier.rota import RotaError, load_rota
-from services.notifier.settings import NotifierSettings
+from services.notifier.settings import NotifierSettings, WebhookSecretError, read_webhook_secret
 
 log = logging.getLogger("casewatch.notifier")
 
@@ -29,16 +37,39 @@ def send_smtp(settings: NotifierSettings, message) -> None:
 
 def create_app(settings: NotifierSettings | None = None,
                now: Callable[[], datetime] = lambda: datetime.now(timezone.utc),
-               send: Callable[[NotifierSettings, object], None] = send_smtp) -> FastAPI:
+               send: Callable[[NotifierSettings, object], None] = send_smtp,
+               allowed: Allowed | None = None) -> FastAPI:
+    """Raises ``WebhookSecretError`` when the webhook credentials cannot be read."""
     settings = settings or NotifierSettings()
+    read_webhook_secret(settings.webhook_credentials_file)  # refuse to start without one
+    if allowed is None:
+        configured = get_settings()
+        allowed = Allowed(RuleCatalogue.load(settings.rules_dir), teams=frozenset(configured.team_list),
+                          la_codes=frozenset(configured.la_code_list))
     registry = CollectorRegistry()
     mails = Counter("casewatch_notifier_mails", "Alert mails by outcome", ["outcome"], registry=registry)
     webhooks = Counter("casewatch_notifier_webhooks", "Alertmanager webhooks by outcome", ["outcome"],
                        registry=registry)
     for outcome in ("sent", "failed"):
         mails.labels(outcome)
-    for outcome in ("accepted", "invalid", "nothing_firing"):
+    for outcome in ("accepted", "invalid", "nothing_firing", "unauthorized", "too_large"):
         webhooks.labels(outcome)
+    dropped_total = Counter("casewatch_notifier_dropped", "Parts of alert webhooks not put into mails: alerts "
+                            "not of our rules, labels and annotations not on the allow-list or not as our "
+                            "rules render them", ["part", "reason"], registry=registry)
+    for part in DROP_PARTS:
+        for reason in DROP_REASONS:
+            dropped_total.labels(part, reason)
+
+    def authenticated(request: Request) -> bool:
+        scheme, _, presented = request.headers.get("authorization", "").partition(" ")
+        try:
+            secret = read_webhook_secret(settings.webhook_credentials_file)
+        except WebhookSecretError:
+            log.error("the webhook credentials file cannot be read: every post is refused")
+            return False
+        return scheme.lower() == "bearer" and hmac.compare_digest(presented.strip().encode("utf-8", "replace"),
+                                                                   secret.encode("utf-8"))
 
     app = FastAPI(title="casewatch notifier", docs_url=None, redoc_url=None)
     app.state.settings = settings
@@ -53,14 +84,27 @@ def create_app(settings: NotifierSettings | None = None,
 
     @app.post("/alerts")
     async def alerts(request: Request) -> JSONResponse:
+        if not authenticated(request):
+            webhooks.labels("unauthorized").inc()
+            return JSONResponse({"error": "Alertmanager's bearer credentials are required"}, status_code=401,
+                                headers={"WWW-Authenticate": "Bearer"})
+        body = bytearray()
+        async for chunk in request.stream():
+            body.extend(chunk)
+            if len(body) > settings.notifier_max_body_bytes:
+                webhooks.labels("too_large").inc()
+                return JSONResponse({"error": "body too large"}, status_code=413)
         try:
-            payload = await request.json()
-        except ValueError:
+            payload = json.loads(bytes(body))
+        except (ValueError, RecursionError):
             payload = None
         if not isinstance(payload, dict) or not isinstance(payload.get("alerts"), list):
             webhooks.labels("invalid").inc()
             return JSONResponse({"error": "expected an Alertmanager webhook body"}, status_code=400)
-        group = sanitise_group(payload, settings.grafana_url)
+        dropped = Dropped()
+        group = sanitise_group(payload, settings.grafana_url, allowed, dropped)
+        for (part, reason), n in dropped.items():
+            dropped_total.labels(part, reason).inc(n)
         if not group.alerts and not group.resolved:
             webhooks.labels("nothing_firing").inc()
             return JSONResponse({"mails": 0})

@@ -9,7 +9,9 @@ def register(subparsers) -> None:
     p = subparsers.add_parser("notifier", help="run the on-call alert notifier (Alertmanager webhook -> mail)",
                               description="Receive Alertmanager webhooks on /alerts and mail the on-call "
                                           "manager from the rota (CASEWATCH_ROTA_FILE) over SMTP "
-                                          "(CASEWATCH_SMTP_HOST/PORT).")
+                                          "(CASEWATCH_SMTP_HOST/PORT). /alerts needs the bearer credentials in "
+                                          "CASEWATCH_NOTIFIER_WEBHOOK_CREDENTIALS_FILE (default: "
+                                          "<state dir>/notifier-webhook.secret).")
     p.add_argument("--host", help="listen address (default CASEWATCH_HOST, 127.0.0.1)")
     p.add_argument("--port", type=int, help="listen port (default CASEWATCH_NOTIFIER_PORT, 29181)")
     p.set_defaults(func=run)
@@ -20,15 +22,20 @@ def run(args: argparse.Namespace) -> int:
 
     from services.notifier.app import create_app
     from services.notifier.rota import RotaError, load_rota
-    from services.notifier.settings import NotifierSettings
+    from services.notifier.settings import NotifierSettings, WebhookSecretError
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     settings = NotifierSettings()
     try:
         load_rota(settings.rota_file)
-    except RotaError as exc:
+        app = create_app(settings)
+    except (RotaError, WebhookSecretError) as exc:
         print(f"notifier: {exc}")
         return 2
-    uvicorn.run(create_app(settings), host=args.host or settings.host, port=args.port or settings.notifier_port,
+    except (OSError, ValueError) as exc:  # our alert rules cannot be read
+        print(f"notifier: the alert rules in {settings.rules_dir} cannot be read ({type(exc).__name__}): "
+              "set CASEWATCH_RULES_DIR")
+        return 2
+    uvicorn.run(app, host=args.host or settings.host, port=args.port or settings.notifier_port,
                 log_level="warning")
     return 0

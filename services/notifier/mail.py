@@ -1,17 +1,32 @@
 """Alert mails: what of an Alertmanager webhook may go into a mail, and the mail itself.
 
-Nothing is copied from an alert unless its name is on an allow-list AND its value has the shape
-that field is known to have (a bounded code, a number, a dashboard path). Free text (the summary,
-the due phrase) is kept only when it holds nothing that looks like a reference: a pseudonym
-(``ps_...``), a long digit or hex run, an e-mail address. So a child reference that slipped into
-a label or annotation upstream never reaches a mailbox.
+A mail is built only from the labels and annotations of *our* rules (``prometheus/rules/*.yml``,
+read by ``RuleCatalogue``):
+
+* an alert whose ``alertname`` is not one of our alert rules is dropped whole;
+* only the annotation keys our rules write (``summary``, ``value``, ``count``, ``due``,
+  ``dashboard``) are read, and a free-text annotation (``summary``, ``due``, ``dashboard``) is kept
+  only when it is what that rule's template renders: its fixed words, with each ``$labels.X`` slot
+  equal to the alert's (checked) label X and every other slot a number, a percentage or a duration.
+  So text planted in an annotation (a child's name, age, address) never reaches a mailbox, even
+  when it looks like ordinary words;
+* a label is kept only when it is on the allow-list and has that label's shape (a bounded code);
+  ``team`` and ``la`` must be teams and authorities this deployment is configured with.
+
+Anything dropped is counted (``casewatch_notifier_dropped_total{part, reason}``, bounded labels).
+Every mail carries ``Date:`` and ``Message-ID:`` headers.
 """
 from __future__ import annotations
 
 import re
+from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime
 from email.message import EmailMessage
+from email.utils import format_datetime, make_msgid
+from pathlib import Path
+
+import yaml
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
@@ -100,6 +115,98 @@ def safe_dashboard(value: object, grafana_url: str) -> str | None:
     return grafana_url.rstrip("/") + path
 
 
+ANNOTATION_KEYS = ("summary", "value", "count", "due", "dashboard")
+TEMPLATED_KEYS = ("summary", "due", "dashboard")
+RULE_SET_LABELS = ("severity", "measure", "kind")   # set by our rules themselves, never by a series
+DROP_PARTS = ("alert", "label", "annotation")
+DROP_REASONS = ("unknown_alert", "unknown_key", "shape", "not_from_rule", "not_configured")
+
+_SLOT = re.compile(r"\{\{(.*?)\}\}", re.DOTALL)
+_LABEL_SLOT = re.compile(r"^-?\s*\$labels\.([A-Za-z_][A-Za-z0-9_]*)\s*-?$")
+# A rendered $value / humanize / humanizePercentage / humanizeDuration / printf "%.1f" / query value.
+_NUMBERISH = (r"[-+]?\d[\d.,]*(?:e[+-]?\d+)?(?:%|ms|s|m|h|d|w|y|k|M|G|T)?"
+              r"(?: \d[\d.,]*(?:ms|s|m|h|d|w|y))*")
+
+
+def _normalise(text: str) -> str:
+    return " ".join(text.split())
+
+
+def template_pattern(template: str) -> re.Pattern[str]:
+    """A regex of everything ``template`` (a Prometheus annotation) can render: the fixed text as
+    it is; a ``$labels.X`` slot as a named group (checked against the alert's label afterwards);
+    any other slot as an optional number, percentage or duration."""
+    template = _normalise(template)
+    parts, pos = [], 0
+    for i, slot in enumerate(_SLOT.finditer(template)):
+        parts.append(re.escape(template[pos:slot.start()]))
+        label = _LABEL_SLOT.match(slot.group(1).strip())
+        if label:
+            parts.append(f"(?P<L{i}_{label.group(1)}>[A-Za-z0-9_]{{1,40}})")
+        else:
+            parts.append(f"(?:{_NUMBERISH})?")
+        pos = slot.end()
+    parts.append(re.escape(template[pos:]))
+    return re.compile("".join(parts))
+
+
+@dataclass
+class RuleCatalogue:
+    """Our alert rules: alert name -> annotation key -> the pattern of what it renders; and the
+    values our rules give their fixed labels (severity, measure, kind)."""
+    alerts: dict[str, dict[str, re.Pattern[str]]]
+    label_values: dict[str, frozenset[str]] = field(default_factory=dict)
+    teams: frozenset[str] = frozenset()   # teams our rules name themselves (e.g. the service on-call)
+
+    @classmethod
+    def load(cls, rules_dir: Path) -> "RuleCatalogue":
+        alerts: dict[str, dict[str, re.Pattern[str]]] = {}
+        values: dict[str, set[str]] = {}
+        for path in sorted(Path(rules_dir).glob("*.yml")):
+            doc = yaml.safe_load(path.read_text()) or {}
+            for group in doc.get("groups") or []:
+                for rule in group.get("rules") or []:
+                    if "alert" not in rule:
+                        continue
+                    annotations = rule.get("annotations") or {}
+                    for name, value in (rule.get("labels") or {}).items():
+                        if (name in RULE_SET_LABELS or name == "team") and "{{" not in str(value):
+                            values.setdefault(name, set()).add(str(value))
+                    alerts[rule["alert"]] = {k: template_pattern(str(v)) for k, v in annotations.items()
+                                             if k in TEMPLATED_KEYS}
+        if not alerts:
+            raise ValueError(f"no alert rules found in {rules_dir}")
+        teams = frozenset(values.pop("team", ()))
+        return cls(alerts, {k: frozenset(v) for k, v in values.items()}, teams)
+
+    def rendered_by_rule(self, alertname: str, key: str, text: str, labels: dict[str, str]) -> bool:
+        pattern = self.alerts.get(alertname, {}).get(key)
+        if pattern is None:
+            return False
+        match = pattern.fullmatch(_normalise(text))
+        if match is None:
+            return False
+        for group, value in match.groupdict().items():
+            if value is not None and labels.get(group.split("_", 1)[1]) != value:
+                return False
+        return True
+
+
+@dataclass
+class Allowed:
+    """What a mail may be built from: our rules, and the teams and authorities configured."""
+    rules: RuleCatalogue
+    teams: frozenset[str] | None = None        # None: any team-shaped value
+    la_codes: frozenset[str] | None = None
+
+
+class Dropped(Counter):
+    """(part, reason) -> how many were dropped while reading one webhook."""
+
+    def add(self, part: str, reason: str) -> None:
+        self[(part, reason)] += 1
+
+
 @dataclass
 class SafeAlert:
     labels: dict[str, str]
@@ -111,13 +218,75 @@ class SafeAlert:
     starts_at: datetime | None = None
 
 
-def sanitise_alert(alert: dict, grafana_url: str) -> SafeAlert:
+DEFAULT_RULES_DIR = Path(__file__).resolve().parents[2] / "prometheus" / "rules"
+
+
+def default_allowed() -> Allowed:
+    """Our rules from the checkout's ``prometheus/rules``; any team- or authority-shaped value."""
+    global _DEFAULT_ALLOWED
+    if _DEFAULT_ALLOWED is None:
+        _DEFAULT_ALLOWED = Allowed(RuleCatalogue.load(DEFAULT_RULES_DIR))
+    return _DEFAULT_ALLOWED
+
+
+_DEFAULT_ALLOWED: Allowed | None = None
+
+
+def allowed_label(name: str, value: object, allowed: Allowed, dropped: Dropped | None = None) -> str | None:
+    """``value`` when label ``name`` may go into a mail, else None (and the drop counted)."""
+    if name not in LABEL_SHAPES:
+        if dropped is not None:
+            dropped.add("label", "unknown_key")
+        return None
+    kept = safe_label(name, value)
+    reason = None if kept is not None else "shape"
+    if (kept is not None and name == "team" and allowed.teams is not None and kept not in allowed.teams
+            and kept not in allowed.rules.teams):
+        kept, reason = None, "not_configured"
+    if kept is not None and name == "la" and allowed.la_codes is not None and kept not in allowed.la_codes:
+        kept, reason = None, "not_configured"
+    if kept is not None and name == "alertname" and kept not in allowed.rules.alerts:
+        kept, reason = None, "unknown_alert"
+    ours = allowed.rules.label_values.get(name)
+    if kept is not None and ours is not None and kept not in ours:
+        kept, reason = None, "not_from_rule"
+    if kept is None and dropped is not None:
+        dropped.add("label", reason)
+    return kept
+
+
+def sanitise_alert(alert: dict, grafana_url: str, allowed: Allowed | None = None,
+                   dropped: Dropped | None = None) -> SafeAlert | None:
+    """The mail-safe part of one alert, or None when it is not an alert of our rules."""
+    allowed = allowed or default_allowed()
+    raw_labels = alert.get("labels") if isinstance(alert.get("labels"), dict) else {}
+    alertname = raw_labels.get("alertname")
+    if not isinstance(alertname, str) or alertname not in allowed.rules.alerts:
+        if dropped is not None:
+            dropped.add("alert", "unknown_alert")
+        return None
     labels = {}
-    for name, value in (alert.get("labels") or {}).items():
-        kept = safe_label(name, value)
+    for name, value in raw_labels.items():
+        kept = allowed_label(name, value, allowed, dropped)
         if kept is not None:
             labels[name] = kept
-    ann = alert.get("annotations") or {}
+    raw_ann = alert.get("annotations") if isinstance(alert.get("annotations"), dict) else {}
+    ann: dict[str, object] = {}
+    for key, value in raw_ann.items():
+        if key not in ANNOTATION_KEYS:
+            if dropped is not None:
+                dropped.add("annotation", "unknown_key")
+            continue
+        if key in TEMPLATED_KEYS:
+            text = value if isinstance(value, str) else ""
+            if key == "dashboard" and text.startswith(("http://", "https://")):
+                parts = urlsplit(text)
+                text = parts.path + (f"?{parts.query}" if parts.query else "")
+            if not allowed.rules.rendered_by_rule(alertname, key, text, labels):
+                if dropped is not None:
+                    dropped.add("annotation", "not_from_rule")
+                continue
+        ann[key] = value
     starts = None
     raw_start = alert.get("startsAt")
     if isinstance(raw_start, str):
@@ -125,9 +294,14 @@ def sanitise_alert(alert: dict, grafana_url: str) -> SafeAlert:
             starts = datetime.fromisoformat(raw_start.replace("Z", "+00:00"))
         except ValueError:
             starts = None
-    return SafeAlert(labels=labels, summary=safe_text(ann.get("summary")), value=safe_number(ann.get("value")),
-                     count=safe_number(ann.get("count")), due=safe_text(ann.get("due")),
-                     dashboard=safe_dashboard(ann.get("dashboard"), grafana_url), starts_at=starts)
+    out = SafeAlert(labels=labels, summary=safe_text(ann.get("summary")), value=safe_number(ann.get("value")),
+                    count=safe_number(ann.get("count")), due=safe_text(ann.get("due")),
+                    dashboard=safe_dashboard(ann.get("dashboard"), grafana_url), starts_at=starts)
+    if dropped is not None:
+        for key in ("summary", "due", "dashboard", "value", "count"):
+            if key in ann and getattr(out, key) is None:
+                dropped.add("annotation", "shape")
+    return out
 
 
 def _format_value(alert: SafeAlert) -> str | None:
@@ -157,19 +331,23 @@ class AlertGroup:
     resolved: list[SafeAlert] = field(default_factory=list)  # cleared since Alertmanager's last mail
 
 
-def sanitise_group(payload: dict, grafana_url: str) -> AlertGroup:
-    firing = [a for a in payload.get("alerts") or [] if isinstance(a, dict) and a.get("status", "firing") == "firing"]
-    alerts = [sanitise_alert(a, grafana_url) for a in firing]
-    resolved = [sanitise_alert(a, grafana_url) for a in payload.get("alerts") or []
-                if isinstance(a, dict) and a.get("status") == "resolved"]
-    common = {k: v for k, v in (payload.get("commonLabels") or {}).items()}
-    group = {k: v for k, v in (payload.get("groupLabels") or {}).items()}
+def sanitise_group(payload: dict, grafana_url: str, allowed: Allowed | None = None,
+                   dropped: Dropped | None = None) -> AlertGroup:
+    allowed = allowed or default_allowed()
+    raw = [a for a in payload.get("alerts") or [] if isinstance(a, dict)]
+    alerts = [s for s in (sanitise_alert(a, grafana_url, allowed, dropped)
+                          for a in raw if a.get("status", "firing") == "firing") if s is not None]
+    resolved = [s for s in (sanitise_alert(a, grafana_url, allowed, dropped)
+                            for a in raw if a.get("status") == "resolved") if s is not None]
+    common = payload.get("commonLabels") if isinstance(payload.get("commonLabels"), dict) else {}
+    group = payload.get("groupLabels") if isinstance(payload.get("groupLabels"), dict) else {}
 
     def pick(name: str) -> str | None:
         for source in (group, common):
-            kept = safe_label(name, source.get(name))
-            if kept:
-                return kept
+            if name in source:
+                kept = allowed_label(name, source.get(name), allowed)
+                if kept:
+                    return kept
         values = {a.labels.get(name) for a in alerts or resolved} - {None}
         return values.pop() if len(values) == 1 else None
 
@@ -179,6 +357,14 @@ def sanitise_group(payload: dict, grafana_url: str) -> AlertGroup:
     receiver = receiver if re.fullmatch(r"[a-z][a-z0-9_-]{0,40}", receiver or "") else "notifier"
     return AlertGroup(receiver=receiver, team=pick("team"), la=pick("la"), severity=severity,
                       measure=pick("measure"), alerts=alerts, resolved=resolved)
+
+
+def stamp(msg: EmailMessage, sender: str, when: datetime | None = None) -> EmailMessage:
+    """``Date:`` and ``Message-ID:`` (RFC 5322), the domain of the Message-ID from the sender."""
+    msg["Date"] = format_datetime(when or datetime.now().astimezone())
+    domain = sender.rpartition("@")[2] or "casewatch.invalid"
+    msg["Message-ID"] = make_msgid("casewatch-alert", domain=domain)
+    return msg
 
 
 def compose(group: AlertGroup, to: OnCall, sender: str) -> EmailMessage:
@@ -204,7 +390,7 @@ def compose(group: AlertGroup, to: OnCall, sender: str) -> EmailMessage:
             lines.append("")
         lines += ["This mail names no child.", ""]
         msg.set_content("\n".join(lines))
-        return msg
+        return stamp(msg, sender)
     msg["Subject"] = f"[{group.severity.upper()}] {title} - {where}: {len(group.alerts)} alert(s)"
     msg["From"] = sender
     msg["To"] = to.email
@@ -239,4 +425,4 @@ def compose(group: AlertGroup, to: OnCall, sender: str) -> EmailMessage:
         lines += [f"{len(group.resolved)} other alert(s) in this group have cleared.", ""]
     lines += ["This mail names no child. Open the case system for the children concerned.", ""]
     msg.set_content("\n".join(lines))
-    return msg
+    return stamp(msg, sender)

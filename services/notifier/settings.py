@@ -1,11 +1,15 @@
-"""Notifier settings, from CASEWATCH_* environment variables (or .env)."""
+"""Notifier settings, from CASEWATCH_* environment variables (or .env), and its webhook secret."""
 from __future__ import annotations
 
+import os
+import secrets
 from pathlib import Path
 
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PACKAGE_DIR = Path(__file__).resolve().parent
+PROJECT_ROOT = PACKAGE_DIR.parents[1]
+WEBHOOK_SECRET_NAME = "notifier-webhook.secret"
 
 
 class NotifierSettings(BaseSettings):
@@ -19,3 +23,43 @@ class NotifierSettings(BaseSettings):
     smtp_timeout_seconds: float = 10.0
     rota_file: Path = PACKAGE_DIR / "rota.example.yml"
     grafana_url: str = "http://localhost:3000"
+    # The bearer credentials Alertmanager sends on /alerts (alertmanager.yml: http_config.authorization
+    # .credentials_file). Default: <state dir>/notifier-webhook.secret, which `casewatch stack up`
+    # generates (mode 600) and renders into the local Alertmanager's config.
+    state_dir: Path = Path.home() / ".casewatch"
+    notifier_webhook_credentials_file: Path | None = None
+    # Our alert rules: the only alert names and annotations a mail is built from.
+    rules_dir: Path = PROJECT_ROOT / "prometheus" / "rules"
+    notifier_max_body_bytes: int = 1_000_000
+
+    @property
+    def webhook_credentials_file(self) -> Path:
+        return self.notifier_webhook_credentials_file or self.state_dir / WEBHOOK_SECRET_NAME
+
+
+class WebhookSecretError(RuntimeError):
+    """The webhook credentials cannot be read: the notifier does not start."""
+
+
+def read_webhook_secret(path: Path) -> str:
+    try:
+        secret = Path(path).read_text(encoding="utf-8").strip()
+    except OSError as exc:
+        raise WebhookSecretError(f"the webhook credentials file cannot be read ({exc.strerror}): run `casewatch "
+                                 "stack up` or set CASEWATCH_NOTIFIER_WEBHOOK_CREDENTIALS_FILE") from None
+    if len(secret) < 16:
+        raise WebhookSecretError("the webhook credentials file holds fewer than 16 characters: put a long "
+                                 "random secret in it")
+    return secret
+
+
+def ensure_webhook_secret(path: Path) -> Path:
+    """Create the webhook secret (mode 600, 32 random bytes, URL-safe) unless it exists."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if not path.exists():
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(secrets.token_urlsafe(32))
+    path.chmod(0o600)
+    return path

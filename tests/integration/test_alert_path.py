@@ -59,8 +59,9 @@ def test_icpc_timeliness_drop_reaches_the_on_call_manager_by_mail(local_stack, t
         "    - {name: CP team manager, email: cp1.manager@example.invalid, hours: any}\n"
         "  casewatch_service:\n"
         "    - {name: Service on-call, email: casewatch.oncall@example.invalid, hours: any}\n")
+    # state_dir: the webhook secret the session stack rendered into Alertmanager's config
     settings = NotifierSettings(smtp_host="127.0.0.1", smtp_port=smtp_port, rota_file=rota,
-                                grafana_url="http://localhost:3000")
+                                grafana_url="http://localhost:3000", state_dir=local_stack.settings.state_dir)
     server = uvicorn.Server(uvicorn.Config(create_app(settings), host=local_stack.settings.host,
                                            port=local_stack.settings.notifier_port, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)

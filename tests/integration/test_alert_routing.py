@@ -48,8 +48,13 @@ def alert_path(tmp_path):
     rota = tmp_path / "rota.yml"
     shutil.copy(ROOT / "services" / "notifier" / "rota.example.yml", rota)
     notifier_port = free_port()
+    # /alerts needs Alertmanager's bearer credentials: the secret render_alertmanager_config (below)
+    # points Alertmanager at, in the same state dir.
+    from services.notifier.settings import WEBHOOK_SECRET_NAME, ensure_webhook_secret
+    ensure_webhook_secret(tmp_path / WEBHOOK_SECRET_NAME)
     settings = NotifierSettings(smtp_host="127.0.0.1", smtp_port=smtp_port, rota_file=rota,
-                                grafana_url="http://localhost:3000", notifier_port=notifier_port)
+                                grafana_url="http://localhost:3000", notifier_port=notifier_port,
+                                state_dir=tmp_path)
     # A page goes to the team whatever the hour: pin "now" to Monday 10:00 so the rota answer is known.
     monday = datetime(2026, 1, 12, 10, 0, tzinfo=timezone.utc)
     server = uvicorn.Server(uvicorn.Config(create_app(settings, now=lambda: monday), host="127.0.0.1",

@@ -96,7 +96,8 @@ def icpc_alert(**extra_labels):
                        "severity": "page", "measure": "icpc_timeliness", "kind": "data", "window": "28d",
                        **extra_labels},
             "annotations": {"summary": "Team cp_1: 60% of the 10 initial child protection conferences in the "
-                                       "last 28 days were held within 15 working days of the strategy discussion.",
+                                       "last 28 days were held within 15 working days of the strategy discussion "
+                                       "(national 81.4%).",
                             "value": "0.6", "count": "10",
                             "dashboard": "/d/casewatch-timeliness?var-la=E06000004&var-team=cp_1"}}
 
@@ -112,13 +113,19 @@ class Outbox:
         self.sent.append(message)
 
 
-def make_client(tmp_path, rota_text=None, when=utc(2026, 1, 12, 10, 0), fail=False):
+WEBHOOK_SECRET = "alertmanager-webhook-secret-0123456789"
+
+
+def make_client(tmp_path, rota_text=None, when=utc(2026, 1, 12, 10, 0), fail=False, authenticated=True):
     rota_file = tmp_path / "rota.yml"
     rota_file.write_text(rota_text or EXAMPLE.read_text())
+    secret = tmp_path / "webhook.secret"
+    secret.write_text(WEBHOOK_SECRET + "\n")
     settings = NotifierSettings(rota_file=rota_file, grafana_url="http://grafana.example:3000",
-                                smtp_from="casewatch@example.invalid")
+                                smtp_from="casewatch@example.invalid", notifier_webhook_credentials_file=secret)
     outbox = Outbox(fail)
-    return TestClient(create_app(settings, now=lambda: when, send=outbox)), outbox, rota_file
+    headers = {"Authorization": f"Bearer {WEBHOOK_SECRET}"} if authenticated else {}
+    return TestClient(create_app(settings, now=lambda: when, send=outbox), headers=headers), outbox, rota_file
 
 
 def test_one_mail_per_group_to_the_teams_on_call_manager(tmp_path):
@@ -232,3 +239,110 @@ def test_out_of_hours_page_goes_to_the_emergency_duty_manager(tmp_path):
     (mail,) = outbox.sent
     assert mail["To"] == "edt.manager@example.invalid"
     assert "(out of hours)" in mail.get_content()
+
+
+# ---------------------------------------------------------------------------------------------
+# Doors: only Alertmanager, only our rules
+# ---------------------------------------------------------------------------------------------
+
+def test_a_post_without_alertmanagers_credentials_is_401_and_mails_nothing(tmp_path):
+    client, outbox, _ = make_client(tmp_path, authenticated=False)
+    payload = webhook([icpc_alert()], team="cp_1")
+    for headers in ({}, {"Authorization": "Bearer forged"}, {"Authorization": f"Basic {WEBHOOK_SECRET}"},
+                    {"Authorization": f"Bearer {WEBHOOK_SECRET}x"}):
+        reply = client.post("/alerts", json=payload, headers=headers)
+        assert reply.status_code == 401 and WEBHOOK_SECRET not in reply.text
+    assert outbox.sent == []
+    assert 'casewatch_notifier_webhooks_total{outcome="unauthorized"} 4.0' in client.get("/metrics").text
+    ok = client.post("/alerts", json=payload, headers={"Authorization": f"Bearer {WEBHOOK_SECRET}"})
+    assert ok.status_code == 200 and len(outbox.sent) == 1
+
+
+def test_the_notifier_does_not_start_without_credentials(tmp_path):
+    from services.notifier.settings import WebhookSecretError
+    settings = NotifierSettings(notifier_webhook_credentials_file=tmp_path / "missing")
+    with pytest.raises(WebhookSecretError):
+        create_app(settings)
+
+
+def test_a_planted_name_in_an_annotation_never_reaches_a_mail_and_is_counted(tmp_path):
+    # Plain words, no digits or reference shapes: the old free-text filter let these through.
+    client, outbox, _ = make_client(tmp_path)
+    alert = icpc_alert()
+    alert["annotations"]["summary"] = "Jane Smith aged seven of Rose Cottage Mill Lane has had no conference"
+    alert["annotations"]["due"] = "conference for Jane Smith due on Friday"
+    alert["annotations"]["description"] = "Jane Smith, Rose Cottage"
+    alert["labels"]["child_name"] = "Jane Smith"
+    assert client.post("/alerts", json=webhook([alert], team="cp_1")).status_code == 200
+    (mail,) = outbox.sent
+    text = mail.as_string()
+    for planted in ("Jane", "Smith", "Rose Cottage", "Mill Lane", "seven", "child_name"):
+        assert planted not in text
+    assert "Figure: 60.0% of 10" in mail.get_content()   # what our rule said still arrives
+    metrics = client.get("/metrics").text
+    assert 'casewatch_notifier_dropped_total{part="annotation",reason="not_from_rule"} 2.0' in metrics
+    assert 'casewatch_notifier_dropped_total{part="annotation",reason="unknown_key"} 1.0' in metrics
+    assert 'casewatch_notifier_dropped_total{part="label",reason="unknown_key"} 1.0' in metrics
+
+
+def test_a_planted_name_in_a_rule_slot_or_label_is_dropped(tmp_path):
+    client, outbox, _ = make_client(tmp_path)
+    alert = icpc_alert()
+    # the rule's own words, with a name where the team slot is: the slot must equal the team label
+    alert["annotations"]["summary"] = alert["annotations"]["summary"].replace("Team cp_1", "Team JaneSmith")
+    alert["labels"]["measure"] = "jane_smith_case"    # measure-shaped, but no rule of ours sets it
+    alert["labels"]["team"] = "jane_smith"             # team-shaped, but not a configured team
+    alert["labels"]["window"] = "28d"
+    client.post("/alerts", json=webhook([alert]))
+    (mail,) = outbox.sent
+    assert "jane" not in mail.as_string().lower()
+    assert mail["To"] == "duty.manager@example.invalid"   # no usable team: the duty manager
+    metrics = client.get("/metrics").text
+    assert 'casewatch_notifier_dropped_total{part="label",reason="not_from_rule"} 1.0' in metrics
+    assert 'casewatch_notifier_dropped_total{part="label",reason="not_configured"} 1.0' in metrics
+
+
+def test_an_alert_that_is_not_one_of_our_rules_is_dropped_whole_and_counted(tmp_path):
+    client, outbox, _ = make_client(tmp_path)
+    forged = icpc_alert()
+    forged["labels"]["alertname"] = "ChildAtRisk"
+    reply = client.post("/alerts", json=webhook([forged], alertname="ChildAtRisk", team="cp_1"))
+    assert reply.json() == {"mails": 0} and outbox.sent == []
+    assert 'casewatch_notifier_dropped_total{part="alert",reason="unknown_alert"} 1.0' in client.get("/metrics").text
+
+
+def test_mails_carry_date_and_message_id(tmp_path):
+    from email.utils import parsedate_to_datetime
+    client, outbox, _ = make_client(tmp_path)
+    client.post("/alerts", json=webhook([icpc_alert()], team="cp_1"))
+    resolved = icpc_alert()
+    resolved["status"] = "resolved"
+    client.post("/alerts", json=webhook([resolved], team="cp_1"))
+    assert len(outbox.sent) == 2
+    ids = set()
+    for mail in outbox.sent:
+        assert parsedate_to_datetime(mail["Date"]).tzinfo is not None
+        assert mail["Message-ID"].startswith("<") and mail["Message-ID"].endswith("@example.invalid>")
+        ids.add(mail["Message-ID"])
+    assert len(ids) == 2
+
+
+def test_every_annotation_our_rules_render_is_recognised():
+    """The rendered annotations promtool checks in prometheus/tests/alerts_test.yml (written from
+    the rules by hand) all match their rule's template, so real alerts keep their text."""
+    import yaml
+
+    from services.notifier.mail import DEFAULT_RULES_DIR, RuleCatalogue
+    catalogue = RuleCatalogue.load(DEFAULT_RULES_DIR)
+    cases = yaml.safe_load((DEFAULT_RULES_DIR.parent / "tests" / "alerts_test.yml").read_text())
+    checked = 0
+    for test in cases["tests"]:
+        for rule_test in test.get("alert_rule_test") or []:
+            for expected in rule_test.get("exp_alerts") or []:
+                labels = {"alertname": rule_test["alertname"], **(expected.get("exp_labels") or {})}
+                for key in ("summary", "due", "dashboard"):
+                    text = (expected.get("exp_annotations") or {}).get(key)
+                    if text is not None:
+                        assert catalogue.rendered_by_rule(rule_test["alertname"], key, text, labels), (key, text)
+                        checked += 1
+    assert checked >= 20
