@@ -103,3 +103,30 @@ def test_indicator_catalogue():
     assert by_id["O6"].national_reference == 0.245
     assert by_id["O7"].national_reference == 0.044
     assert all(m.startswith("casewatch_") for i in INDICATORS for m in i.metrics)
+
+
+def test_an_end_without_a_reason_is_its_own_outcome_group_never_other():
+    # T11 groups: adopted = E11, E12; returned home = E4A, E4B; E8 "other" is other; an end whose
+    # reason was not recorded is "not_recorded" (docs/metrics.md outcome_group)
+    from casewatch.domain.groups import outcome_group
+    assert [outcome_group(r) for r in (None, "", "E8", "E13", "E11", "E4B")] == [
+        "not_recorded", "not_recorded", "other", "other", "adopted", "returned_home"]
+    events = [ev("s", "lac.started", decom="2025-06-02", rne="S", legal_status="C2", placement="U4"),
+              ev("e", "lac.ended", dec="2025-09-01")]
+    flows = contribution(ChildHistory(events), date(2026, 3, 31), CAL).flows
+    by_outcome = {dict(labels)["outcome_group"]: v for (m, labels, _d), v in flows.items()
+                  if m == "casewatch_lac_ceased_by_outcome"}
+    assert by_outcome == {"not_recorded": 1.0}
+    assert sum(v for (m, _l, _d), v in flows.items() if m == "casewatch_lac_ceased") == 1.0
+
+
+def test_a_period_that_began_before_the_data_is_looked_after_but_not_a_start():
+    events = [ev("s", "lac.started", decom="2025-06-02", rne="P", began_before_data=True, legal_status="C2",
+                 placement="U4")]
+    c = contribution(ChildHistory(events), date(2025, 6, 3), CAL)
+    assert not any(m == "casewatch_lac_started" for (m, _l, _d) in c.flows)
+    s = stocks(c)
+    assert s[("casewatch_lac_open", (("legal_status_group", "care_order"),))] == 1.0
+    # no first-review clock (DECOM + 20 wd); the placement that begins on DECOM has its visit clock
+    assert ("casewatch_clocks_open", (("process", "lac_review_first"),)) not in s
+    assert s[("casewatch_clocks_open", (("process", "statutory_visit"),))] == 1.0
