@@ -46,6 +46,49 @@ class CinHeader:
         self.year: str | None = None
         self.reference_date: date | None = None
 
+    @property
+    def census_end(self) -> date | None:
+        """The last day a record of this census may be dated: the header's ReferenceDate (the
+        census reference date, normally 31 March), else 31 March of its Year."""
+        if self.reference_date is not None:
+            return self.reference_date
+        if self.year and self.year.isdigit():
+            return date(int(self.year), 3, 31)
+        return None
+
+    @property
+    def census_start(self) -> date | None:
+        """1 April of the census year (the year before the Year in the header)."""
+        if self.year and self.year.isdigit():
+            return date(int(self.year) - 1, 4, 1)
+        end = self.census_end
+        if end is None:
+            return None
+        return date(end.year - 1 if end.month <= 3 else end.year, 4, 1)
+
+    @property
+    def label(self) -> str:
+        start = self.census_start
+        return f"{start.year}-{(start.year + 1) % 100:02d}" if start else "year unknown"
+
+
+class Problems:
+    """Every problem of one source record, so its dead letter reports all of them."""
+
+    def __init__(self) -> None:
+        self.items: list[tuple[str, str]] = []
+
+    def add(self, reason: str, loc: str) -> None:
+        if (reason, loc) not in self.items:
+            self.items.append((reason, loc))
+
+    def __bool__(self) -> bool:
+        return bool(self.items)
+
+    def dead_letter(self, payload: dict, msg: str = "") -> DeadLetter:
+        (reason, loc), *rest = self.items
+        return DeadLetter(reason, loc, payload, msg=msg, also=rest)
+
 
 def _local(el) -> str:
     tag = el.tag
@@ -136,30 +179,55 @@ class CinCensusImport:
             self.dead(DeadLetter("missing_identifier", "Child.ChildIdentifiers.LAchildID", {}))
             return
         if _has_stray_text(el):
-            self.dead(DeadLetter("stray_text", "Child", {"child_ref": child}))
+            # Text between elements: nothing is dropped (the elements are read as usual), so this
+            # is a note of the summary, not a dead letter.
+            self.note("stray_text", 1)
         seen_keys: dict[str, int] = {}
         for details in _children(el, "CINdetails"):
             self.read("CINdetails", 1)
             self._episode(ctx, header, child, details, seen_keys)
 
-    def _date(self, el, name: str, loc: str, payload: dict, required: bool = False) -> tuple[bool, date | None]:
+    def _date(self, el, name: str, loc: str, problems: Problems, header: CinHeader | None = None,
+              required: bool = False) -> date | None:
+        """The element's date; a problem is recorded (and None returned) when it is malformed,
+        missing though required, or dated after the census reference date."""
         try:
             value = parse_date(_text(el, name))
         except ValueError:
-            self.dead(DeadLetter("invalid_date", f"{loc}.{name}", payload))
-            return False, None
-        if value is None and required:
-            self.dead(DeadLetter("missing_date", f"{loc}.{name}", payload))
-            return False, None
-        return True, value
+            problems.add("invalid_date", f"{loc}.{name}")
+            return None
+        if value is None:
+            if required:
+                problems.add("missing_date", f"{loc}.{name}")
+            return None
+        end = header.census_end if header is not None else None
+        if end is not None and value > end:
+            problems.add("after_census_reference_date", f"{loc}.{name}")
+        return value
 
     def _code_ok(self, list_name: str, code: str | None, on: date) -> bool:
         return code is not None and code in code_list(list_name, collection_year_of(on))
 
     def _episode(self, ctx: FeedContext, header: CinHeader, child: str, el, seen_keys: dict[str, int]) -> None:
         base = {"child_ref": child}
-        ok, referral = self._date(el, "CINreferralDate", "CINdetails", base, required=True)
-        if not ok:
+        problems = Problems()
+        referral = self._date(el, "CINreferralDate", "CINdetails", problems, header, required=True)
+        source = _text(el, "ReferralSource")
+        on = referral or header.census_end or date.today()
+        if not self._code_ok("referral_source", source, on):
+            problems.add("unknown_code" if source else "missing_code", "CINdetails.ReferralSource")
+        if problems or referral is None:
+            # The episode cannot be sent; its assessments, S47s and plans go with it, and the one
+            # dead letter lists their problems too.
+            payload = {**base, "referral_date": referral.isoformat()} if referral else base
+            self._closure_problems(el, header, referral, problems)
+            for a in _children(el, "Assessments"):
+                self._assessment(None, header, child, "", "", referral, a, 0, payload, into=problems)
+            for s47 in _children(el, "Section47"):
+                self._section47(None, header, child, "", referral, s47, 0, payload, set(), set(), into=problems)
+            for p in _children(el, "ChildProtectionPlans"):
+                self._plan(None, header, child, "", referral, p, 0, payload, into=problems)
+            self.dead(problems.dead_letter(payload))
             return
         key = referral.isoformat()
         seen_keys[key] = seen_keys.get(key, 0) + 1
@@ -167,10 +235,6 @@ class CinCensusImport:
             key = f"{key}#{seen_keys[key]}"
         episode_ref = f"{child}/cin/{key}"
         payload = {**base, "referral_date": referral.isoformat()}
-        source = _text(el, "ReferralSource")
-        if not self._code_ok("referral_source", source, referral):
-            self.dead(DeadLetter("unknown_code" if source else "missing_code", "CINdetails.ReferralSource", payload))
-            return
         need = _text(el, "PrimaryNeedCode")
         if need is not None and not self._code_ok("primary_need", need, referral):
             self.dead(DeadLetter("unknown_code", "CINdetails.PrimaryNeedCode", payload))
@@ -182,41 +246,58 @@ class CinCensusImport:
         self.emit(ctx.event("referral.received", child, (key,), referral_date=referral, source=source,
                             referral_nfa=nfa, primary_need=need, episode_ref=episode_ref))
 
-        ok, closure = self._date(el, "CINclosureDate", "CINdetails", payload)
-        if ok and closure is not None:
-            reason = _text(el, "ReasonForClosure")
-            if closure < referral:
-                self.dead(DeadLetter("end_before_start", "CINdetails.CINclosureDate", payload))
-            elif not self._code_ok("reason_for_closure", reason, closure):
-                self.dead(DeadLetter("unknown_code" if reason else "missing_code",
-                                     "CINdetails.ReasonForClosure", payload))
+        problems = Problems()
+        closure, reason = self._closure_problems(el, header, referral, problems)
+        if closure is not None or problems:
+            if problems:
+                self.dead(problems.dead_letter(payload))
             else:
+                start = header.census_start
+                if start is not None and closure < start:
+                    # In the census although it closed before the census year: sent (it is true
+                    # history), and reported.
+                    self.note("cin_episode_closed_before_census_year", 1)
                 self.emit(ctx.event("cin_episode.closed", child, (key,), closure_date=closure, reason=reason,
                                     episode_ref=episode_ref))
 
         plan_starts = self._plan_starts(el)
         for i, a in enumerate(_children(el, "Assessments")):
-            self._assessment(ctx, child, key, episode_ref, referral, a, i, payload)
+            self._assessment(ctx, header, child, key, episode_ref, referral, a, i, payload)
         s47_icpc_dates: set[date] = set()
-        for i, s in enumerate(_children(el, "Section47")):
-            self._section47(ctx, child, key, referral, s, i, payload, plan_starts, s47_icpc_dates)
-        ok, icpc = self._date(el, "DateOfInitialCPC", "CINdetails", payload)
-        if ok and icpc is not None and icpc not in s47_icpc_dates:
-            if icpc < referral:
-                self.dead(DeadLetter("before_referral", "CINdetails.DateOfInitialCPC", payload))
-            else:
-                self.emit(ctx.event("icpc.held", child, (key, icpc.isoformat()), date=icpc,
-                                    resulted_in_cpp=icpc in plan_starts))
+        for i, s47 in enumerate(_children(el, "Section47")):
+            self._section47(ctx, header, child, key, referral, s47, i, payload, plan_starts, s47_icpc_dates)
+        problems = Problems()
+        icpc = self._date(el, "DateOfInitialCPC", "CINdetails", problems, header)
+        if icpc is not None and icpc < referral:
+            problems.add("before_referral", "CINdetails.DateOfInitialCPC")
+        if problems:
+            self.dead(problems.dead_letter(payload))
+        elif icpc is not None and icpc not in s47_icpc_dates:
+            self.emit(ctx.event("icpc.held", child, (key, icpc.isoformat()), date=icpc,
+                                resulted_in_cpp=icpc in plan_starts))
         for i, p in enumerate(_children(el, "ChildProtectionPlans")):
             self._plan(ctx, header, child, key, referral, p, i, payload)
         for pp in _children(el, "PreProceedingsandFGDM"):
-            ok, court = self._date(pp, "CourtAppDate", "PreProceedingsandFGDM", payload)
-            if ok and court is not None:
-                self.dead(DeadLetter("required_field_not_in_source", "PreProceedingsandFGDM.order_sought",
-                                     {**payload, "court_app_date": court.isoformat()},
-                                     msg="the census does not say which order was sought"))
+            problems = Problems()
+            court = self._date(pp, "CourtAppDate", "PreProceedingsandFGDM", problems, header)
+            if court is not None or problems:
+                problems.add("required_field_not_in_source", "PreProceedingsandFGDM.order_sought")
+                extra = {"court_app_date": court.isoformat()} if court else {}
+                self.dead(problems.dead_letter({**payload, **extra}))
         if _children(el, "CINPlanDates"):
             self.note("cin_plans_not_mapped", len(_children(el, "CINPlanDates")))
+
+    def _closure_problems(self, el, header, referral, problems: Problems) -> tuple[date | None, str | None]:
+        before = len(problems.items)
+        closure = self._date(el, "CINclosureDate", "CINdetails", problems, header)
+        reason = _text(el, "ReasonForClosure")
+        if closure is not None or len(problems.items) > before:
+            if closure is not None and referral is not None and closure < referral:
+                problems.add("end_before_start", "CINdetails.CINclosureDate")
+            on = closure or referral or header.census_end or date.today()
+            if not self._code_ok("reason_for_closure", reason, on):
+                problems.add("unknown_code" if reason else "missing_code", "CINdetails.ReasonForClosure")
+        return closure, reason
 
     def _plan_starts(self, el) -> set[date]:
         out: set[date] = set()
@@ -229,17 +310,22 @@ class CinCensusImport:
                 out.add(d)
         return out
 
-    def _assessment(self, ctx, child, key, episode_ref, referral, a, index, payload) -> None:
+    def _assessment(self, ctx, header, child, key, episode_ref, referral, a, index, payload,
+                    into: Problems | None = None) -> None:
         loc = "CINdetails.Assessments"
-        ok1, start = self._date(a, "AssessmentActualStartDate", loc, payload, required=True)
-        ok2, done = self._date(a, "AssessmentAuthorisationDate", loc, payload)
-        if not (ok1 and ok2):
+        problems = Problems()
+        start = self._date(a, "AssessmentActualStartDate", loc, problems, header, required=True)
+        done = self._date(a, "AssessmentAuthorisationDate", loc, problems, header)
+        if start is not None and referral is not None and start < referral:
+            problems.add("before_referral", f"{loc}.AssessmentActualStartDate")
+        if start is not None and done is not None and done < start:
+            problems.add("end_before_start", f"{loc}.AssessmentAuthorisationDate")
+        if into is not None:
+            for item in problems.items:
+                into.add(*item)
             return
-        if start < referral:
-            self.dead(DeadLetter("before_referral", f"{loc}.AssessmentActualStartDate", payload))
-            return
-        if done is not None and done < start:
-            self.dead(DeadLetter("end_before_start", f"{loc}.AssessmentAuthorisationDate", payload))
+        if problems:
+            self.dead(problems.dead_letter(payload))
             return
         ident = (key, "assessment", start.isoformat())
         assessment_ref = f"{child}/cin/{key}/assessment/{start.isoformat()}"
@@ -261,46 +347,56 @@ class CinCensusImport:
         self.emit(ctx.event("assessment.completed", child, ident, assessment_ref=assessment_ref,
                             authorisation_date=done, factors=factors or None))
 
-    def _section47(self, ctx, child, key, referral, s, index, payload, plan_starts, icpc_dates) -> None:
+    def _section47(self, ctx, header, child, key, referral, s, index, payload, plan_starts, icpc_dates,
+                   into: Problems | None = None) -> None:
         loc = "CINdetails.Section47"
-        ok1, start = self._date(s, "S47ActualStartDate", loc, payload, required=True)
-        ok2, target = self._date(s, "InitialCPCtarget", loc, payload)
-        ok3, icpc = self._date(s, "DateOfInitialCPC", loc, payload)
-        if not (ok1 and ok2 and ok3):
+        problems = Problems()
+        start = self._date(s, "S47ActualStartDate", loc, problems, header, required=True)
+        target_problems = Problems()
+        target = self._date(s, "InitialCPCtarget", loc, target_problems)  # a target may lie after the census
+        icpc = self._date(s, "DateOfInitialCPC", loc, problems, header)
+        if start is not None and referral is not None and start < referral:
+            problems.add("before_referral", f"{loc}.S47ActualStartDate")
+        if start is not None and icpc is not None and icpc < start:
+            problems.add("end_before_start", f"{loc}.DateOfInitialCPC")
+        if into is not None:
+            for item in problems.items:
+                into.add(*item)
             return
-        if start < referral:
-            self.dead(DeadLetter("before_referral", f"{loc}.S47ActualStartDate", payload))
+        if problems:
+            self.dead(problems.dead_letter(payload))
             return
         if target is not None and target < start:
-            self.dead(DeadLetter("end_before_start", f"{loc}.InitialCPCtarget", payload))
+            target_problems.add("end_before_start", f"{loc}.InitialCPCtarget")
+        if target_problems:
+            self.dead(target_problems.dead_letter(payload))  # the target is dropped, the S47 sent
             target = None
         s47_ref = f"{child}/cin/{key}/s47/{start.isoformat()}"
         ident = (key, "s47", start.isoformat())
         self.emit(ctx.event("s47.started", child, ident, s47_ref=s47_ref, start_date=start, icpc_target_date=target))
         if icpc is not None:
-            if icpc < start:
-                self.dead(DeadLetter("end_before_start", f"{loc}.DateOfInitialCPC", payload))
-                return
             icpc_dates.add(icpc)
             self.emit(ctx.event("icpc.held", child, ident, date=icpc, s47_ref=s47_ref,
                                 resulted_in_cpp=icpc in plan_starts))
 
-    def _plan(self, ctx, header, child, key, referral, p, index, payload) -> None:
+    def _plan(self, ctx, header, child, key, referral, p, index, payload, into: Problems | None = None) -> None:
         loc = "CINdetails.ChildProtectionPlans"
-        ok1, start = self._date(p, "CPPstartDate", loc, payload, required=True)
-        ok2, end = self._date(p, "CPPendDate", loc, payload)
-        if not (ok1 and ok2):
-            return
-        if start < referral:
-            self.dead(DeadLetter("before_referral", f"{loc}.CPPstartDate", payload))
-            return
-        if end is not None and end < start:
-            self.dead(DeadLetter("end_before_start", f"{loc}.CPPendDate", payload))
-            return
+        problems = Problems()
+        start = self._date(p, "CPPstartDate", loc, problems, header, required=True)
+        end = self._date(p, "CPPendDate", loc, problems, header)
+        if start is not None and referral is not None and start < referral:
+            problems.add("before_referral", f"{loc}.CPPstartDate")
+        if start is not None and end is not None and end < start:
+            problems.add("end_before_start", f"{loc}.CPPendDate")
         initial = _text(p, "InitialCategoryOfAbuse")
-        if not self._code_ok("abuse_category", initial, start):
-            self.dead(DeadLetter("unknown_code" if initial else "missing_code", f"{loc}.InitialCategoryOfAbuse",
-                                 payload))
+        if not self._code_ok("abuse_category", initial, start or referral or header.census_end or date.today()):
+            problems.add("unknown_code" if initial else "missing_code", f"{loc}.InitialCategoryOfAbuse")
+        if into is not None:
+            for item in problems.items:
+                into.add(*item)
+            return
+        if problems:
+            self.dead(problems.dead_letter(payload))
             return
         previous_text = _text(p, "NumberOfPreviousCPP")
         previous = int(previous_text) if previous_text and previous_text.isdigit() else None
@@ -322,6 +418,7 @@ class CinCensusImport:
                                     latest_category=latest))
         for reviews in _children(p, "Reviews"):
             for r in _children(reviews, "CPPreviewDate"):
+                review_problems = Problems()
                 try:
                     when = parse_date(r.text)
                 except ValueError:
@@ -330,10 +427,55 @@ class CinCensusImport:
                 if when is None:
                     continue
                 if when < start:
-                    self.dead(DeadLetter("end_before_start", f"{loc}.Reviews.CPPreviewDate", payload))
+                    review_problems.add("end_before_start", f"{loc}.Reviews.CPPreviewDate")
+                if header.census_end is not None and when > header.census_end:
+                    review_problems.add("after_census_reference_date", f"{loc}.Reviews.CPPreviewDate")
+                if review_problems:
+                    self.dead(review_problems.dead_letter(payload))
                     continue
                 self.emit(ctx.event("cp_review.held", child, (*ident, "review", when.isoformat()), plan_ref=plan_ref,
                                     date=when))
         if end is not None:
             self.emit(ctx.event("cp_plan.ended", child, ident, plan_ref=plan_ref, end_date=end, end_route="other"))
 
+
+def read_header(path: Path) -> CinHeader:
+    """The header of a CIN census file (read up to its end, the children are not parsed)."""
+    header = CinHeader()
+    try:
+        for _, el in etree.iterparse(str(path), events=("end",), remove_comments=True):
+            name = _local(el)
+            if name == "Header":
+                details = next(iter(_children(el, "CollectionDetails")), None)
+                source = next(iter(_children(el, "Source")), None)
+                if details is not None:
+                    header.year = _text(details, "Year")
+                    try:
+                        header.reference_date = parse_date(_text(details, "ReferenceDate"))
+                    except ValueError:
+                        header.reference_date = None
+                if source is not None:
+                    header.lea = _text(source, "LEA")
+                break
+            if name == "Child":
+                break
+    except etree.XMLSyntaxError:
+        pass
+    return header
+
+
+def find_census_files(paths: list[Path]) -> list[Path]:
+    """The XML files given, and every ``*.xml`` directly in a folder given, in name order."""
+    out: list[Path] = []
+    for p in paths:
+        p = Path(p)
+        if p.is_dir():
+            found = sorted(f for f in p.iterdir() if f.is_file() and f.suffix.lower() == ".xml")
+            if not found:
+                raise FileNotFoundError(f"{p.name}: no .xml file in the folder")
+            out.extend(found)
+        elif p.is_file():
+            out.append(p)
+        else:
+            raise FileNotFoundError(f"{p.name}: no such file or folder")
+    return out

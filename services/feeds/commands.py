@@ -25,8 +25,9 @@ def register(subparsers) -> None:
                                 description="Import a council's statutory returns as casewatch events.")
     isub = imp.add_subparsers(dest="import_command", metavar="RETURN")
 
-    cin = isub.add_parser("cin-census", help="a CIN census XML file (2023-24 to 2025-26 layouts)")
-    cin.add_argument("file", type=Path)
+    cin = isub.add_parser("cin-census", help="CIN census XML files (2023-24 to 2025-26 layouts)",
+                          description="Every file given, and every .xml file in a folder given, is imported.")
+    cin.add_argument("files", type=Path, nargs="+", metavar="FILE")
     _common(cin)
     cin.set_defaults(func=cmd_import_cin)
 
@@ -74,7 +75,7 @@ def _child_identity():
     if not key:
         return None
     from services.ingest.pseudonymise import Pseudonymiser
-    return Pseudonymiser(key).pseudonym
+    return Pseudonymiser(key, settings.pseudonymisation_key_version).pseudonym
 
 
 def _sink(args, source: str) -> Sink:
@@ -93,31 +94,52 @@ def _progress(desc: str, total: int | None = None):
 
 
 def cmd_import_cin(args) -> int:
-    from services.feeds.cin_census import SOURCE, CinCensusImport
+    from services.feeds.cin_census import SOURCE, CinCensusImport, find_census_files, read_header
     try:
         la_map = parse_la_map(args.la_map)
         identity = _child_identity()
+        files = find_census_files(args.files)
+        headers = {f: read_header(f) for f in files}
+        la_codes = {}
+        for f, h in headers.items():
+            try:
+                la_codes[f] = resolve_la_code(args.la_code, h.lea, la_map)
+            except FeedConfigError as exc:
+                raise FeedConfigError(f"{f.name}: {exc}") from None
+        seen: dict[tuple[str, str], Path] = {}
+        for f, h in headers.items():
+            key = (la_codes[f], h.label)
+            if key in seen:
+                raise FeedConfigError(f"{seen[key].name} and {f.name} are both the {h.label} census of one "
+                                      "authority: import one of them")
+            seen[key] = f
         sink = _sink(args, SOURCE)
-    except FeedConfigError as exc:
+    except (FeedConfigError, FileNotFoundError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     bar = _progress("CIN census children")
+    children = [0]
 
-    def ctx_for(header) -> FeedContext:
-        return FeedContext(resolve_la_code(args.la_code, header.lea, la_map), SOURCE, args.team, identity)
+    def tick() -> None:
+        children[0] += 1
+        bar.update(1)
 
-    run = CinCensusImport(ctx_for, sink.event, sink.dead_letter,
-                          note=lambda n, k=1: sink.summary.notes.update({n: k}),
-                          read=lambda n, k=1: sink.summary.records_read.update({n: k}), tick=lambda: bar.update(1))
     try:
-        run.run(args.file)
-    except FeedConfigError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+        for f in files:
+            header = headers[f]
+            before = children[0]
+            ctx = FeedContext(la_codes[f], SOURCE, args.team, identity)
+            run = CinCensusImport(lambda h, ctx=ctx: ctx, sink.event, sink.dead_letter,
+                                  note=lambda n, k=1: sink.summary.notes.update({n: k}),
+                                  read=lambda n, k=1: sink.summary.records_read.update({n: k}), tick=tick)
+            run.run(f)
+            ref = header.reference_date.isoformat() if header.reference_date else "none"
+            sink.summary.inputs.append(f"file {f.name}: census {header.label} (reference date {ref}), "
+                                       f"LA {header.lea or '?'} -> {la_codes[f]}, {children[0] - before} children")
     finally:
         bar.close()
         sink.close()
-    print(sink.summary.render("CIN census import", sink.destination))
+    print(sink.summary.render(f"CIN census import ({len(files)} file(s))", sink.destination))
     return 1 if sink.summary.dead_letters.get("unparseable_xml") else 0
 
 

@@ -148,12 +148,15 @@ class DeadLetter:
     loc: str
     payload: dict = field(default_factory=dict)
     msg: str = ""
+    also: list[tuple[str, str]] = field(default_factory=list)  # further (reason, loc) of the same record
 
     def to_record(self, source: str, received_at: str | None = None) -> dict:
+        errors = [{"loc": self.loc, "msg": self.msg or REASON_MESSAGES.get(self.reason, self.reason),
+                   "type": self.reason}]
+        errors += [{"loc": loc, "msg": REASON_MESSAGES.get(reason, reason), "type": reason} for reason, loc in self.also]
         return {
             "payload": self.payload,
-            "errors": [{"loc": self.loc, "msg": self.msg or REASON_MESSAGES.get(self.reason, self.reason),
-                        "type": self.reason}],
+            "errors": errors,
             "source": source,
             "received_at": received_at or datetime.now(timezone.utc).isoformat(timespec="milliseconds"),
             "stage": "map",
@@ -173,4 +176,7 @@ REASON_MESSAGES = {
     "review_after_collection_year": "the review is dated after the end of the return's collection year",
     "review_outside_period_of_care": "the review is not within any period of care of the child",
     "no_episode_for_child": "the child has no episode in the returns",
+    "before_referral": "dated before the referral of its episode",
+    "after_census_reference_date": "dated after the census reference date in the header",
+    "required_field_not_in_source": "a field the event requires is not in the source",
 }

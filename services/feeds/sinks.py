@@ -29,6 +29,7 @@ class ImportSummary:
     rejected_at_publish: int = 0
     inputs: list[str] = field(default_factory=list)   # one line per return / file imported
     not_read: list[str] = field(default_factory=list)  # files in the folder that are no table we read
+    problems: Counter = field(default_factory=Counter)  # every problem of every dead letter
 
     def render(self, title: str, destination: str) -> str:
         lines = [f"{title}: {sum(self.events.values())} events, {sum(self.dead_letters.values())} dead letters "
@@ -41,10 +42,18 @@ class ImportSummary:
             lines.append(f"  read {name:<34} {n:>8}")
         for name, n in sorted(self.events.items()):
             lines.append(f"  event {name:<33} {n:>8}")
-        for name, n in sorted(self.dead_letters.items()):
-            lines.append(f"  dead letter {name:<27} {n:>8}")
-        for name, n in sorted(self.notes.items()):
-            lines.append(f"  note {name:<34} {n:>8}")
+        if self.dead_letters:
+            lines.append("  dropped (dead letters: records or parts not sent), by first problem; 'also' = further"
+                         " problems listed in the same dead letters:")
+            for name, n in sorted(self.dead_letters.items()):
+                lines.append(f"  dead letter {name:<27} {n:>8}")
+            more = self.problems - self.dead_letters
+            for name, n in sorted(more.items()):
+                lines.append(f"  also {name:<34} {n:>8}")
+        if self.notes:
+            lines.append("  notes (nothing dropped):")
+            for name, n in sorted(self.notes.items()):
+                lines.append(f"  note {name:<34} {n:>8}")
         if self.rejected_at_publish:
             lines.append(f"  failed validation at the edge (sent to dead letters) {self.rejected_at_publish:>8}")
         return "\n".join(lines)
@@ -63,6 +72,9 @@ class Sink:
 
     def dead_letter(self, dl: DeadLetter) -> None:
         self.summary.dead_letters[dl.reason] += 1
+        self.summary.problems[dl.reason] += 1
+        for reason, _loc in dl.also:
+            self.summary.problems[reason] += 1
         self._dead_letter(dl)
 
     def _event(self, ev: dict) -> None:  # pragma: no cover - overridden
