@@ -86,6 +86,10 @@ def structural_invalids():
     yield "no-child", no_child
     yield "unknown-event-type", dict(EXAMPLES["icpc.held"], event_type="icpc.cancelled")
     yield "too-many-factors", dict(EXAMPLES["assessment.completed"], factors=["3B"] * 61)
+    # contract C1: an RNE S episode begins its period, it cannot have begun before the data
+    yield "rne-s-began-before-data", dict(EXAMPLES["lac.started"], rne="S", began_before_data=True)
+    yield "began-before-data-not-bool", dict(EXAMPLES["lac.started"], rne="L", began_before_data="true")
+    yield "end-date-estimated-not-bool", dict(EXAMPLES["lac.ended"], end_date_estimated=1)
 
 
 CASES = list(structural_invalids())
@@ -114,3 +118,12 @@ def test_the_enum_is_the_latest_years_list():
     old = dict(EXAMPLES["placement.changed"], date="2024-09-02", effective_date="2024-09-02",
                collection_year="2024-25", placement="H5")
     assert model_accepts(old) and not UNION.is_valid(old)
+
+
+def test_periods_before_the_data_and_ends_without_a_reason_pass_both():
+    for rne in ("P", "B", "T", "U", "L"):
+        event = dict(EXAMPLES["lac.started"], rne=rne, began_before_data=True)
+        assert model_accepts(event) and schema_accepts(event)
+    no_reason = {k: v for k, v in EXAMPLES["lac.ended"].items() if k != "reason_ceased"}
+    no_reason["end_date_estimated"] = True
+    assert model_accepts(no_reason) and schema_accepts(no_reason)
