@@ -11,6 +11,12 @@
   changes nothing. Faust's exactly-once mode is not used.
 * Figures are served on ``engine_metrics_port`` by :mod:`services.engine.exposition`; Faust's own
   web server (which would serve table contents at /table) is switched off.
+* The worker knows whether it is caught up (:mod:`services.engine.catchup`): not during a
+  rebalance (from the revocation, when the revoked partitions' figures are dropped, until the
+  rebuild after the new assignment), a table restore, a lag above
+  ``engine_caught_up_max_lag`` or a replay run (records marked by ``casewatch/replay_marking.py``);
+  meanwhile it publishes no indicator series. Replay control records are not events: never
+  applied, never dead-lettered.
 """
 from __future__ import annotations
 
@@ -26,6 +32,8 @@ from casewatch.config import Settings, get_settings
 from casewatch.domain.calendar import WorkingDayCalendar
 from schemas import EVENT_TYPES
 from casewatch.kafka_security import faust_credentials
+from casewatch.replay_marking import is_control, replay_marking
+from services.engine.catchup import CatchUp
 from services.engine.changelog import ChangelogWriter, decode_history, extend_history
 from services.engine.exposition import EngineMetrics, start_exposition
 from services.engine.state import PartitionedFigures
@@ -53,11 +61,24 @@ def make_calendar(settings: Settings) -> WorkingDayCalendar:
                               removed_holidays=dates(settings.removed_holidays))
 
 
+class EngineApp(faust.App):
+    """Faust's App, serving /metrics and /healthz from its first start: Faust starts an app's
+    tasks only once the first table recovery is complete, and the exposition must answer during
+    it (to say that the worker is catching up, and why)."""
+
+    casewatch_exposition = None  # a coroutine function, set by create_app
+
+    async def on_first_start(self) -> None:
+        await super().on_first_start()
+        if self.casewatch_exposition is not None:
+            await self.casewatch_exposition()
+
+
 def create_app(settings: Settings | None = None) -> faust.App:
     settings = settings or get_settings()
     datadir = settings.state_dir / "engine" / settings.engine_app_id
     datadir.mkdir(parents=True, exist_ok=True)
-    app = faust.App(
+    app = EngineApp(
         settings.engine_app_id,
         broker=f"kafka://{settings.bootstrap}",
         broker_credentials=faust_credentials(settings),  # None (PLAINTEXT) unless TLS/SASL is set
@@ -88,7 +109,9 @@ def create_app(settings: Settings | None = None) -> faust.App:
     changelog = ChangelogWriter(lambda: app.producer._ensure_producer(),
                                 histories.changelog_topic.get_topic_name(), histories.data.get)
     figures = PartitionedFigures(make_calendar(settings), today_for(settings))
-    metrics = EngineMetrics(figures, settings)
+    catch_up = CatchUp(settings.engine_caught_up_max_lag, settings.engine_replay_silence_seconds)
+    metrics = EngineMetrics(figures, settings, catch_up)
+    metrics.bind(app)
     app.casewatch_figures = figures  # for tests and the benchmark
     app.casewatch_metrics = metrics
 
@@ -113,9 +136,14 @@ def create_app(settings: Settings | None = None) -> faust.App:
         # has been applied; a redelivered batch is harmless (event_ids make it idempotent).
         async for batch in stream.take_events(BATCH_EVENTS, within=BATCH_SECONDS):
             groups: dict[tuple[int, bytes], list[dict]] = {}
+            last: dict[int, int] = {}  # partition -> offset of its last message in the batch
+            replay_ends: list[tuple[int, str]] = []
             for message in batch:
-                partition = message.message.partition
-                metrics.observe_offset(partition, message.message.offset)
+                record = message.message
+                partition = record.partition
+                last[partition] = record.offset
+                if record.headers and replay_marked(partition, record.headers, replay_ends):
+                    continue  # a control record: not an event
                 key = message.key
                 try:
                     decoded = json.loads(message.value)
@@ -136,11 +164,26 @@ def create_app(settings: Settings | None = None) -> faust.App:
             set_aside: list[tuple[str, str, dict]] = []
             newly_applied = sum(apply_group(partition, key, valid, set_aside)
                                 for (partition, key), valid in groups.items())
+            metrics.applied_offsets(last)
+            for partition, run_id in replay_ends:  # after the run's records before them are applied
+                catch_up.replay_end(partition, run_id)
             if newly_applied:
                 metrics.newest.set(time.time())
             for reason, stage, payload in set_aside:
                 await dead_letter(reason, stage, payload)
             await changelog.flush()
+
+    def replay_marked(partition: int, headers, replay_ends: list) -> bool:
+        """Note a record's replay marking (only records with headers get here). Returns True for a
+        control record, which is not an event."""
+        run_id, end = replay_marking(headers)
+        if is_control(headers):
+            if end and run_id:
+                replay_ends.append((partition, run_id))
+            return True
+        if run_id:
+            catch_up.replay_record(partition, run_id)
+        return False
 
     def apply_group(partition: int, key: bytes, valid: list[dict], set_aside: list) -> int:
         """Apply one child's events of the batch; returns how many were newly applied. What cannot
@@ -180,8 +223,20 @@ def create_app(settings: Settings | None = None) -> faust.App:
             set_aside.append((reason, "rules", {"event_id": event_id}))
         return len(applied.events)
 
+    @app.on_partitions_revoked.connect
+    async def drop_revoked(sender, revoked, **kwargs):
+        # Faust sends this once the agent has finished its current batch and before the next
+        # assignment: the revoked partitions' series disappear now, not at the end of the
+        # rebalance (their new owner may already be serving them).
+        partitions = {tp.partition for tp in revoked if tp.topic == settings.events_topic}
+        catch_up.partitions_revoked(partitions)
+        figures.drop(partitions)
+        metrics.forget_partitions(partitions)
+        log.info("%d partitions revoked; catching up until the next assignment is rebuilt", len(partitions))
+
     @app.on_rebalance_complete.connect
     async def rebuild_after_rebalance(sender, **kwargs):
+        # Sent by Faust once the table's recovery from the changelog is complete.
         assigned = {tp.partition for tp in app.consumer.assignment() if tp.topic == settings.events_topic}
         figures.keep_only(assigned)
         by_partition: dict[int, list[tuple[str, list[dict]]]] = {p: [] for p in assigned}
@@ -192,13 +247,19 @@ def create_app(settings: Settings | None = None) -> faust.App:
         for p, items in by_partition.items():
             figures.rebuild(p, items)
         metrics.set_assigned(assigned)
+        catch_up.rebuilt(assigned)
         log.info("figures rebuilt for %d partitions (%d keys)", len(assigned), figures.keys_tracked)
+
+    reported: list[list[str] | None] = [None]
 
     @app.timer(interval=5.0)
     async def advance_the_day():
         if figures.advance():
             log.info("day changed to %s; snapshot figures recomputed", figures.as_of.isoformat())
-        metrics.refresh_lag(app, settings.events_topic)
+        reasons = metrics.catching_up_reasons()  # (also keeps the lag gauges fresh between scrapes)
+        if reasons != reported[0]:
+            reported[0] = reasons
+            log.info("catching up (%s)", ", ".join(reasons)) if reasons else log.info("caught up")
 
     @app.task
     async def keep_library_logs_at_worker_level():
@@ -208,9 +269,9 @@ def create_app(settings: Settings | None = None) -> faust.App:
         for name in ("aiokafka", "faust", "mode", "kafka"):
             logging.getLogger(name).setLevel(max(level, logging.INFO))
 
-    @app.task
     async def serve_metrics():
         await start_exposition(metrics, settings.host, settings.engine_metrics_port)
+    app.casewatch_exposition = serve_metrics
 
     return app
 

@@ -3,10 +3,16 @@
 The figures are held in plain dictionaries that the event loop updates; the HTTP server runs in
 the same event loop (aiohttp), so a scrape never sees a half-applied event and needs no locks.
 Rendering walks the series only (never the children): its cost grows with the number of series.
+
+While the worker is not caught up (:mod:`services.engine.catchup`) a scrape carries only the
+engine's own series (``casewatch_engine_*``, events processed, lag, ...), never an indicator: a
+figure computed from a half-loaded history must not reach Prometheus (docs/metrics.md).
 """
 from __future__ import annotations
 
 import time
+from datetime import datetime, time as clock_time
+from zoneinfo import ZoneInfo
 
 from aiohttp import web
 from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
@@ -113,9 +119,24 @@ def _help(metric: str) -> str:
     return f"casewatch figure {metric} (see docs/metrics.md)"
 
 
+LONDON = ZoneInfo("Europe/London")
+
+
+def midnight_london(day) -> float:
+    """``day`` at 00:00 Europe/London, as a unix timestamp."""
+    return datetime.combine(day, clock_time(0), LONDON).timestamp()
+
+
 class EngineMetrics:
-    def __init__(self, figures, settings: Settings):
+    def __init__(self, figures, settings: Settings, catch_up=None):
+        from services.engine.catchup import REASONS, CatchUp
         self.figures = figures
+        self.catch_up = catch_up or CatchUp(settings.engine_caught_up_max_lag,
+                                            settings.engine_replay_silence_seconds)
+        # What the worker knows of Faust and Kafka (set by ``bind``): rebalancing, restoring, and
+        # (partition, high watermark) of each assigned events partition.
+        self._faust = None
+        self._topic = settings.events_topic
         # The figures are rendered directly (and only again once they changed); the registry holds
         # the operational series.
         self.collector = FiguresCollector(figures, bounded_label_values(settings))
@@ -138,8 +159,18 @@ class EngineMetrics:
         self.calendar_until = Gauge("casewatch_calendar_covered_until_year",
                                     "Last year the bank-holiday calendar knows", registry=r)
         self.calendar_until.set(figures.calendar.covered_until_year)
+        self.caught_up = Gauge("casewatch_engine_caught_up",
+                               "1 when this worker is caught up and publishes its indicators, 0 while it "
+                               "catches up (rebalance, restore, lag or a replay run)", registry=r)
+        self.catching_up = Gauge("casewatch_engine_catching_up",
+                                 "1 for each reason this worker is catching up", ["reason"], registry=r)
+        self._reason_gauges = {reason: self.catching_up.labels(reason) for reason in REASONS}
+        self.today = Gauge("casewatch_engine_today_timestamp_seconds",
+                           "The engine's today, at 00:00 Europe/London", registry=r)
+        self.today.set_function(lambda: midnight_london(figures.as_of))
         self.la_codes = set(settings.la_code_list)
         self._processed: dict[tuple[str, str], Counter] = {}
+        # partition -> offset of the last message applied (dead-lettered and control records too)
         self.offsets: dict[int, int] = {}
 
     def applied(self, event: dict) -> None:
@@ -161,42 +192,94 @@ class EngineMetrics:
     def dead_lettered(self, stage: str, reason: str) -> None:
         self.dead.labels(stage, reason if reason in DEAD_LETTER_REASONS else "other").inc()
 
-    def observe_offset(self, partition: int, offset: int) -> None:
-        self.offsets[partition] = offset
+    def applied_offsets(self, last: dict[int, int]) -> None:
+        """The offsets of the last messages of a batch, per partition, once the batch is applied."""
+        self.offsets.update(last)
 
     def set_assigned(self, partitions) -> None:
         self.assigned.set(len(partitions))
-        for p in list(self.offsets):
-            if p not in partitions:
-                self.offsets.pop(p)
-                try:
-                    self.lag.remove(str(p))
-                except KeyError:
-                    pass
+        self.forget_partitions([p for p in self.offsets if p not in partitions])
 
-    def refresh_lag(self, app, topic: str) -> None:
+    def forget_partitions(self, partitions) -> None:
+        for p in partitions:
+            self.offsets.pop(p, None)
+            try:
+                self.lag.remove(str(p))
+            except KeyError:
+                pass
+
+    def bind(self, app) -> None:
+        """Read Faust's state from ``app`` (its consumer, rebalancing and recovery flags)."""
+        self._faust = app
+
+    def positions(self) -> dict[int, tuple[int | None, int]]:
+        """``partition -> (high watermark or None while unknown, next offset to apply)`` for each
+        assigned partition of the events topic."""
+        app = self._faust
+        if app is None:
+            return {}
         try:
-            assignment = app.consumer.assignment()
+            consumer = app.consumer
+            assignment = consumer.assignment()
         except Exception:  # noqa: BLE001 - not started yet
-            return
+            return {}
+        committed_offsets = getattr(consumer, "_committed_offset", {})
+        out = {}
         for tp in assignment:
-            if tp.topic != topic:
+            if tp.topic != self._topic:
                 continue
-            high = app.consumer.highwater(tp)
-            if high is None:
-                continue
-            # Next offset to process: after the last event this worker applied, or the group's
+            # Next offset to apply: after the last message this worker applied, or the group's
             # committed offset for a partition that has had nothing new since it was assigned.
             done = self.offsets.get(tp.partition)
-            committed = getattr(app.consumer, "_committed_offset", {}).get(tp) or 0
-            position = max(done + 1 if done is not None else 0, committed)
-            self.lag.labels(str(tp.partition)).set(max(0, high - position))
+            committed = committed_offsets.get(tp) or 0
+            out[tp.partition] = (consumer.highwater(tp), max(done + 1 if done is not None else 0, committed))
+        return out
+
+    def refresh_lag(self) -> int | None:
+        """Set the lag gauges; returns the worker's total lag (None while an end is unknown)."""
+        total: int | None = 0
+        for partition, (high, position) in self.positions().items():
+            if high is None:
+                total = None
+                continue
+            lag = max(0, high - position)
+            self.lag.labels(str(partition)).set(lag)
+            if total is not None:
+                total += lag
+        return total
+
+    def catching_up_reasons(self) -> list[str]:
+        """Why this worker is catching up (empty: caught up); sets the catch-up gauges."""
+        app = self._faust
+        reasons = self.catch_up.reasons(rebalancing=bool(getattr(app, "rebalancing", False)),
+                                        restoring=bool(getattr(app, "in_recovery", False)),
+                                        lag=self.refresh_lag())
+        self.caught_up.set(0 if reasons else 1)
+        for reason, gauge in self._reason_gauges.items():
+            gauge.set(1 if reason in reasons else 0)
+        return reasons
 
     def render(self) -> bytes:
+        if self.catching_up_reasons():
+            return generate_latest(self.registry)  # self-metrics only, no indicator
         version = self.figures.version
         if self._rendered[0] != version:
             self._rendered = (version, self.collector.render_text())
         return self._rendered[1] + generate_latest(self.registry)
+
+    def health(self) -> dict:
+        """What /healthz answers: counts and offsets only (no keys), cheap to poll."""
+        reasons = self.catching_up_reasons()
+        positions = self.positions()
+        return {"status": "ok", "caught_up": not reasons, "catching_up": reasons,
+                "today": self.figures.as_of.isoformat(),
+                "partitions": len(self.figures.partitions),
+                "assigned_partitions": int(self.assigned._value.get()),
+                "applied_offsets": {str(p): pos for p, (_, pos) in sorted(positions.items())},
+                "end_offsets": {str(p): high for p, (high, _) in sorted(positions.items())},
+                "replaying_partitions": sorted(self.catch_up.replaying_partitions()),
+                "events_processed": self.processed_total(),
+                "keys_tracked": self.figures.keys_tracked}
 
 
 async def start_exposition(metrics: EngineMetrics, host: str, port: int) -> None:
@@ -204,11 +287,8 @@ async def start_exposition(metrics: EngineMetrics, host: str, port: int) -> None
         return web.Response(body=metrics.render(), headers={"Content-Type": CONTENT_TYPE_LATEST})
 
     async def handle_health(request):
-        # Counts only (no keys): cheap to poll, unlike a full /metrics render.
-        return web.json_response({"status": "ok", "partitions": len(metrics.figures.partitions),
-                                  "assigned_partitions": int(metrics.assigned._value.get()),
-                                  "events_processed": metrics.processed_total(),
-                                  "keys_tracked": metrics.figures.keys_tracked})
+        # Counts and offsets only (no keys): cheap to poll, unlike a full /metrics render.
+        return web.json_response(metrics.health())
 
     web_app = web.Application()
     web_app.router.add_get("/metrics", handle_metrics)

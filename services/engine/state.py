@@ -181,7 +181,11 @@ class PartitionedFigures:
     # -- rebalance -----------------------------------------------------------------------------
     def keep_only(self, assigned: Iterable[int]) -> None:
         assigned = set(assigned)
-        dropped = {p for p in self.partitions if p not in assigned}
+        self.drop({p for p in self.partitions if p not in assigned})
+
+    def drop(self, partitions: Iterable[int]) -> None:
+        """Forget the figures of ``partitions`` (revoked: their series disappear at once)."""
+        dropped = {p for p in partitions if p in self.partitions}
         for p in dropped:
             del self.partitions[p]
             self.version += 1

@@ -36,6 +36,12 @@ def _figures():
     return figures
 
 
+def _caught_up(metrics: EngineMetrics) -> EngineMetrics:
+    """As after the worker's first assignment was rebuilt (no Faust app here: no lag, no rebalance)."""
+    metrics.catch_up.rebuilt({0, 1, 2})
+    return metrics
+
+
 def _parse(text: bytes) -> dict:
     return {(s.name, tuple(sorted(s.labels.items()))): s.value
             for f in text_string_to_metric_families(text.decode()) for s in f.samples}
@@ -54,7 +60,7 @@ def test_direct_rendering_equals_prometheus_client_rendering():
 
 
 def test_unknown_team_is_published_as_other_and_output_passes_promtool():
-    metrics = EngineMetrics(_figures(), Settings(la_codes="E06000004"))
+    metrics = _caught_up(EngineMetrics(_figures(), Settings(la_codes="E06000004")))
     body = metrics.render()
     assert b"a-team-nobody-configured" not in body
     parsed = _parse(body)
@@ -66,7 +72,7 @@ def test_unknown_team_is_published_as_other_and_output_passes_promtool():
 
 def test_rendering_is_redone_when_a_figure_changes():
     figures = _figures()
-    metrics = EngineMetrics(figures, Settings(la_codes="E06000004"))
+    metrics = _caught_up(EngineMetrics(figures, Settings(la_codes="E06000004")))
     before = _parse(metrics.render())
     event = _event(5, "referral.received", referral_date="2026-03-05", source="6", effective_date="2026-03-05")
     figures.apply(0, event["child_ref"], [event], None)
@@ -74,3 +80,42 @@ def test_rendering_is_redone_when_a_figure_changes():
     key = ("casewatch_referrals", (("la", "E06000004"), ("source_group", "police"),
                                    ("team", "assessment_1"), ("window", "28d")))
     assert (before[key], after[key]) == (0.0, 1.0)  # 5 March is inside the 28 days to 31 March
+
+
+def _indicator_names(parsed: dict) -> set[str]:
+    return {name for name, _ in parsed if not name.startswith(("casewatch_engine_", "casewatch_events_",
+            "casewatch_consumer_lag", "casewatch_assigned_", "casewatch_children_", "casewatch_newest_",
+            "casewatch_calendar_"))}
+
+
+def test_a_worker_that_is_catching_up_publishes_no_indicator_and_says_why():
+    figures = _figures()
+    metrics = EngineMetrics(figures, Settings(la_codes="E06000004"))
+    starting = _parse(metrics.render())  # never assigned yet
+    assert _indicator_names(starting) == set()
+    assert starting[("casewatch_engine_caught_up", ())] == 0.0
+    assert starting[("casewatch_engine_catching_up", (("reason", "starting"),))] == 1.0
+    metrics.catch_up.rebuilt({0, 1, 2})
+    caught_up = _parse(metrics.render())
+    assert caught_up[("casewatch_engine_caught_up", ())] == 1.0
+    assert "casewatch_referrals" in _indicator_names(caught_up)
+    # A replay run on partition 1: nothing but self-metrics until its end marker was applied.
+    metrics.catch_up.replay_record(1, "replay-1")
+    replaying = _parse(metrics.render())
+    assert _indicator_names(replaying) == set()
+    assert replaying[("casewatch_engine_catching_up", (("reason", "replay"),))] == 1.0
+    assert metrics.health()["catching_up"] == ["replay"] and metrics.health()["replaying_partitions"] == [1]
+    metrics.catch_up.replay_end(1, "replay-1")
+    assert _parse(metrics.render()) == caught_up
+    # A rebalance: from the revocation on.
+    metrics.catch_up.partitions_revoked({0, 1, 2})
+    assert _indicator_names(_parse(metrics.render())) == set()
+    assert metrics.health()["catching_up"] == ["rebalance"]
+
+
+def test_the_engines_today_is_midnight_in_london():
+    metrics = EngineMetrics(_figures(), Settings(la_codes="E06000004"))
+    parsed = _parse(metrics.render())
+    # 31 March 2026 is in British Summer Time: 00:00 BST is 23:00 UTC on 30 March.
+    assert parsed[("casewatch_engine_today_timestamp_seconds", ())] == 1774911600.0
+    assert metrics.health()["today"] == "2026-03-31"
