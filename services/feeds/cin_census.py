@@ -58,13 +58,10 @@ class CinHeader:
 
     @property
     def census_start(self) -> date | None:
-        """1 April of the census year (the year before the Year in the header)."""
-        if self.year and self.year.isdigit():
-            return date(int(self.year) - 1, 4, 1)
+        """The first day of the census period: 1 April of the year before the reference date's
+        (as the DfE validator's census period: 1 April of the previous year to the reference date)."""
         end = self.census_end
-        if end is None:
-            return None
-        return date(end.year - 1 if end.month <= 3 else end.year, 4, 1)
+        return date(end.year - 1, 4, 1) if end is not None else None
 
     @property
     def label(self) -> str:
@@ -216,6 +213,14 @@ class CinCensusImport:
         on = referral or header.census_end or date.today()
         if not self._code_ok("referral_source", source, on):
             problems.add("unknown_code" if source else "missing_code", "CINdetails.ReferralSource")
+        try:
+            closed = parse_date(_text(el, "CINclosureDate"))
+        except ValueError:
+            closed = None
+        if closed is not None and header.census_start is not None and closed < header.census_start:
+            # Closed before the census period: not an episode of this census (the DfE validator
+            # rejects a closure date outside the census period).
+            problems.add("before_census_year", "CINdetails.CINclosureDate")
         if problems or referral is None:
             # The episode cannot be sent; its assessments, S47s and plans go with it, and the one
             # dead letter lists their problems too.
@@ -227,6 +232,12 @@ class CinCensusImport:
                 self._section47(None, header, child, "", referral, s47, 0, payload, set(), set(), into=problems)
             for p in _children(el, "ChildProtectionPlans"):
                 self._plan(None, header, child, "", referral, p, 0, payload, into=problems)
+            icpc = self._date(el, "DateOfInitialCPC", "CINdetails", problems, header)
+            if icpc is not None and referral is not None and icpc < referral:
+                problems.add("before_referral", "CINdetails.DateOfInitialCPC")
+            for pp in _children(el, "PreProceedingsandFGDM"):
+                if self._date(pp, "CourtAppDate", "PreProceedingsandFGDM", problems, header) is not None:
+                    problems.add("required_field_not_in_source", "PreProceedingsandFGDM.order_sought")
             self.dead(problems.dead_letter(payload))
             return
         key = referral.isoformat()
@@ -245,6 +256,8 @@ class CinCensusImport:
             self.dead(DeadLetter("unknown_code", "CINdetails.ReferralNFA", payload))
         self.emit(ctx.event("referral.received", child, (key,), referral_date=referral, source=source,
                             referral_nfa=nfa, primary_need=need, episode_ref=episode_ref))
+        if header.census_start is not None and referral < header.census_start:
+            self.note("episode_referred_before_census_year", 1)  # carried over into the census: sent
 
         problems = Problems()
         closure, reason = self._closure_problems(el, header, referral, problems)
@@ -252,11 +265,6 @@ class CinCensusImport:
             if problems:
                 self.dead(problems.dead_letter(payload))
             else:
-                start = header.census_start
-                if start is not None and closure < start:
-                    # In the census although it closed before the census year: sent (it is true
-                    # history), and reported.
-                    self.note("cin_episode_closed_before_census_year", 1)
                 self.emit(ctx.event("cin_episode.closed", child, (key,), closure_date=closure, reason=reason,
                                     episode_ref=episode_ref))
 

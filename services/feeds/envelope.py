@@ -178,5 +178,6 @@ REASON_MESSAGES = {
     "no_episode_for_child": "the child has no episode in the returns",
     "before_referral": "dated before the referral of its episode",
     "after_census_reference_date": "dated after the census reference date in the header",
+    "before_census_year": "dated before the census period (1 April of the year before the reference date)",
     "required_field_not_in_source": "a field the event requires is not in the source",
 }

@@ -44,14 +44,27 @@ def imported():
     return _import(FAKE)
 
 
+# The census period of the fake file (DfE validator): 1 April of the year before the header's
+# ReferenceDate (2022-07-21) up to the ReferenceDate. An episode referred after the reference
+# date, or closed before the period began, is not an episode of this census (validator rules on
+# the referral and closure dates), so neither side counts it.
+PERIOD_START, REFERENCE_DATE = "2021-04-01", "2022-07-21"
+
+
+def _in_census(d) -> bool:
+    closure = d.findtext("CINclosureDate") or ""
+    return d.findtext("CINreferralDate") <= REFERENCE_DATE and not (closure and closure < PERIOD_START)
+
+
 @pytest.fixture(scope="module")
 def referrals():
     rows = []
     for child in ET.parse(FAKE).getroot().iter("Child"):
         child_id = child.findtext("ChildIdentifiers/LAchildID")
         for d in child.findall("CINdetails"):
-            rows.append({"child": child_id, "date": d.findtext("CINreferralDate"),
-                         "source": d.findtext("ReferralSource")})
+            if _in_census(d):
+                rows.append({"child": child_id, "date": d.findtext("CINreferralDate"),
+                             "source": d.findtext("ReferralSource")})
     df = pd.DataFrame(rows)
     df["date"] = pd.to_datetime(df["date"])
     return df
@@ -67,7 +80,7 @@ def test_referrals_by_source_group_and_rereferrals_2021_22(imported, referrals):
         earlier = referrals[(referrals.child == row.child) & (referrals.date < row.date)
                             & (referrals.date >= row.date - pd.DateOffset(months=12))]
         rereferrals += int(len(earlier) > 0)
-    assert len(fy) == 54  # SOURCES.md: 54 referrals in 2021-22
+    assert len(fy) == 54  # the source's notes: 54 referrals in 2021-22
 
     # -- imported: events -> ChildHistory -> contribution -> Aggregate
     calendar = WorkingDayCalendar()
@@ -98,17 +111,23 @@ def test_records_dated_after_the_census_reference_date_are_dead_letters_and_the_
     assert header.lea == "975" and header.reference_date == date(2022, 7, 21)
     root = ET.parse(FAKE).getroot()
     ref = "2022-07-21"
-    late_referrals = late_closures = 0
+    late_referrals = late_closures = early_closures = 0
     for d in root.iter("CINdetails"):
+        closure = d.findtext("CINclosureDate") or ""
         if d.findtext("CINreferralDate") > ref:
             late_referrals += 1
-        elif (d.findtext("CINclosureDate") or "") > ref:
+        elif closure and closure < PERIOD_START:
+            early_closures += 1
+        elif closure > ref:
             late_closures += 1
-    assert late_referrals > 0 and late_closures > 0
-    assert sorted((d.reason, d.loc) for d in dead) == sorted(
+    assert late_referrals > 0 and late_closures > 0 and early_closures > 0
+    got = sorted((d.reason, d.loc) for d in dead)
+    assert got == sorted(
         [("after_census_reference_date", "CINdetails.CINreferralDate")] * late_referrals
+        + [("before_census_year", "CINdetails.CINclosureDate")] * early_closures
         + [("after_census_reference_date", "CINdetails.CINclosureDate")] * late_closures)
-    assert sum(1 for ev in events if ev["event_type"] == "referral.received") == 402 - late_referrals
+    assert sum(1 for ev in events if ev["event_type"] == "referral.received") == \
+        402 - late_referrals - early_closures
     again, _, _ = _import(FAKE)
     assert [e["event_id"] for e in again] == [e["event_id"] for e in events]
 
@@ -132,6 +151,8 @@ def test_cin_open_at_31_march_2022_equals_the_census_counting(imported):
                 # Reported to the domain's owner; left out here until the domain orders them.
                 continue
             for d in child.findall("CINdetails"):
+                if not _in_census(d):
+                    continue
                 nfa = d.findtext("ReferralNFA") in ("true", "1")
                 closure = d.findtext("CINclosureDate")
                 if d.findtext("CINreferralDate") <= "2022-03-31" and (not closure or closure > "2022-03-31") \
@@ -176,21 +197,23 @@ def test_invalid_2026_sample_lands_in_dead_letters_with_every_problem():
     notes: list[str] = []
     events, dead, header = _import(INVALID, notes=notes)
     got = sorted((d.reason, d.loc, d.payload.get("child_ref"), tuple(d.also)) for d in dead)
+    # The census period: 1 April 2023 (the year before the ReferenceDate's) to 31 March 2024.
     assert got == sorted([
-        # child 1: the assessment starts 2028-04-28 (after the reference date 2024-03-31) and is
-        # authorised 2020-09-19 (before its start): one dead letter, both problems
-        ("after_census_reference_date", "CINdetails.Assessments.AssessmentActualStartDate", "DfEX0000001",
-         (("end_before_start", "CINdetails.Assessments.AssessmentAuthorisationDate"),)),
-        # child 1: S47 (2022-06-02) and CP plan (2022-02-17) before the referral (2022-10-06)
-        ("before_referral", "CINdetails.Section47.S47ActualStartDate", "DfEX0000001", ()),
-        ("before_referral", "CINdetails.ChildProtectionPlans.CPPstartDate", "DfEX0000001", ()),
-        # child 1: a court application dated 2026-12-18 (after the reference date), and the census
-        # has no order sought
-        ("after_census_reference_date", "PreProceedingsandFGDM.CourtAppDate", "DfEX0000001",
-         (("required_field_not_in_source", "PreProceedingsandFGDM.order_sought"),)),
-        # child 2: referred 2024-10-24, after the reference date: the episode is dropped whole; it
-        # also closes after the reference date (2024-10-29) and its assessment starts before the
-        # referral (2023-12-25)
+        # child 1: the episode closed 2023-02-27, before the census period: not an episode of this
+        # census, dropped whole; its one dead letter lists every other problem it has too: the
+        # assessment starts 2028-04-28 (after the reference date) and is authorised 2020-09-19
+        # (before its start); the S47 (2022-06-02) and CP plan (2022-02-17) precede the referral
+        # (2022-10-06); a court application dated 2026-12-18 (after the reference date) for which
+        # the census has no order sought
+        ("before_census_year", "CINdetails.CINclosureDate", "DfEX0000001",
+         (("after_census_reference_date", "CINdetails.Assessments.AssessmentActualStartDate"),
+          ("end_before_start", "CINdetails.Assessments.AssessmentAuthorisationDate"),
+          ("before_referral", "CINdetails.Section47.S47ActualStartDate"),
+          ("before_referral", "CINdetails.ChildProtectionPlans.CPPstartDate"),
+          ("after_census_reference_date", "PreProceedingsandFGDM.CourtAppDate"),
+          ("required_field_not_in_source", "PreProceedingsandFGDM.order_sought"))),
+        # child 2: referred 2024-10-24, after the reference date: dropped whole; it also closes
+        # after the reference date (2024-10-29) and its assessment starts before the referral
         ("after_census_reference_date", "CINdetails.CINreferralDate", "child_fails_assessments",
          (("after_census_reference_date", "CINdetails.CINclosureDate"),
           ("before_referral", "CINdetails.Assessments.AssessmentActualStartDate"))),
@@ -201,8 +224,7 @@ def test_invalid_2026_sample_lands_in_dead_letters_with_every_problem():
         record = d.to_record("import:cin-census")
         assert "2028" not in str(record["errors"]) and "DfEX" not in str(record["errors"])
         assert len(record["errors"]) == 1 + len(d.also)
-    kinds = sorted(ev["event_type"] for ev in events)
-    assert kinds == ["cin_episode.closed", "icpc.held", "referral.received"]
+    assert events == []
     assert header.lea == "201"
 
 
@@ -233,7 +255,7 @@ def test_a_folder_of_several_census_files_imports_every_one_and_lists_them(tmp_p
                            capsys)
     assert code == 0
     assert stdout.startswith("CIN census import (2 file(s))")
-    assert "file CIN_Census_2026.xml: census 2022-23 (reference date 2024-03-31), LA 201 -> E09000001, 2 children" \
+    assert "file CIN_Census_2026.xml: census 2023-24 (reference date 2024-03-31), LA 201 -> E09000001, 2 children" \
         in stdout
     assert "file fake_CIN_data.xml: census 2021-22 (reference date 2022-07-21), LA 975 -> E10000002, 332 children" \
         in stdout
@@ -245,7 +267,7 @@ def test_a_folder_of_several_census_files_imports_every_one_and_lists_them(tmp_p
         return sorted(tuple(sorted((k, str(v)) for k, v in e.items() if k not in ("event_id", "la_code")))
                       for e in evs)
     assert shape(events) == shape(single_fake + single_invalid)
-    assert {e["la_code"] for e in events} == {"E10000002", "E09000001"}
+    assert {e["la_code"] for e in events} == {"E10000002"}  # the 2026 sample's two episodes are dropped
     # The same census twice is refused, naming both files.
     shutil.copy(FAKE, folder / "copy_of_fake.xml")
     code, stdout, stderr = _cli(["import", "cin-census", str(folder), "--la-map", "975=E10000002", "--dry-run"],
