@@ -40,7 +40,7 @@ def shortage_events() -> list[dict]:
         event = dict(event)
         for f in REF_FIELDS:
             if isinstance(event.get(f), str):
-                event[f] = pseudonym(event[f])
+                event[f] = pseudonym(event[f], event["la_code"])
         out.append(event)
     return out
 
