@@ -132,7 +132,12 @@ class JsonlSink(Sink):
 
 
 class PublisherSink(Sink):
-    """Publishes through ``services.ingest.publisher.EventPublisher`` (pseudonymise, validate, send)."""
+    """Publishes through ``services.ingest.publisher.EventPublisher`` (pseudonymise, validate, send).
+
+    An import is history: its events carry the ``casewatch-replay`` header of one run (kind
+    ``import``), and closing the sink sends the run's replay-end control record to every partition
+    of the events topic (``casewatch.replay_marking``), so the engine reports itself catching up
+    and publishes no figure from a half-imported history. Dead letters are not marked."""
     destination = "Kafka"
 
     def __init__(self, source: str, publisher: Any, batch: int = 500):
@@ -140,8 +145,16 @@ class PublisherSink(Sink):
         self.publisher = publisher
         self.batch = batch
         self._futures: list = []
+        self.run_id: str | None = None
+
+    def _mark(self) -> None:
+        from casewatch.replay_marking import mark_producer, new_run_id
+        self.run_id = new_run_id("import")
+        mark_producer(self.publisher.producer, self.run_id, self.publisher.settings.events_topic)
 
     def _event(self, ev: dict) -> None:
+        if self.run_id is None:
+            self._mark()
         checked = self.publisher.send(ev)
         if not checked.ok:
             self.summary.rejected_at_publish += 1
@@ -160,8 +173,18 @@ class PublisherSink(Sink):
             self._futures.clear()
 
     def close(self) -> None:
-        self.publisher.flush()
-        if self._futures:
-            self.publisher.wait(self._futures)
-            self._futures.clear()
-        self.publisher.close()
+        try:
+            self.publisher.flush()
+            if self._futures:
+                self.publisher.wait(self._futures)
+                self._futures.clear()
+        finally:
+            if self.run_id is not None:
+                from casewatch.replay_marking import send_replay_end, unmark_producer
+                producer = self.publisher.producer
+                unmark_producer(producer)
+                try:
+                    send_replay_end(producer, self.publisher.settings.events_topic, self.run_id)
+                except Exception:  # noqa: BLE001 - the engine ends the run after its replay silence
+                    self.summary.notes["replay_end_not_sent"] += 1
+            self.publisher.close()
