@@ -114,6 +114,8 @@ def replay(settings: Settings, publisher: EventPublisher, dry_run: bool = False,
             summary.skipped += 1
             continue
         summary.examined += 1
+        if "team" in payload:  # a team not configured then is kept as a keyed digest (pseudonymise.py)
+            payload = dict(payload, team=publisher.pseudonymiser.restore_team(payload["team"], settings.team_list))
         source_system = payload.get("source_system") if isinstance(payload.get("source_system"), str) else None
         refusals, errors = correction_checks(payload, source_system or publisher.source_system, sources)
         checked = publisher.check(payload, source_system=source_system, extra_errors=refusals + errors)

@@ -32,6 +32,7 @@ MIN_KEY_BYTES = 32
 UNUSABLE_IDENTIFIER = "(redacted: not a string identifier)"
 REFUSED_PSEUDONYM = "(redacted: pre-pseudonymised reference not accepted from this source)"
 INVALID_TEXT = "(redacted: invalid Unicode)"
+REDACTED_TEAM_RE = re.compile(r"^\(redacted team #[0-9a-f]{16}\)$")
 
 
 class PseudonymisationKeyError(RuntimeError):
@@ -98,6 +99,21 @@ class Pseudonymiser:
         if PSEUDONYM_RE.match(value):
             return value if keep_pseudonyms else REFUSED_PSEUDONYM
         return self.pseudonym(value, la_code)
+
+    def redacted_team(self, team: str) -> str:
+        """A dead letter's stand-in for a team code that is not configured: a keyed digest, so
+        ``casewatch dlq replay`` can restore it once that team is configured, while the text itself
+        (which may be a name) is never stored."""
+        digest = hmac.new(self._key, b"casewatch-team\0" + team.encode("utf-8"), hashlib.sha256).hexdigest()
+        return f"(redacted team #{digest[:16]})"
+
+    def restore_team(self, value: Any, teams: list[str]) -> Any:
+        """The configured team whose stand-in ``value`` is, else ``value`` unchanged."""
+        if isinstance(value, str) and REDACTED_TEAM_RE.match(value):
+            for team in teams:
+                if self.redacted_team(team) == value:
+                    return team
+        return value
 
     def opaque(self, value: Any) -> dict:
         """A dead-letter rendering of a body that is not a JSON object (or not JSON at all): its size

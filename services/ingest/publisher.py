@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Iterable
@@ -30,7 +31,9 @@ from casewatch.kafka_security import kafka_python_config
 from casewatch.config import Settings
 from schemas import EventBase, ValidationFailure, parse_event
 from schemas import IDENTIFIER_FIELDS
-from services.ingest.pseudonymise import PSEUDONYM_RE, Pseudonymiser, dead_letter_payload, has_lone_surrogate
+from schemas.types import TEAM_PATTERN
+from services.ingest.pseudonymise import (PSEUDONYM_RE, REDACTED, Pseudonymiser, dead_letter_payload,
+                                          has_lone_surrogate)
 
 log = logging.getLogger("casewatch.ingest")
 
@@ -81,6 +84,7 @@ class StoredTogether:
         return all(f.succeeded() for f in (self.main, *self.others))
 
 
+TEAM_RE = re.compile(TEAM_PATTERN)
 UNICODE_MESSAGE = "contains invalid Unicode (a lone UTF-16 surrogate); send UTF-8 text"
 PSEUDONYM_REFUSED_MESSAGE = ("a pre-pseudonymised reference (ps_...) is not accepted from this source; "
                              "send the case-system identifier")
@@ -228,7 +232,12 @@ class EventPublisher:
         except ValidationFailure as failure:
             event, errors = None, _merge(own, failure.errors)
         if errors:
-            return Checked(None, dead_letter_payload(record, errors, teams=self.settings.team_list), errors)
+            payload = dead_letter_payload(record, errors, teams=self.settings.team_list)
+            team = record.get("team")
+            if (payload.get("team") == REDACTED and isinstance(team, str) and TEAM_RE.match(team)
+                    and not any(e["loc"] == "team" and e["type"] != "team" for e in errors)):
+                payload["team"] = self.pseudonymiser.redacted_team(team)  # replayable once configured
+            return Checked(None, payload, errors)
         return Checked(event, event.to_wire())
 
     def publish(self, checked: Checked):

@@ -24,6 +24,10 @@ TOKEN = "outage-token-0123456789"
 def _referral() -> dict:
     event = valid_examples()["referral.received"]
     event["event_id"] = str(uuid.uuid4())
+    # a case system sends its own ids (a ps_ reference would be refused, 403)
+    for name in ("child_ref", "from_contact_ref", "episode_ref"):
+        if name in event:
+            event[name] = f"LCS-{name}-{event['event_id'][:8]}"
     return event
 
 

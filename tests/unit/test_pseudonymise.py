@@ -164,3 +164,21 @@ def test_opaque_rendering_of_a_body_that_is_not_an_object():
     rendering = p.opaque(b"LCS-000123 Jane")
     assert rendering == {"undecodable_bytes": 15,
                          "hmac_sha256": hmac.new(KEY, b"LCS-000123 Jane", hashlib.sha256).hexdigest()}
+
+
+def test_an_unconfigured_team_is_kept_only_as_a_keyed_digest_that_a_replay_can_restore():
+    from services.ingest.publisher import EventPublisher
+    from tests.unit.test_ingest_api import RecordingProducer
+    s = Settings(pseudonymisation_key=KEY.decode(), teams="cp_1")
+    publisher = EventPublisher(s, producer=RecordingProducer())
+    raw = {"event_id": "5f0c6a52-9d1e-4c36-8d1e-000000000003", "event_type": "referral.received",
+           "la_code": LA, "team": "jane_smith", "child_ref": "LCS-1", "referral_date": "2025-06-02", "source": "6"}
+    checked = publisher.check(raw)
+    assert [e["type"] for e in checked.errors] == ["team"]
+    stand_in = checked.payload["team"]
+    assert stand_in.startswith("(redacted team #") and "jane" not in stand_in and "smith" not in stand_in
+    p = publisher.pseudonymiser
+    assert p.restore_team(stand_in, ["cp_1"]) == stand_in          # still not configured: stays redacted
+    assert p.restore_team(stand_in, ["cp_1", "jane_smith"]) == "jane_smith"
+    # free text that is not even team-shaped is plain "(redacted)"
+    assert publisher.check(dict(raw, team="Jane Smith")).payload["team"] == REDACTED
