@@ -66,10 +66,14 @@ _YEAR_ONE = re.compile(r"(?<!\d)(20\d\d)(?!\d)")
 
 
 def year_in_name(name: str) -> int | None:
-    for m in _YEAR_PAIR.finditer(name):
-        first, second = int(m.group(1)), int(m.group(2))
+    """The collection year END a file or folder name carries, or None when it carries none or is
+    ambiguous (two different years, or a pair that is not one collection year such as 2017-19)."""
+    pairs = [(int(m.group(1)), int(m.group(2))) for m in _YEAR_PAIR.finditer(name)]
+    for first, second in pairs:
         if (first + 1) % 100 == second:
             return first + 1
+    if pairs:
+        return None
     years = {int(y) for y in _YEAR_ONE.findall(name)}
     return years.pop() if len(years) == 1 else None
 

@@ -1,0 +1,64 @@
+"""Which returns a folder holds (services/feeds/ssda903.find_returns): the collection year from a
+file or folder name, or a YEAR column; refusals name the files."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from services.feeds.ssda903 import ReturnsError, find_returns, year_in_name
+
+HEADER = "CHILD,DECOM,RNE,LS,CIN,PLACE,PLACE_PROVIDER,DEC,REC,REASON_PLACE_CHANGE,HOME_POST,PL_POST,URN"
+
+
+@pytest.mark.parametrize("name, year", [
+    ("SSDA903_2017-18_episodes.csv", 2018), ("episodes_2017_18.csv", 2018), ("episodes_201718.csv", 2018),
+    ("2021-22", 2022), ("episodes_2019.csv", 2019), ("episodes.csv", None),
+    ("episodes_2017-19.csv", None),        # not a collection year: 2017 and 19 are not consecutive
+    ("2018_2019_episodes.csv", None),      # two different years: ambiguous
+])
+def test_year_in_name(name, year):
+    assert year_in_name(name) == year
+
+
+def _write(path: Path, rows: list[str], header: str = HEADER) -> None:
+    path.write_text("\n".join([header, *rows]) + "\n")
+
+
+def test_a_folder_with_years_in_the_file_names_holds_one_return_per_year(tmp_path):
+    _write(tmp_path / "SSDA903_2017-18_episodes.csv", ["a,01/05/2017,S,C2,N1,U4,PR1,,,,,,"])
+    _write(tmp_path / "SSDA903_2018-19_episodes.csv", ["a,01/05/2017,S,C2,N1,U4,PR1,,,,,,"])
+    (tmp_path / "SSDA903_2018-19_header.csv").write_text("CHILD,SEX,DOB\na,1,01/01/2010\n")
+    (tmp_path / "missing.csv").write_text("CHILD\n")
+    returns, not_read = find_returns(tmp_path)
+    assert [(r.year, sorted(r.files)) for r in returns] == [(2018, ["episodes"]), (2019, ["episodes", "header"])]
+    assert [p.name for p in not_read] == ["missing.csv"]
+
+
+def test_a_year_column_names_the_return(tmp_path):
+    _write(tmp_path / "first.csv", ["a,01/05/2017,S,C2,N1,U4,PR1,,,,,,,2018"], HEADER + ",YEAR")
+    (tmp_path / "first.csv").rename(tmp_path / "episodes_a.csv")
+    _write(tmp_path / "episodes_b.csv", ["a,01/05/2017,S,C2,N1,U4,PR1,,,,,,,2019"], HEADER + ",YEAR")
+    returns, _ = find_returns(tmp_path)
+    assert [r.year for r in returns] == [2018, 2019]
+
+
+def test_files_that_cannot_be_told_apart_are_refused_by_name(tmp_path):
+    _write(tmp_path / "episodes.csv", [])
+    _write(tmp_path / "episodes_2018-19.csv", [])
+    with pytest.raises(ReturnsError, match="episodes.csv"):
+        find_returns(tmp_path)
+    (tmp_path / "episodes.csv").unlink()
+    _write(tmp_path / "other_2018-19_episodes.csv", [])
+    with pytest.raises(ReturnsError, match="episodes_2018-19.csv.*other_2018-19_episodes.csv"):
+        find_returns(tmp_path)
+
+
+def test_sub_folders_are_returns_and_their_names_give_the_year(tmp_path):
+    for label in ("2019-20", "2020-21"):
+        (tmp_path / label).mkdir()
+        _write(tmp_path / label / "episodes.csv", [])
+    returns, _ = find_returns(tmp_path)
+    assert [(r.year, r.name) for r in returns] == [(2020, "2019-20/"), (2021, "2020-21/")]
+    with pytest.raises(ReturnsError, match="--year"):
+        find_returns(tmp_path, year=2020)
