@@ -338,10 +338,12 @@ def describe(components: list[Component]) -> str:
     return json.dumps({c.name: c.url for c in components}, indent=2)
 
 
-def simulator_component(settings: Settings) -> Component | None:
-    """The living demo authority: two years of history, then events in (sped-up) real time."""
+def simulator_component(settings: Settings, until=None) -> Component | None:
+    """The living demo authority: two years of history to ``until`` (default yesterday), then
+    events in (sped-up) real time."""
     def prepare() -> list[str]:
-        return [sys.executable, "-m", "casewatch.cli", "simulate", "--demo", "--publish"]
+        command = [sys.executable, "-m", "casewatch.cli", "simulate", "--demo", "--publish"]
+        return command + (["--until", until.isoformat()] if until else [])
 
     return Component("simulator", "(publishes demo events)", prepare,
                      lambda: (True, "running"), env=settings_env(settings),

@@ -7,7 +7,9 @@ part, why (the last lines of its log) and where the full log is. ``down`` stops 
 """
 from __future__ import annotations
 
+import sys
 import time
+from datetime import date, datetime, timedelta
 from typing import Callable
 
 from casewatch.config import Settings
@@ -19,12 +21,15 @@ START_ORDER = ["kafka", "prometheus", "alertmanager", "mailbox", "notifier", "en
 
 class StackManager:
     def __init__(self, settings: Settings, log: Callable[[str], None] = print,
-                 parts: list[str] | None = None, demo: bool = True):
+                 parts: list[str] | None = None, demo: bool = True, demo_until: date | None = None):
         self.settings = settings
         self.log = log
         self.processes = ProcessTable(settings.state_dir)
         self.demo = demo
         self.parts = parts or START_ORDER
+        # The demo's last history day, fixed once so the Prometheus backfill and the simulator's
+        # replay into Kafka are the same history even when `up` runs across midnight.
+        self.demo_until = demo_until or (_london_today() - timedelta(days=1))
 
     def components(self) -> list[c.Component]:
         s = self.settings
@@ -36,7 +41,7 @@ class StackManager:
             "notifier": lambda: c.notifier_component(s),
             "engine": lambda: c.engine_component(s),
             "ingest": lambda: c.ingest_component(s),
-            "simulator": lambda: c.simulator_component(s) if self.demo else None,
+            "simulator": lambda: c.simulator_component(s, self.demo_until) if self.demo else None,
         }
         found = []
         for name in START_ORDER:
@@ -54,11 +59,44 @@ class StackManager:
         self.settings.state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         self.settings.state_dir.chmod(0o700)
         for comp in self.components():
+            if comp.name == "prometheus" and self.demo:
+                self.backfill_demo_history()
             self.start_component(comp)
             started.append(comp)
             if comp.name == "kafka":
                 self.create_topics()
         return started
+
+    def backfill_demo_history(self) -> None:
+        """Before Prometheus first starts: the demo authority's two years of daily figures and
+        recording rules as TSDB blocks in its data dir (services/simulator/backfill.py), so the
+        boards show two years of trend at once. Skipped while Prometheus runs, and for the days
+        already backfilled (a marker file in the data dir says which)."""
+        running = self.processes.get("prometheus")
+        if running and running.alive:
+            return
+        from services.simulator.backfill import backfill_data_dir, backfilled
+        from services.simulator.commands import DEMO_HISTORY_DAYS, demo_history_payloads
+        data_dir = self.settings.state_dir / "prometheus" / "data"
+        until = self.demo_until
+        first = until - timedelta(days=DEMO_HISTORY_DAYS)
+        done = backfilled(data_dir)
+        if done:
+            last_done = date.fromisoformat(done["last"])
+            if last_done >= until:
+                return
+            first = max(first, last_done + timedelta(days=1))
+        self.log(f"  {'history':<13} writing the demo's daily figures {first} .. {until} into Prometheus "
+                 "(once; about two minutes)")
+        t0 = time.monotonic()
+        from tqdm import tqdm
+        with tqdm(unit=" steps", file=sys.stderr, disable=not sys.stderr.isatty(), leave=False) as bar:
+            try:
+                summary = backfill_data_dir(demo_history_payloads(self.settings, until), data_dir, first, until,
+                                            self.settings, marker={"source": "demo"}, bar=bar)
+            except (RuntimeError, OSError) as exc:
+                raise c.StackError(f"the demo history could not be written into Prometheus: {exc}") from exc
+        self.log(f"  {'history':<13} done in {time.monotonic() - t0:5.1f}s  {summary.render()}")
 
     def create_topics(self) -> None:
         from casewatch.topics import ensure_topics
@@ -114,3 +152,8 @@ class StackManager:
             ok, detail = comp.health()
             rows.append((comp.name, "healthy" if ok else "unhealthy", comp.url, detail))
         return rows
+
+
+def _london_today() -> date:
+    from zoneinfo import ZoneInfo
+    return datetime.now(ZoneInfo("Europe/London")).date()

@@ -1,10 +1,34 @@
-"""``casewatch simulate``, ``casewatch replay`` and ``casewatch backfill-prometheus``."""
+"""``casewatch simulate``, ``casewatch replay``, ``casewatch backfill-prometheus`` and
+``casewatch history load``."""
 from __future__ import annotations
 
 import argparse
 import sys
+import time
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
+
+# The stack's living demo authority (``casewatch stack up``): the same seeded history goes to
+# Kafka (``simulate --demo``) and, as daily figures, into Prometheus before it starts.
+DEMO_POPULATION = 40000
+DEMO_SEED = 1
+DEMO_HISTORY_DAYS = 730  # two years (``--history-years 2``)
+
+
+def demo_history_events(settings, until: date):
+    """The demo authority's history events up to ``until``, as ``simulate --demo`` publishes them."""
+    from services.simulator.authority import authority_events
+    return authority_events(settings.la_code_list, DEMO_POPULATION, DEMO_SEED,
+                            until - timedelta(days=DEMO_HISTORY_DAYS), until)
+
+
+def demo_history_payloads(settings, until: date) -> list[dict]:
+    """The demo history as the engine receives it: checked and pseudonymised at the ingest edge
+    (the publisher's own check, no Kafka needed); what the edge rejects is left out."""
+    from services.simulator.output import make_publisher
+    publisher = make_publisher(settings, "simulator")
+    checked = (publisher.check(event) for event in demo_history_events(settings, until))
+    return [c.payload for c in checked if c.ok]
 
 
 def _date(text: str) -> date:
@@ -29,8 +53,8 @@ def register(sub: argparse._SubParsersAction) -> None:
             "pseudonymises them at the ingest edge."),
     )
     p.add_argument("--la", default=None, help="comma-separated ONS codes (default: CASEWATCH_LA_CODES)")
-    p.add_argument("--population", type=int, default=40000, help="children aged 0-17 per authority")
-    p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--population", type=int, default=DEMO_POPULATION, help="children aged 0-17 per authority")
+    p.add_argument("--seed", type=int, default=DEMO_SEED)
     p.add_argument("--history-years", type=float, default=None, help="years of history before --until")
     p.add_argument("--until", type=_date, default=None, help="last day of the history (default today)")
     p.add_argument("--realtime", action="store_true", help="after the history, continue in real time")
@@ -62,17 +86,62 @@ def register(sub: argparse._SubParsersAction) -> None:
         "backfill-prometheus", help="write the daily history of every indicator as Prometheus TSDB blocks",
         description=(
             "Compute every indicator as of each day from an events file (the engine's own domain "
-            "code), write OpenMetrics with one sample per series per day (12:00 UTC), and run "
-            "`promtool tsdb create-blocks-from openmetrics`. Then stop Prometheus, copy the block "
-            "directories from --out into its --storage.tsdb.path, and start it with a retention "
-            "that covers them (e.g. --storage.tsdb.retention.time=5y)."))
+            "code, calendar and label bounds), write one sample per series per day (00:00 UTC) with "
+            "the labels Prometheus's scrape of the engine adds, turn them into TSDB blocks with "
+            "`promtool tsdb create-blocks-from openmetrics`, evaluate every recording rule over them "
+            "with a temporary Prometheus and write those as blocks too. Stop Prometheus, copy the "
+            "block directories from --out into its --storage.tsdb.path, and start it with a retention "
+            "that covers them (e.g. --storage.tsdb.retention.time=5y). `casewatch history load` does "
+            "all of it, and the Kafka side, in one go."))
     b.add_argument("--events", type=Path, required=True, help="JSON-lines events file")
     b.add_argument("--out", type=Path, required=True, help="directory for the TSDB blocks")
     b.add_argument("--from-date", type=_date, default=None, help="first day (default: last day minus 2 years)")
     b.add_argument("--to-date", type=_date, default=None, help="last day (default: yesterday)")
-    b.add_argument("--openmetrics", type=Path, default=None, help="keep the OpenMetrics file here")
+    b.add_argument("--instance", default=None,
+                   help="the instance label Prometheus gives the engine (default: this stack's engine, "
+                        "host:CASEWATCH_ENGINE_METRICS_PORT)")
+    b.add_argument("--job", default="casewatch-engine", help="the engine's scrape job (default casewatch-engine)")
     b.add_argument("--promtool", default="/usr/bin/promtool")
     b.set_defaults(func=_backfill)
+
+    h = sub.add_parser(
+        "history", help="a council's first load: history into Kafka and two years of figures into Prometheus",
+        description="Load a council's history once, so the boards show its trend from the first minute.")
+    hsub = h.add_subparsers(dest="history_command", metavar="ACTION")
+    hl = hsub.add_parser(
+        "load", help="replay event files into Kafka, backfill Prometheus, then start/resume the stack",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description=(
+            "A council's first load, in three steps, with a progress bar and a summary:\n"
+            "  1. the events of FILE... (JSON lines or CSV, as `casewatch load` reads them; convert CIN\n"
+            "     census and SSDA903 returns first with `casewatch import ... --out FILE.jsonl`) are\n"
+            "     checked and pseudonymised at the edge and published to Kafka, each child's events\n"
+            "     together, marked as one replay run, so the engine reports itself catching up (and\n"
+            "     pages nobody) until the whole history is in; invalid records go to the dead letters;\n"
+            "  2. the daily figures of the last two years (and every recording rule over them) are\n"
+            "     written as TSDB blocks into Prometheus's data directory; the local stack's Prometheus\n"
+            "     is stopped for this and started again;\n"
+            "  3. the local stack's Prometheus and engine are started (or left running).\n"
+            "Loading the same files again publishes nothing new (stable event ids) and only backfills\n"
+            "days not yet backfilled."),
+        epilog=("example: casewatch history load extracts/2024.jsonl extracts/2025.jsonl\n"
+                "         casewatch history load events.jsonl --prometheus-data /var/lib/prometheus "
+                "--instance engine-1:29100 --no-start"))
+    hl.add_argument("files", nargs="+", type=Path, metavar="FILE", help="*.jsonl (one event per line) or *.csv")
+    hl.add_argument("--format", choices=("jsonl", "csv"), help="file format (default: by extension)")
+    hl.add_argument("--source-system", default="history", help="the source_system stamped on the events")
+    hl.add_argument("--from-date", type=_date, default=None, help="first day to backfill (default: last day minus 2 years)")
+    hl.add_argument("--to-date", type=_date, default=None, help="last day to backfill (default: yesterday)")
+    hl.add_argument("--prometheus-data", type=Path, default=None,
+                    help="Prometheus's --storage.tsdb.path (default: the local stack's); a Prometheus "
+                         "not run by `casewatch stack` must be stopped first")
+    hl.add_argument("--instance", default=None,
+                    help="the instance label Prometheus gives the engine (default: the local stack's engine)")
+    hl.add_argument("--job", default="casewatch-engine", help="the engine's scrape job (default casewatch-engine)")
+    hl.add_argument("--skip-kafka", action="store_true", help="only backfill Prometheus (the events are in Kafka)")
+    hl.add_argument("--no-start", action="store_true", help="do not start the local stack's Prometheus and engine afterwards")
+    hl.set_defaults(func=_history_load)
+    h.set_defaults(func=lambda args: (h.print_help(), 2)[1])
 
 
 # -- simulate ---------------------------------------------------------------------------------------
@@ -87,7 +156,7 @@ def _simulate(args) -> int:
         args.realtime = True
         args.publish = args.publish or args.out is None
         if args.history_years is None:
-            args.history_years = 2.0
+            args.history_years = DEMO_HISTORY_DAYS / 365.25
         if args.until is None:
             args.until = today - timedelta(days=1)
     if not args.out and not args.publish:
@@ -162,9 +231,13 @@ def _publish_history_grouped(events, until, sink):
                 return
             yield event
 
-    summary = sink.publisher.send_grouped(history())
+    run_id = sink.start_replay("history")  # replay-marked: the engine catches up until its end (C5)
+    try:
+        summary = sink.publisher.send_grouped(history())
+    finally:
+        sink.end_replay()
     print(f"history: {summary['published']} events in {summary['messages']} messages "
-          f"({summary['dead_lettered']} dead-lettered)", flush=True)
+          f"({summary['dead_lettered']} dead-lettered), replay run {run_id}", flush=True)
     return itertools.chain(rest, events), summary["published"]
 
 
@@ -223,37 +296,190 @@ def _replay(args) -> int:
 
 
 # -- backfill ---------------------------------------------------------------------------------------
+def _fail(command: str, sentence: str, code: int = 2) -> int:
+    print(f"casewatch {command}: {sentence}", file=sys.stderr)
+    return code
+
+
+def _backfill_range(args) -> tuple[date, date]:
+    last = args.to_date or (_date("today") - timedelta(days=1))
+    return args.from_date or (last - timedelta(days=DEMO_HISTORY_DAYS)), last
+
+
+def _scrape_labels(args, settings) -> dict[str, str]:
+    from services.simulator.backfill import scrape_labels
+    labels = scrape_labels(settings)
+    labels["job"] = args.job
+    if args.instance:
+        labels["instance"] = args.instance
+    return labels
+
+
 def _backfill(args) -> int:
     from tqdm import tqdm
 
-    from services.simulator.backfill import create_blocks, write_openmetrics
+    from casewatch.config import get_settings
+    from services.simulator.backfill import backfill_data_dir
     from services.simulator.output import read_events
 
     if not args.events.is_file():
-        print("ERROR: the events file does not exist", file=sys.stderr)
-        return 2
+        return _fail("backfill-prometheus", f"{args.events} is not a file; give --events the JSON-lines events file.")
+    first, last = _backfill_range(args)
+    if first > last:
+        return _fail("backfill-prometheus", "--from-date is after --to-date; give a first day on or before the last.")
     try:
         events = list(read_events(args.events))
     except ValueError as exc:
-        print(f"ERROR: {exc}", file=sys.stderr)
-        return 1
-    last = args.to_date or (_date("today") - timedelta(days=1))
-    first = args.from_date or (last - timedelta(days=730))
-    if first > last:
-        print("ERROR: --from-date is after --to-date", file=sys.stderr)
-        return 2
-    om_file = args.openmetrics or (args.out.parent / f"{args.out.name}.openmetrics.txt")
-    print(f"computing {len(events)} events' indicators for each day {first} .. {last}")
-    with tqdm(total=(last - first).days + 1, unit=" days", desc="indicators") as bar:
-        n = write_openmetrics(events, om_file, first, last, progress=bar.update)
-    print(f"wrote {n} samples to {om_file}; running promtool ...")
+        return _fail("backfill-prometheus", f"{exc}; fix or remove that line and run again.", 1)
+    settings = get_settings()
+    print(f"computing {len(events)} events' figures for each day {first} .. {last}")
     try:
-        create_blocks(om_file, args.out, promtool=args.promtool)
-    except (RuntimeError, FileNotFoundError) as exc:
-        print(f"ERROR: {exc}", file=sys.stderr)
-        return 1
-    blocks = sorted(p.name for p in args.out.iterdir() if p.is_dir())
-    print(f"{len(blocks)} TSDB blocks in {args.out}.\n"
-          "To use them: stop Prometheus, copy these block directories into its --storage.tsdb.path, "
-          "and start it with --storage.tsdb.retention.time=5y (or longer than the history).")
+        with tqdm(unit=" steps", disable=None) as bar:
+            summary = backfill_data_dir(events, args.out, first, last, settings, labels=_scrape_labels(args, settings),
+                                        promtool=args.promtool, bar=bar)
+    except (RuntimeError, OSError) as exc:
+        return _fail("backfill-prometheus", f"{exc}", 1)
+    print(summary.render())
+    print(f"The blocks are in {args.out}. To use them: stop Prometheus, copy these block directories into "
+          "its --storage.tsdb.path, and start it with --storage.tsdb.retention.time=5y (or longer than the history).")
     return 0
+
+
+# -- history load -----------------------------------------------------------------------------------
+def _history_load(args) -> int:
+    from tqdm import tqdm
+
+    from casewatch.config import get_settings
+    from casewatch.stack.components import StackError
+    from casewatch.stack.manager import StackManager
+    from services.ingest.bulk_load import BulkLoader, read_records
+    from services.ingest.pseudonymise import PseudonymisationKeyError
+    from services.simulator.backfill import backfill_data_dir, backfilled
+
+    t0 = time.monotonic()
+    cmd = "history load"
+    missing = [str(p) for p in args.files if not p.is_file()]
+    if missing:
+        return _fail(cmd, f"no such file: {', '.join(missing)}; give the paths of JSON-lines or CSV event files.")
+    first, last = _backfill_range(args)
+    if first > last:
+        return _fail(cmd, "--from-date is after --to-date; give a first day on or before the last.")
+    settings = get_settings()
+    stack = StackManager(settings, parts=["prometheus", "engine"], demo=False)
+    data_dir = args.prometheus_data or settings.state_dir / "prometheus" / "data"
+    local = args.prometheus_data is None
+    try:
+        publisher = _history_publisher(settings, args.source_system)
+    except PseudonymisationKeyError as exc:
+        return _fail(cmd, f"{exc}")
+
+    # 1. check every record (the loader's own checks and stable ids) and keep what the engine gets
+    loader = BulkLoader(publisher, dry_run=True)
+    valid: list[dict] = []
+    raws: list = []
+    total = sum(p.stat().st_size for p in args.files)
+    with tqdm(total=total, unit="B", unit_scale=True, desc="checking", file=sys.stderr, disable=None) as bar:
+        for path in args.files:
+            for record in read_records(path, args.format, bar):
+                checked = loader.load(record)
+                raws.append(record.raw if not isinstance(record.raw, dict) or record.raw.get("event_id")
+                            else dict(record.raw, event_id=checked.payload.get("event_id")
+                                      if isinstance(checked.payload, dict) else None))
+                if checked.ok:
+                    valid.append(checked.payload)
+    checked_summary = loader.summary
+    if not valid:
+        return _fail(cmd, f"none of the {checked_summary.read} records is a valid event "
+                          "(`casewatch load --dry-run FILE` lists why); fix the extract and run again.", 1)
+
+    # 2. publish, replay-marked, each child's events together
+    published = {"published": 0, "dead_lettered": 0, "messages": 0}
+    run_id = None
+    if not args.skip_kafka:
+        try:
+            run_id, published = _history_publish(settings, args.source_system, raws)
+        except _KafkaDown as exc:
+            return _fail(cmd, f"Kafka at {settings.bootstrap} is not reachable ({exc}); start it "
+                              "(`casewatch stack up --only kafka`) or set CASEWATCH_KAFKA_BOOTSTRAP, then run again.", 1)
+
+    # 3. backfill Prometheus (stopped for it when it is the local stack's)
+    done = backfilled(data_dir)
+    if done and date.fromisoformat(done["last"]) >= last and date.fromisoformat(done["first"]) <= first:
+        print(f"Prometheus already holds the figures {done['first']} .. {done['last']}; nothing to backfill.")
+        summary = None
+    else:
+        if done and date.fromisoformat(done["first"]) <= first <= date.fromisoformat(done["last"]):
+            first = date.fromisoformat(done["last"]) + timedelta(days=1)
+        was_running = local and stack.processes.get("prometheus") is not None and stack.processes.get("prometheus").alive
+        if was_running:
+            print("stopping the local stack's Prometheus for the backfill")
+            stack.processes.stop("prometheus")
+        try:
+            with tqdm(unit=" steps", file=sys.stderr, disable=None) as bar:
+                summary = backfill_data_dir(valid, data_dir, first, last, settings,
+                                            labels=_scrape_labels(args, settings),
+                                            marker={"source": "history load", "run": run_id}, bar=bar)
+        except (RuntimeError, OSError) as exc:
+            return _fail(cmd, f"the backfill failed: {exc}", 1)
+
+    # 4. start / resume
+    started = ""
+    if local and not args.no_start:
+        try:
+            stack.up()
+            started = "the local stack's Prometheus and engine are running"
+        except StackError as exc:
+            return _fail(cmd, f"{exc}".splitlines()[0] + "; see `casewatch stack logs prometheus`.", 1)
+    elif not local:
+        started = f"start Prometheus on {data_dir} now (retention longer than the history, e.g. 5y)"
+
+    print("\nhistory load summary")
+    print(f"  records read       {checked_summary.read}")
+    print(f"  valid events       {len(valid)}")
+    print(f"  rejected           {checked_summary.rejected}" + (" (in the dead-letter topic; `casewatch dlq list`)"
+                                                               if checked_summary.rejected and not args.skip_kafka else ""))
+    for reason, n in checked_summary.rejected_by_reason.most_common(5):
+        print(f"      {n:>8}  {reason}")
+    if not args.skip_kafka:
+        print(f"  published          {published['published']} events in {published['messages']} messages, "
+              f"replay run {run_id}")
+    if summary is not None:
+        print(f"  {summary.render()}")
+    if started:
+        print(f"  {started}")
+    print(f"  took               {time.monotonic() - t0:.0f}s")
+    print("The engine reports casewatch_engine_caught_up 0, and pages nobody, until it has applied the whole run.")
+    return 1 if checked_summary.rejected else 0
+
+
+class _KafkaDown(Exception):
+    pass
+
+
+def _history_publisher(settings, source_system: str):
+    from services.simulator.output import make_publisher
+    return make_publisher(settings, source_system)
+
+
+def _history_publish(settings, source_system: str, raws: list) -> tuple[str, dict]:
+    from kafka.errors import KafkaError
+    from tqdm import tqdm
+
+    from services.ingest.publisher import KafkaUnavailable
+    from services.ingest.topics import ensure_topics
+    from services.simulator.output import KafkaSink
+
+    try:
+        ensure_topics(settings)
+        sink = KafkaSink(settings, source_system=source_system, replay_kind="history")
+    except (KafkaError, KafkaUnavailable) as exc:
+        raise _KafkaDown(type(exc).__name__) from None
+    try:
+        with tqdm(total=len(raws), unit=" events", desc="publishing", file=sys.stderr, disable=None) as bar:
+            summary = sink.publisher.send_grouped(raws, progress=bar.update)
+        run_id = sink.replay_run
+    except (KafkaError, KafkaUnavailable) as exc:
+        raise _KafkaDown(type(exc).__name__) from None
+    finally:
+        sink.close()
+    return run_id, summary
