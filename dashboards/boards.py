@@ -131,6 +131,8 @@ COUNTS = [
     ("Inputs", "I1", "Contacts", "casewatch_contacts", (), True, True),
     ("Inputs", "I3", "Referrals", "casewatch_referrals", (), True, True),
     ("Inputs", "I4", "Referrals by source", "casewatch_referrals", ("source_group",), True, True),
+    ("Inputs", "I5", "Referrals not meeting the threshold (NFA) by referring agency", "casewatch_referrals_nfa",
+     ("source_group",), True, True),
     ("Inputs", "I8", "Completed assessments by factor", "casewatch_assessment_factors", ("factor_family",), True, False),
     ("Inputs", "I9", "Early help (CAF/EHA) started by lead agency", "casewatch_early_help_started", ("source_group",), True, True),
     ("Processes", "P1", "Assessments completed", "casewatch_assessments_completed", (), True, True),

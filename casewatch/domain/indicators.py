@@ -244,9 +244,10 @@ def _feed(st: _State, ev: Event, d: date, flow) -> None:
         if f.get("early_help_active"):
             flow(P + "contacts_early_help_active", lab, d)
     elif t == "referral.received":
-        flow(P + "referrals", _labels(ev.la, ev.team, source_group=G.source_group(f.get("source"))), d)
+        by_source = _labels(ev.la, ev.team, source_group=G.source_group(f.get("source")))
+        flow(P + "referrals", by_source, d)
         if f.get("referral_nfa"):
-            flow(P + "referrals_nfa", lab, d)
+            flow(P + "referrals_nfa", by_source, d)
         earliest = add_calendar_months(d, -12)
         if any(earliest <= r < d for r in st.referral_dates):
             flow(P + "rereferrals", lab, d)
@@ -447,6 +448,9 @@ INDICATORS: tuple[Indicator, ...] = (
     _ind("inputs", "I4", "Referrals by source", ("referrals",), "Referrals by T1 source group."),
     _ind("inputs", "I5", "Referrals not meeting threshold", ("referrals_nfa", "referrals"),
          "Referrals marked ReferralNFA / referrals.", 0.065),
+    _ind("inputs", "I5s", "Referrals not meeting threshold by referring agency", ("referrals_nfa", "referrals"),
+         "Per T1 source group: NFA referrals from the group / referrals from the group (the share of "
+         "each agency's referrals returned as not meeting the threshold)."),
     _ind("inputs", "I6", "Assessed, not in need", ("referrals_assessed_not_in_need", "referrals"),
          "CIN episodes closed RC8 or RC9 / referrals.", 0.308),
     _ind("inputs", "I7", "Re-referral rate", ("rereferrals", "referrals"),
