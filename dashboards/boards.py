@@ -25,7 +25,7 @@ WIN = 'window="$window"'
 
 VAR_LA = Variable("la", "Local authority", query="label_values(casewatch_cin_open, la)")
 VAR_TEAM = Variable("team", "Team", query='label_values(casewatch_cin_open{la=~"$la"}, team)')
-VAR_WINDOW = Variable("window", "Window", options=("12m", "28d", "fytd"), default="12m")
+VAR_WINDOW = Variable("window", "Window", options=("12m", "28d", "fytd", "month", "quarter"), default="12m")
 
 # The suppression rule for published counts: 1..5 shown as "<6"; 0 stays 0 (DfE practice).
 SUPPRESSED_COUNT = [{"type": "range",
@@ -209,6 +209,16 @@ def workload_board() -> Board:
             width=12, height=8, unit="none",
             description="Rolling 28-day count, and the same count 52 weeks earlier.",
             dashed_legends=("same period last year",)))
+    for metric, title in (("casewatch_referrals", "Referrals"), ("casewatch_referrals_nfa", "Referrals not meeting the threshold"),
+                          ("casewatch_cp_plans_started", "CP plans started")):
+        panels.append(Panel(
+            f"{title} by calendar month and quarter", "timeseries",
+            [Target(f'sum({metric}{{{SEL}, window="month"}})', legend="month to date"),
+             Target(f'sum({metric}{{{SEL}, window="quarter"}})', legend="quarter to date")],
+            width=8, height=7, unit="none",
+            description="Counted by event date from the 1st of the month (quarter: 1 January, April, July "
+                        "or October) to the day shown; the value on a month's or quarter's last day is that "
+                        "period's figure."))
     panels.append(row("Open cases"))
     for metric, title in (("casewatch_cin_open", "Children in need"), ("casewatch_cp_plans_open", "CP plans"),
                           ("casewatch_lac_open", "Looked-after children"), ("casewatch_care_leavers", "Care leavers")):

@@ -8,7 +8,13 @@ Windows, as of ``as_of`` (flows dated after ``as_of`` count in none):
 
 * ``28d``:  ``as_of - 27 days`` … ``as_of`` (28 days including today);
 * ``12m``:  ``(as_of - 12 calendar months, as_of]``;
-* ``fytd``: 1 April of the financial year containing ``as_of`` … ``as_of``.
+* ``fytd``: 1 April of the financial year containing ``as_of`` … ``as_of``;
+* ``month``: the 1st of ``as_of``'s calendar month … ``as_of`` (month to date);
+* ``quarter``: the first day of ``as_of``'s quarter (1 January, 1 April, 1 July, 1 October: the
+  calendar quarters, which are also the financial year's quarters) … ``as_of`` (quarter to date).
+
+So on a month's (a quarter's) last day the ``month`` (``quarter``) value is that whole period's
+figure, and Prometheus's sample of that day keeps it.
 
 Stocks are summed, except the ``*_max_*`` metrics (``MAX_METRICS``), which are the maximum over
 keys (0 when no key holds one). A series once seen keeps being published (value 0) so Prometheus
@@ -24,17 +30,20 @@ from casewatch.domain.indicators import MAX_METRICS, Contribution
 
 __all__ = ["Aggregate", "WINDOWS", "window_bounds", "combine_samples"]
 
-WINDOWS = ("28d", "12m", "fytd")
+WINDOWS = ("28d", "12m", "fytd", "month", "quarter")
+_N = len(WINDOWS)
 Labels = tuple[tuple[str, str], ...]
 _ROUND = 9
 
 
-def window_bounds(as_of: date) -> tuple[date, date, date]:
-    """Inclusive first days of the 28d, 12m and fytd windows ending on ``as_of``."""
+def window_bounds(as_of: date) -> tuple[date, ...]:
+    """Inclusive first days of the windows (``WINDOWS`` order) ending on ``as_of``."""
     first_28d = as_of - timedelta(days=27)
     first_12m = add_calendar_months(as_of, -12) + timedelta(days=1)
     first_fytd = date(as_of.year if as_of.month >= 4 else as_of.year - 1, 4, 1)
-    return first_28d, first_12m, first_fytd
+    first_month = as_of.replace(day=1)
+    first_quarter = date(as_of.year, 3 * ((as_of.month - 1) // 3) + 1, 1)
+    return first_28d, first_12m, first_fytd, first_month, first_quarter
 
 
 def _clean(value: float) -> float:
@@ -116,23 +125,20 @@ class Aggregate:
 
     def _add_flows(self, flows, sign: int) -> None:
         as_of = self.as_of
-        first_28d, first_12m, first_fytd = self._bounds
+        bounds = self._bounds
         for (metric, labels, d), amount in flows.items():
             key = (metric, labels)
             amount *= sign
             buckets = self._buckets.get(key)
             if buckets is None:
                 buckets = self._buckets[key] = {}
-                self._windows[key] = [0.0, 0.0, 0.0]
+                self._windows[key] = [0.0] * _N
             buckets[d] = buckets.get(d, 0.0) + amount
             if d <= as_of:
                 sums = self._windows[key]
-                if d >= first_28d:
-                    sums[0] += amount
-                if d >= first_12m:
-                    sums[1] += amount
-                if d >= first_fytd:
-                    sums[2] += amount
+                for i, first in enumerate(bounds):
+                    if d >= first:
+                        sums[i] += amount
 
     def set_as_of(self, as_of: date) -> None:
         """Move "today" and re-sum every window from the daily buckets."""
@@ -142,25 +148,22 @@ class Aggregate:
 
     def _resum(self) -> None:
         as_of = self.as_of
-        first_28d, first_12m, first_fytd = self._bounds
+        bounds = self._bounds
         for key, buckets in self._buckets.items():
-            s28 = s12 = sfy = 0.0
+            sums = [0.0] * _N
             for d, amount in buckets.items():
                 if d > as_of:
                     continue
-                if d >= first_28d:
-                    s28 += amount
-                if d >= first_12m:
-                    s12 += amount
-                if d >= first_fytd:
-                    sfy += amount
-            self._windows[key] = [s28, s12, sfy]
+                for i, first in enumerate(bounds):
+                    if d >= first:
+                        sums[i] += amount
+            self._windows[key] = sums
 
     def merge(self, other: "Aggregate") -> None:
         """Add ``other``'s keys into this aggregate (windows follow this aggregate's ``as_of``)."""
         for key, buckets in other._buckets.items():
             mine = self._buckets.setdefault(key, {})
-            self._windows.setdefault(key, [0.0, 0.0, 0.0])
+            self._windows.setdefault(key, [0.0] * _N)
             for d, amount in buckets.items():
                 mine[d] = mine.get(d, 0.0) + amount
         for key, value in other._stocks.items():
@@ -173,7 +176,7 @@ class Aggregate:
 
     # -- reading -------------------------------------------------------------------------------
     def samples(self) -> Iterator[tuple[str, dict[str, str], float]]:
-        """Every series: each flow in its three windows, then the stocks."""
+        """Every series: each flow in every window, then the stocks."""
         for (metric, labels), sums in self._windows.items():
             for window, value in zip(WINDOWS, sums):
                 out = dict(labels)
@@ -197,7 +200,7 @@ class Aggregate:
             yield metric, labels, _clean(max(counts) if counts else 0.0)
 
     def series_count(self) -> int:
-        return 3 * len(self._windows) + len(self._stocks) + len(self._maxima)
+        return _N * len(self._windows) + len(self._stocks) + len(self._maxima)
 
 
 _WINDOW_LABELS = tuple(((("window", w),)) for w in WINDOWS)

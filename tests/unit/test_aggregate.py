@@ -40,14 +40,36 @@ def test_fytd_across_1_april_and_future_flows_excluded():
     agg = Aggregate(CAL, date(2026, 3, 31))
     c = flows(date(2025, 4, 1), date(2026, 3, 31), date(2026, 4, 1))
     agg.apply(None, c)
-    assert windows(agg) == {"28d": 1.0, "12m": 2.0, "fytd": 2.0}
-    agg.set_as_of(date(2026, 4, 1))  # a new financial year begins
-    assert windows(agg) == {"28d": 2.0, "12m": 2.0, "fytd": 1.0}
+    # month = March 2026 to date: 31 Mar only; quarter = 1 Jan..31 Mar 2026: 31 Mar only
+    assert windows(agg) == {"28d": 1.0, "12m": 2.0, "fytd": 2.0, "month": 1.0, "quarter": 1.0}
+    agg.set_as_of(date(2026, 4, 1))  # a new financial year, month and quarter begin
+    assert windows(agg) == {"28d": 2.0, "12m": 2.0, "fytd": 1.0, "month": 1.0, "quarter": 1.0}
 
 
 def test_window_bounds():
-    assert window_bounds(date(2026, 3, 31)) == (date(2026, 3, 4), date(2025, 4, 1), date(2025, 4, 1))
-    assert window_bounds(date(2026, 4, 1)) == (date(2026, 3, 5), date(2025, 4, 2), date(2026, 4, 1))
+    assert window_bounds(date(2026, 3, 31)) == (date(2026, 3, 4), date(2025, 4, 1), date(2025, 4, 1),
+                                                date(2026, 3, 1), date(2026, 1, 1))
+    assert window_bounds(date(2026, 4, 1)) == (date(2026, 3, 5), date(2025, 4, 2), date(2026, 4, 1),
+                                               date(2026, 4, 1), date(2026, 4, 1))
+    # quarter 3 of the financial year = October-December; month of February in a leap year
+    assert window_bounds(date(2013, 12, 31))[3:] == (date(2013, 12, 1), date(2013, 10, 1))
+    assert window_bounds(date(2024, 2, 29))[3:] == (date(2024, 2, 1), date(2024, 1, 1))
+
+
+def test_calendar_windows_give_the_period_figure_on_its_last_day():
+    """"249 referrals in March": on 31 March the month window is March's count; on 1 April it
+    starts again. The quarter to date on 30 June is April-June (quarter 1 of the financial year)."""
+    agg = Aggregate(CAL, date(2014, 3, 31))
+    agg.apply(None, flows(date(2014, 2, 28), date(2014, 3, 1), date(2014, 3, 15), date(2014, 3, 31),
+                          date(2014, 4, 1), date(2014, 6, 30), date(2014, 7, 1)))
+    assert windows(agg)["month"] == 3.0     # 1, 15 and 31 March
+    assert windows(agg)["quarter"] == 4.0   # January-March: 28 Feb + the three March days
+    agg.set_as_of(date(2014, 4, 1))
+    assert (windows(agg)["month"], windows(agg)["quarter"]) == (1.0, 1.0)
+    agg.set_as_of(date(2014, 6, 30))
+    assert (windows(agg)["month"], windows(agg)["quarter"]) == (1.0, 2.0)
+    agg.set_as_of(date(2014, 7, 1))
+    assert (windows(agg)["month"], windows(agg)["quarter"]) == (1.0, 1.0)
 
 
 def test_apply_replaces_and_zero_series_stay():
@@ -58,7 +80,7 @@ def test_apply_replaces_and_zero_series_stay():
     agg.apply(old, new)
     assert windows(agg)["28d"] == 2.0
     agg.apply(new, None)
-    assert windows(agg) == {"28d": 0.0, "12m": 0.0, "fytd": 0.0}
+    assert windows(agg) == {"28d": 0.0, "12m": 0.0, "fytd": 0.0, "month": 0.0, "quarter": 0.0}
 
 
 def test_max_metrics_take_the_maximum_and_fall_back_to_zero():
@@ -86,5 +108,5 @@ def test_merge_and_combine_samples():
     assert combined[(mx[0], mx[1])] == 4.0
     assert combined[(stock[0], stock[1])] == 2.0
     p1.merge(p2)
-    assert windows(p1) == {"28d": 1.0, "12m": 2.0, "fytd": 2.0}
+    assert windows(p1) == {"28d": 1.0, "12m": 2.0, "fytd": 2.0, "month": 1.0, "quarter": 1.0}
     assert {m: v for m, _, v in p1.samples() if "window" not in _} == {"casewatch_cin_open": 2.0, mx[0]: 4.0}
