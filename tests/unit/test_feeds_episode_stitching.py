@@ -191,3 +191,30 @@ def test_an_open_row_in_the_latest_return_of_its_la_stays_open():
     rows = [_ep("2018-06-01", "P", year=2022)]
     eps = stitch_child(rows, latest_returns(rows))
     assert _shape(eps) == [("2018-06-01", "P", None, None, True)]
+
+
+def test_leaving_reason_overlapping_a_continuation_becomes_x1_on_the_next_start():
+    """S9: an E4A end on or after the next start while the next episode is not RNE S: care carried on."""
+    rows = [_ep("2017-05-01", "S", "2017-09-10", "E4A"), _ep("2017-09-01", "P")]
+    eps = stitch_child(rows, latest_returns(rows))
+    assert _shape(eps) == [("2017-05-01", "S", "2017-09-01", "X1", True), ("2017-09-01", "P", None, None, False)]
+    assert eps[0].rules == ["overlaps_continuation"]
+
+
+def test_x1_with_nothing_after_it_inside_its_year_ends_on_its_dec_with_no_reason():
+    """S12: the recorded DEC is kept (not estimated); the reason is not recorded (never E8)."""
+    rows = [_ep("2017-05-01", "S", "2017-09-01", "X1", year=2018)]
+    eps = stitch_child(rows, latest_returns(rows))
+    assert _shape(eps) == [("2017-05-01", "S", "2017-09-01", None, True)]
+    assert eps[0].end_estimated is False and eps[0].rules == ["x1_nothing_follows"]
+
+
+def test_a_new_period_without_s_after_a_leaving_is_a_start_with_its_own_rne():
+    """S10 at the event level: lac.started carries rne P and no began_before_data (a start);
+    the child's first episode, RNE L, began before the data."""
+    events = []
+    run = Ssda903Import(FeedContext("E06000004", "import:ssda903"), events.append, lambda d: None)
+    run.episodes["c"] = [_ep("2016-05-01", "L", "2017-06-01", "E4A"), _ep("2017-08-01", "P")]
+    run.run()
+    starts = [(e["decom"], e["rne"], e.get("began_before_data")) for e in events if e["event_type"] == "lac.started"]
+    assert starts == [("2016-05-01", "L", True), ("2017-08-01", "P", None)]
