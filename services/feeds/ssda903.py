@@ -242,33 +242,43 @@ class Ssda903Import:
             self._oc3_files.append((ret.files["oc3"], year))
 
     def _episode(self, row: dict[str, str], year: int) -> Episode | None:
+        """One row -> an Episode, or one dead letter listing every problem of the row."""
         child = row.get("CHILD", "")
         label = collection_year_label(year)
         payload = {"child_ref": child} if child else {}
+        problems: list[tuple[str, str]] = []
         if not child:
-            self.dead(DeadLetter("missing_identifier", "episodes.CHILD", payload))
-            return None
-        try:
-            decom = parse_date(row.get("DECOM"))
-            dec = parse_date(row.get("DEC"))
-        except ValueError:
-            self.dead(DeadLetter("invalid_date", "episodes.DECOM/DEC", payload))
-            return None
-        if decom is None:
-            self.dead(DeadLetter("missing_date", "episodes.DECOM", payload))
-            return None
-        payload["decom"] = decom.isoformat()
-        if dec is not None and dec < decom:
-            self.dead(DeadLetter("end_before_start", "episodes.DEC", payload))
-            return None
+            problems.append(("missing_identifier", "episodes.CHILD"))
+        decom = dec = None
+        for column in ("DECOM", "DEC"):
+            try:
+                value = parse_date(row.get(column))
+            except ValueError:
+                problems.append(("invalid_date", f"episodes.{column}"))
+                continue
+            if column == "DECOM":
+                decom = value
+                if value is None:
+                    problems.append(("missing_date", "episodes.DECOM"))
+            else:
+                dec = value
+        if decom is not None:
+            payload["decom"] = decom.isoformat()
+            if decom > year_end(year):
+                # A return holds the episodes open at some time in its year: one starting after
+                # the year end belongs to no episode of this return (the DfE validator rejects it).
+                problems.append(("after_collection_year", "episodes.DECOM"))
+            if dec is not None and dec < decom:
+                problems.append(("end_before_start", "episodes.DEC"))
         for column, list_name in (("RNE", "reason_new_episode"), ("LS", "legal_status"), ("PLACE", "placement")):
             if not _ok(list_name, row.get(column), label):
-                self.dead(DeadLetter("unknown_code" if row.get(column) else "missing_code",
-                                     f"episodes.{column}", payload))
-                return None
+                problems.append(("unknown_code" if row.get(column) else "missing_code", f"episodes.{column}"))
         rec = row.get("REC") or None
         if dec is not None and not _ok("reason_ceased", rec, label):
-            self.dead(DeadLetter("unknown_code" if rec else "missing_code", "episodes.REC", payload))
+            problems.append(("unknown_code" if rec else "missing_code", "episodes.REC"))
+        if problems:
+            (reason, loc), *rest = problems
+            self.dead(DeadLetter(reason, loc, payload, msg=_MESSAGES.get(reason, ""), also=rest))
             return None
         provider = row.get("PLACE_PROVIDER") or None
         if provider is not None and not _ok("place_provider", provider, label):
@@ -437,6 +447,9 @@ def _periods(eps: list[Episode]) -> list[tuple[date, date | None, list[Episode]]
             start, _, members = out[-1]
             out[-1] = (start, e.dec, members)
     return out
+
+
+_MESSAGES = {"after_collection_year": "the episode starts after the end of the return's collection year"}
 
 
 def _infer_year(rows: list[dict[str, str]]) -> int:

@@ -62,3 +62,25 @@ def test_sub_folders_are_returns_and_their_names_give_the_year(tmp_path):
     assert [(r.year, r.name) for r in returns] == [(2020, "2019-20/"), (2021, "2020-21/")]
     with pytest.raises(ReturnsError, match="--year"):
         find_returns(tmp_path, year=2020)
+
+
+def test_an_episode_row_with_several_problems_gets_one_dead_letter_listing_all(tmp_path):
+    from services.feeds.envelope import FeedContext
+    from services.feeds.ssda903 import Ssda903Import
+    _write(tmp_path / "episodes_2017-18.csv", [
+        "a,01/05/2017,S,ZZ,N1,U4,PR1,01/04/2017,E99,,,,",   # unknown LS, DEC before DECOM, unknown REC
+        "b,02/04/2018,S,C2,N1,U4,PR1,,,,,,",                 # starts after the return's year end
+        "c,01/05/2017,S,C2,N1,U4,PR1,,,,,,",                 # fine
+    ])
+    events, dead = [], []
+    run = Ssda903Import(FeedContext("E06000004", "import:ssda903"), events.append, dead.append)
+    returns, _ = find_returns(tmp_path)
+    run.load(returns[0])
+    run.run()
+    got = [(d.payload["child_ref"], d.reason, d.loc, d.also) for d in dead]
+    assert got == [("a", "end_before_start", "episodes.DEC", [("unknown_code", "episodes.LS"),
+                                                             ("unknown_code", "episodes.REC")]),
+                   ("b", "after_collection_year", "episodes.DECOM", [])]
+    record = dead[0].to_record("import:ssda903")
+    assert [e["type"] for e in record["errors"]] == ["end_before_start", "unknown_code", "unknown_code"]
+    assert [e["child_ref"] for e in events] == ["c"]
