@@ -8,8 +8,7 @@ Every child is invented. The generator draws one *true* care history per child a
 each collection year, the return an authority would send: every episode open at some time in
 the year (DECOM <= 31 March, DEC blank or on/after 1 April of the year before), DEC and REC left
 blank when the episode was still open at the year end. On top of the ordinary histories it plants
-the situations the statutory checks must survive (see ``SITUATIONS`` at the bottom, written into
-README.md beside the files):
+the situations the statutory checks must survive (README.md beside the files lists them):
 
 * placements held across 1 April (most children in care), moves on 1 April itself;
 * legal-status-only episodes (RNE L), which are not placements;
