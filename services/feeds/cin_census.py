@@ -18,6 +18,12 @@ PreProceedingsandFGDM with CourtAppDate                        ->  dead letter (
                                                                    sought, which ``court.application`` requires)
 =============================  ==========================================================
 
+The census period is the DfE validator's: 1 April of the year before the header's ReferenceDate
+up to the ReferenceDate. A record dated after the reference date, or an episode closed before the
+period, is a dead letter; a record with several problems gets one dead letter listing all of them
+(an episode that cannot be sent lists the problems of its modules too). Text between elements is
+a note (nothing is dropped).
+
 Never read: UPN, former UPN, date of birth, ethnicity, disabilities, sex. A part that cannot be
 mapped (invalid or missing date, end before start, a code not in the year's list, a module dated
 before its episode's referral) goes to a dead letter with a reason code and the element's name;

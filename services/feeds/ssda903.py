@@ -1,17 +1,21 @@
 """SSDA903 returns -> casewatch events (docs/feeds.md "SSDA903").
 
-A *return* is one directory (or one episodes CSV) of the 903 tables for one collection year:
-``header``, ``episodes``, ``reviews``, ``oc3`` (any file whose name ends in those words, any case).
-The return's year is, in order: a ``YEAR`` column (year end, as in liia-tools' multi-year files),
-``--year``, or the 31 March on or after the latest episode start in the return.
+A *return* is one collection year of the 903 tables: ``header``, ``episodes``, ``reviews``, ``oc3``
+(any file whose name contains or ends in those words, any case). ``find_returns`` finds every
+return a folder holds (sub-folders, or the collection year in the file names, or a ``YEAR``
+column) and refuses, naming them, files it cannot tell apart. A single return's year is, in order:
+a ``YEAR`` column (year end, as in liia-tools' multi-year files), ``--year``, or the 31 March on or
+after the latest episode start in the return.
 
 Several returns are merged into one history per child with ``episode_stitching`` and then mapped:
 
-* first episode of a period -> ``lac.started`` (decom, legal_status, placement, provider, need)
+* first episode of a period -> ``lac.started`` (decom, legal_status, placement, provider, need, the
+  episode's own RNE; ``began_before_data`` when it is the child's first known episode and not RNE S)
 * a later episode with RNE P/T/B/U -> ``placement.changed``; with RNE L, or a legal status that
   differs from the episode before -> ``lac.legal_status_changed`` (rne L; see docs/feeds.md for
   why the legal half of a B/U episode is sent as L)
-* an episode end with a leaving-care reason (not X1) -> ``lac.ended``
+* an episode end with a leaving-care reason (not X1) -> ``lac.ended`` (no ``reason_ceased`` when the
+  returns give none; ``end_date_estimated`` when they give no date)
 * a review -> ``lac_review.held`` (participation); OC3 -> ``care_leaver.status``.
 
 Identifying columns (UPN, postcodes, URN, DOB, mother's DOB, ethnicity) are never emitted. Rows are
