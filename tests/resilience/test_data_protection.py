@@ -48,6 +48,10 @@ RAW = CHILDREN + WORKERS + EPISODES + PLANS + NAMES
 def raw_event(event_type: str, child: str, **extra) -> dict:
     event = dict(valid_examples()[event_type], event_id=str(uuid.uuid4()), child_ref=child)
     event.pop("source_system", None)
+    for name in ("episode_ref", "worker_ref", "referral_ref", "assessment_ref", "s47_ref", "from_contact_ref",
+                 "plan_ref"):  # a case system sends raw ids (a ps_ reference from it is refused, 403)
+        if name in event:
+            event[name] = EPISODES[1]
     event.update(extra)
     return event
 
