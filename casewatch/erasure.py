@@ -4,7 +4,9 @@ What holds a child, and how it is removed:
 
 * **Kafka topics** (the events, the dead letters, the engine's ``case_histories`` changelog, and any
   other topic of the cluster): every topic is scanned; a topic with a record whose key, value or
-  headers hold the child's pseudonym (or its raw id) is *rewritten*. Every other record is copied,
+  headers hold the child's pseudonym (or its raw id) is *rewritten*. A second pass removes what
+  names the removed events only by their event ids (the ``.sources`` topic's records, an engine
+  dead letter about a rule break). Every other record is copied,
   partition by partition and in order (key, value, headers, timestamp), to a scratch topic; the
   topic is deleted and created again with the same partitions and configs; the records are copied
   back and the scratch topic deleted. The committed offsets of every consumer group on the topic
@@ -226,18 +228,25 @@ class Kafka:
         return sorted(t for t in self.admin.list_topics() if not t.startswith(INTERNAL_TOPIC_PREFIX))
 
     def describe(self, topic: str) -> tuple[int, dict[str, str]]:
+        """The topic's partition count and the configs set on the topic itself."""
         from kafka.admin import ConfigResource, ConfigResourceType
         meta = self.admin.describe_topics([topic])[0]
         partitions = len(meta["partitions"])
-        result = self.admin.describe_configs([ConfigResource(ConfigResourceType.TOPIC, topic)])
+        for _ in range(50):
+            result = self.admin.describe_configs([ConfigResource(ConfigResourceType.TOPIC, topic)])
+            resources = [res for response in result for res in response.resources]
+            if resources and all(res[0] == 0 for res in resources):
+                break
+            time.sleep(0.2)  # a topic just created: its configs are not known yet
+        else:
+            raise ErasureError(f"the configs of topic {topic} cannot be read: check the broker and run erase again")
         configs = {}
-        for response in result:
-            for resource in response.resources:
-                for entry in resource[4]:
-                    name, value, read_only, source = entry[0], entry[1], entry[2], entry[4] if len(entry) > 4 else None
-                    # DynamicTopicConfig (source 1) are the ones set on the topic itself
-                    if source == 1 and value is not None and not read_only:
-                        configs[name] = value
+        for res in resources:
+            # DescribeConfigs v1+: (name, value, read_only, config_source, is_sensitive, synonyms);
+            # source 1 (DYNAMIC_TOPIC_CONFIG) = set on the topic itself
+            for name, value, read_only, source, *_ in res[4]:
+                if source == 1 and value is not None and not read_only:
+                    configs[name] = value
         return partitions, configs
 
     def create(self, topic: str, partitions: int, configs: dict[str, str]) -> None:
@@ -309,9 +318,20 @@ def _copy(settings: Settings, source: str, target: str, keep: Callable | None,
     return counts["kept"], counts["removed"], ends
 
 
+def _event_ids(value: bytes | None) -> set[bytes]:
+    """The event ids of a record of the events topic (one event, or a JSON array of one child's)."""
+    try:
+        decoded = json.loads(value or b"")
+    except (ValueError, RecursionError):
+        return set()
+    events = decoded if isinstance(decoded, list) else [decoded]
+    return {e["event_id"].encode() for e in events if isinstance(e, dict) and isinstance(e.get("event_id"), str)}
+
+
 def rewrite_topic(settings: Settings, kafka: Kafka, topic: str, needles: tuple[bytes, ...],
-                  log: Callable[[str], None]) -> TopicRewrite:
-    """Rewrite ``topic`` without the records that hold any of ``needles`` (see the module doc)."""
+                  log: Callable[[str], None], removed_event_ids: set[bytes] | None = None) -> TopicRewrite:
+    """Rewrite ``topic`` without the records that hold any of ``needles`` (see the module doc).
+    The event ids of the removed records are added to ``removed_event_ids``."""
     result = TopicRewrite(topic)
     found = {"n": 0}
 
@@ -332,7 +352,14 @@ def rewrite_topic(settings: Settings, kafka: Kafka, topic: str, needles: tuple[b
     kafka.create(scratch, partitions, configs)
     removed: dict[int, list[int]] = {}
     try:
-        kept, gone, ends = _copy(settings, topic, scratch, lambda r: not _matches(needles, r), removed)
+        def keep(record) -> bool:
+            if not _matches(needles, record):
+                return True
+            if removed_event_ids is not None:
+                removed_event_ids.update(_event_ids(record.value))
+            return False
+
+        kept, gone, ends = _copy(settings, topic, scratch, keep, removed)
         if _end_offsets(settings, topic) != ends:
             raise ErasureError(f"something is still writing to {topic}: stop ingest, the feeds and the engine, "
                                "then run erase again")
@@ -391,11 +418,20 @@ def erase_child(settings: Settings, child_ref: str, la_code: str, *,
     kafka = Kafka(settings)
     try:
         topics = [t for t in kafka.topics() if SCRATCH_MARK not in t]
+        event_ids: set[bytes] = set()
         for topic in topics:
-            done = rewrite_topic(settings, kafka, topic, needles, log)
+            done = rewrite_topic(settings, kafka, topic, needles, log, event_ids)
             if done.removed:
                 report.topics[topic] = done.removed
                 log(f"  {topic}: {done.removed} record(s) removed, {done.kept} kept")
+        # Second pass: what names the removed events only by their ids (the event-sources topic's
+        # records, keyed by event id; the engine's dead letters about a rule break).
+        if event_ids:
+            for topic in topics:
+                done = rewrite_topic(settings, kafka, topic, tuple(sorted(event_ids)), log)
+                if done.removed:
+                    report.topics[topic] = report.topics.get(topic, 0) + done.removed
+                    log(f"  {topic}: {done.removed} record(s) about the child's events removed")
     finally:
         kafka.close()
     from services.feeds.snapshot_state import SqliteSnapshotStore

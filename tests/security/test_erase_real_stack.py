@@ -113,7 +113,13 @@ def test_erase_leaves_nothing_of_the_child_in_topics_state_dir_or_metrics(local_
     publisher.wait([publisher.publish(checked)])
     publisher.close()
     store.close()
-    assert any(gone_ps.encode() in rec for _, rec in _every_topic_record(settings))
+    records = _every_topic_record(settings)
+    assert any(gone_ps.encode() in rec for _, rec in records)
+    # The child's event ids: the event-sources topic names its events by them (key = event id).
+    gone_ids = [json.loads(rec.split(b"|", 1)[1])["event_id"].encode() for t, rec in records
+                if t == settings.events_topic and gone_ps.encode() in rec]
+    assert len(gone_ids) == 2
+    assert any(any(i in rec for i in gone_ids) for t, rec in records if t == settings.events_sources_topic)
 
     url = f"http://{settings.host}:{settings.engine_metrics_port}/metrics"
     local_stack.start_engine(settings)
@@ -158,6 +164,7 @@ def test_erase_leaves_nothing_of_the_child_in_topics_state_dir_or_metrics(local_
     # Every topic of the cluster: nothing of the child (the other child is still there).
     records = _every_topic_record(settings)
     assert [t for t, rec in records if any(n in rec for n in needles)] == []
+    assert [t for t, rec in records if any(i in rec for i in gone_ids)] == []
     kept_ps = pseudonymiser.pseudonym(kept_ref, LA).encode()
     assert any(kept_ps in rec for t, rec in records if t == settings.events_topic)
 
@@ -205,3 +212,37 @@ def test_erase_refuses_while_the_engine_reads_the_topic_and_explains_in_one_sent
     # nothing was removed: the child's event is still there
     pseudonym = Pseudonymiser.from_settings(settings).pseudonym(ref, LA).encode()
     assert any(pseudonym in rec for t, rec in _every_topic_record(settings) if t == settings.events_topic)
+
+
+def test_a_dfe_purge_of_a_child_takes_the_erasure_path(local_stack):
+    """A DfE ``purge`` of a whole child voids its events (figures drop at once), deletes its snapshot
+    state and queues its erasure; `casewatch erase --pending` then removes it, voids included,
+    from every topic, and empties the queue."""
+    from casewatch.erasure import ErasureQueue
+    settings = local_stack.settings_for()
+    ensure_topics(settings)
+    ref = f"PURGE-{uuid.uuid4().hex[:10]}"
+    pseudonymiser = Pseudonymiser.from_settings(settings)
+    ps = pseudonymiser.pseudonym(ref, LA)
+    publisher = EventPublisher(settings, source_system="dfe_api", source="dfe_api")
+    store = SqliteSnapshotStore(settings.state_dir / "feeds" / f"dfe_api_state-{uuid.uuid4().hex[:6]}.sqlite")
+    queue = ErasureQueue.of(settings)
+    adapter = SnapshotAdapter({"808": LA}, lambda evs: publisher.wait([publisher.publish(publisher.check(e))
+                                                                        for e in evs]),
+                              lambda dls: None, store, pseudonymiser.pseudonym, request_erasure=queue.request)
+    ctx = adapter.context(808)
+    adapter.receive(ctx, [_child(ref, "EP1", "2026-09-01")])
+    adapter.receive(ctx, [{"la_child_id": ref, "purge": True}])
+    publisher.close()
+    assert store.get(ps) is None
+    store.close()
+    assert [r["child"] for r in queue.pending()] == [ps]
+    assert oct(queue.path.stat().st_mode & 0o777) == "0o600"
+    in_events = [rec for t, rec in _every_topic_record(settings) if t == settings.events_topic and ps.encode() in rec]
+    assert len(in_events) == 4   # by hand: referral.received, assessment.started and their two voids
+
+    done = _erase(settings, "--pending")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert queue.pending() == []
+    assert [t for t, rec in _every_topic_record(settings) if ps.encode() in rec or ref.encode() in rec] == []
+    assert "no erasure is pending" in _erase(settings, "--pending").stdout
