@@ -85,6 +85,7 @@ class StoredTogether:
 
 
 TEAM_RE = re.compile(TEAM_PATTERN)
+DERIVED_FIELDS = ("effective_date", "collection_year")
 UNICODE_MESSAGE = "contains invalid Unicode (a lone UTF-16 surrogate); send UTF-8 text"
 PSEUDONYM_REFUSED_MESSAGE = ("a pre-pseudonymised reference (ps_...) is not accepted from this source; "
                              "send the case-system identifier")
@@ -230,7 +231,11 @@ class EventPublisher:
             event = parse_event(record, teams=self.teams, la_codes=self.la_codes, date_range=self.date_range)
             errors = own
         except ValidationFailure as failure:
-            event, errors = None, _merge(own, failure.errors)
+            # a field the source did not send but was derived (effective_date from the main date)
+            # repeats its source's error: only the field that was sent is named
+            derived = [e for e in failure.errors if e["loc"] in DERIVED_FIELDS and e["loc"] not in raw]
+            reported = [e for e in failure.errors if e not in derived] or derived
+            event, errors = None, _merge(own, reported)
         if errors:
             payload = dead_letter_payload(record, errors, teams=self.settings.team_list)
             team = record.get("team")

@@ -101,3 +101,25 @@ def test_the_command_exits_1_when_anything_was_rejected_and_2_for_a_missing_file
         assert cli.main(["load", "--dry-run", str(tmp_path / "nope.jsonl")]) == 2
     finally:
         get_settings.cache_clear()
+
+
+def test_the_loader_dead_letters_surrogates_implausible_dates_and_pseudonyms_with_reasons(tmp_path):
+    """Issue 19 items 5-7 in the loader: a lone surrogate, a date of 9999 or 1066 and a ps_ reference
+    (an extract holds raw ids) are dead letters with their reason, never a crash."""
+    base = {"event_type": "referral.received", "la_code": "E06000004", "team": "cp_1", "child_ref": "LCS-8",
+            "referral_date": "2025-06-02", "source": "6"}
+    lines = [json.dumps(dict(base, child_ref="LCS-\ud800")),                        # escaped: valid JSON text
+             json.dumps(dict(base, referral_date="9999-12-31")),
+             json.dumps(dict(base, referral_date="1066-10-14")),
+             json.dumps(dict(base, child_ref="ps_" + "ab" * 16)),
+             json.dumps(base)]
+    path = tmp_path / "e.jsonl"
+    path.write_text("\n".join(lines) + "\n")
+    producer = RecordingProducer()
+    summary = load_files([path], publisher_with(producer))
+    assert (summary.read, summary.published, summary.dead_lettered) == (5, 1, 4)
+    assert dict(summary.rejected_by_reason) == {"unicode_invalid (child_ref)": 1, "date_range (referral_date)": 2,
+                                                "pseudonym_not_permitted (child_ref)": 1}
+    letters = [v for _, _, v in producer.on("dl")]
+    assert all(letter["payload"]["child_ref"] == "(redacted)" for letter in (letters[0], letters[3]))
+    assert [letter["payload"]["referral_date"] for letter in letters[1:3]] == ["9999-12-31", "1066-10-14"]
