@@ -25,7 +25,6 @@ from casewatch.stack.manager import StackManager
 from casewatch.stack.processes import ProcessTable
 
 REPO = Path(__file__).resolve().parents[1]
-SHARED_EXTERNAL = REPO.parent / "shared" / "external"
 TEST_KEY = "test-pseudonymisation-key-0123456789abcdef"
 
 
@@ -154,12 +153,6 @@ def local_stack() -> LocalStack:
 @pytest.fixture(scope="session")
 def kafka_bootstrap(local_stack: LocalStack) -> str:
     return local_stack.kafka_bootstrap
-
-
-@pytest.fixture
-def shared_external() -> Path:
-    assert SHARED_EXTERNAL.is_dir(), f"synthetic samples expected at {SHARED_EXTERNAL}"
-    return SHARED_EXTERNAL
 
 
 os.environ.setdefault("CASEWATCH_PSEUDONYMISATION_KEY", TEST_KEY)
