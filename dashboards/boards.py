@@ -50,7 +50,7 @@ def _reference_text(r: Ratio) -> str:
     if r.reference is None:
         return "No national reference value is published."
     shown = _percent(r.reference) if r.unit == "percentunit" else f"{r.reference:g}"
-    return f"England 2025: {shown} (domain.md §2)."
+    return f"England 2025: {shown} (docs/definitions.md)."
 
 
 def rag_steps(r: Ratio, thresholds: dict[str, float]) -> list[tuple[float | None, str]] | None:
@@ -73,15 +73,23 @@ def rag_steps(r: Ratio, thresholds: dict[str, float]) -> list[tuple[float | None
     return steps
 
 
+COHORT_WIN = 'window=~"cohort_12m|cohort_quarter"'
+COHORT_MATURITY = ("Cohort form: referrals received in the 12 months to 3 months ago (cohort_12m) and in the "
+                   "latest calendar quarter that ended at least 3 months ago (cohort_quarter), each counted "
+                   "with what has happened to them since; a cohort is shown only once it has matured 3 months.")
+
+
 def _selector(r: Ratio, la_only: bool, window: str | None = WIN) -> str:
     parts = [LA if la_only else SEL]
-    if "window" in r.numerator_by and window:
+    if r.cohort:
+        parts.append(COHORT_WIN)
+    elif "window" in r.numerator_by and window:
         parts.append(window)
     return "{" + ", ".join(parts) + "}"
 
 
 def _extra_legend(r: Ratio) -> str:
-    return "".join(f" {{{{{label}}}}}" for label in r.extra if label != "window")
+    return "".join(f" {{{{{label}}}}}" for label in r.extra if label != "window") + (" {{window}}" if r.cohort else "")
 
 
 def _reference_target(r: Ratio) -> list[Target]:
@@ -103,6 +111,8 @@ def ratio_trend(r: Ratio, thresholds: dict[str, float], published: bool = False)
     targets += _reference_target(r)
     steps = rag_steps(r, thresholds)
     description = f"{r.indicator}: {r.title}. {_reference_text(r)}"
+    if r.cohort:
+        description += " " + COHORT_MATURITY
     if published:
         description += (f" Published view: hidden where the numerator or the denominator is under"
                         f" {SUPPRESS_BELOW}.")

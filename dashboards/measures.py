@@ -9,9 +9,9 @@ this evaluation's results):
 * ``casewatch:<name>:ratio`` — numerator / denominator, absent when the denominator is 0,
 * ``casewatch:<name>:numerator_la`` / ``:denominator_la`` / ``:ratio_la`` — the whole authority,
 * ``casewatch:<name>:ratio_published`` / ``:ratio_la_published`` — the same ratio, dropped when the
-  numerator or the denominator is under 6 (domain.md §4 item 5, DfE practice: 1–5 is suppressed).
+  numerator or the denominator is under 6 (docs/definitions.md "Small numbers", DfE practice: 1–5 is suppressed).
 
-The indicator numbers (I2, P8, O17 …) and national reference values are those of domain.md §2.
+The indicator numbers (I2, P8, O17 …) and national reference values are those of docs/definitions.md.
 """
 from __future__ import annotations
 
@@ -28,16 +28,17 @@ SNAPSHOT = ("la", "team")
 @dataclass(frozen=True)
 class Ratio:
     name: str                 # slug used in the record names
-    indicator: str            # domain.md §2 number
+    indicator: str            # indicator id of docs/definitions.md
     title: str                # wording of the DfE / Working Together definition
     numerator: str            # PromQL selector
     denominator: str          # PromQL selector
     by: tuple[str, ...] = FLOW          # labels of the denominator
     extra: tuple[str, ...] = ()         # labels only the numerator is split by (shares)
-    reference: float | None = None      # national reference value (domain.md §2.5 / §2.1–2.3)
+    reference: float | None = None      # national reference value (docs/definitions.md)
     higher_is_better: bool | None = None
     unit: str = "percentunit"           # Grafana unit
     row: str = "Processes"              # Inputs / Processes / Outputs
+    cohort: bool = False                # a cohort measure: published in the matured cohort windows only
 
     @property
     def numerator_by(self) -> tuple[str, ...]:
@@ -76,6 +77,8 @@ RATIOS: list[Ratio] = [
     Ratio("assessment_timeliness", "P2", "Assessments completed within 45 working days",
           "casewatch_assessments_completed_in_time", "casewatch_assessments_completed",
           reference=0.857, higher_is_better=True),
+    Ratio("referral_to_s47_cohort", "P4", "Referrals whose episode had an S47 enquiry (cohort, matured 3 months)",
+          "casewatch_cohort_referrals_to_s47", "casewatch_cohort_referrals", reference=0.364, cohort=True),
     Ratio("s47_to_icpc", "P6", "ICPCs per S47 enquiry",
           "casewatch_icpcs", "casewatch_s47_started", reference=0.313),
     Ratio("icpc_timeliness", "P8", "ICPCs within 15 working days of the strategy discussion",
@@ -100,6 +103,11 @@ RATIOS: list[Ratio] = [
           'casewatch_workforce_fte{measure="agency"}', 'casewatch_workforce_fte{measure=~"agency|inpost"}',
           by=SNAPSHOT, reference=0.13, higher_is_better=False),
     # --- Outputs --------------------------------------------------------------------------------
+    Ratio("conversion_cohort", "O9", "Conversion rate, cohort form: referrals whose episode reached a CP plan "
+          "(matured 3 months)", "casewatch_cohort_referrals_to_cp_plan", "casewatch_cohort_referrals",
+          reference=0.098, cohort=True, row="Outputs"),
+    Ratio("conversion_simple", "O9s", "Conversion rate, simple form: CP plans started / referrals in the same period",
+          "casewatch_cp_plans_started", "casewatch_referrals", reference=0.098, row="Outputs"),
     Ratio("cp_plan_subsequent", "O6", "Second or subsequent CP plans",
           "casewatch_cp_plans_started_subsequent", "casewatch_cp_plans_started", reference=0.245,
           higher_is_better=False, row="Outputs"),

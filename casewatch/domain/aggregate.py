@@ -16,6 +16,14 @@ Windows, as of ``as_of`` (flows dated after ``as_of`` count in none):
 So on a month's (a quarter's) last day the ``month`` (``quarter``) value is that whole period's
 figure, and Prometheus's sample of that day keeps it.
 
+The cohort figures (``COHORT_METRICS``: flows dated on the referral whose later outcome they
+follow) are published only in matured cohorts (``COHORT_WINDOWS``), never in the windows above:
+
+* ``cohort_12m``: referrals dated ``(as_of - 15 months, as_of - 3 months]``: 12 months of
+  referrals, the latest of which has had 3 calendar months to reach an S47 or a plan;
+* ``cohort_quarter``: the latest calendar quarter that ended on or before ``as_of - 3 months``
+  (on 30 September: April-June; on 29 September: January-March).
+
 Stocks are summed, except the ``*_max_*`` metrics (``MAX_METRICS``), which are the maximum over
 keys (0 when no key holds one). A series once seen keeps being published (value 0) so Prometheus
 does not see it vanish; discarding the Aggregate (a revoked partition) drops them all.
@@ -26,12 +34,16 @@ from datetime import date, timedelta
 from typing import Iterable, Iterator
 
 from casewatch.domain.calendar import WorkingDayCalendar, add_calendar_months
-from casewatch.domain.indicators import MAX_METRICS, Contribution
+from casewatch.domain.indicators import COHORT_METRICS, MAX_METRICS, Contribution
 
-__all__ = ["Aggregate", "WINDOWS", "window_bounds", "combine_samples"]
+__all__ = ["Aggregate", "WINDOWS", "COHORT_WINDOWS", "COHORT_MATURITY_MONTHS", "window_bounds",
+           "cohort_bounds", "combine_samples"]
 
 WINDOWS = ("28d", "12m", "fytd", "month", "quarter")
+COHORT_WINDOWS = ("cohort_12m", "cohort_quarter")
+COHORT_MATURITY_MONTHS = 3
 _N = len(WINDOWS)
+_NC = len(COHORT_WINDOWS)
 Labels = tuple[tuple[str, str], ...]
 _ROUND = 9
 
@@ -46,6 +58,18 @@ def window_bounds(as_of: date) -> tuple[date, ...]:
     return first_28d, first_12m, first_fytd, first_month, first_quarter
 
 
+def cohort_bounds(as_of: date) -> tuple[tuple[date, date], ...]:
+    """Inclusive (first, last) days of the cohort windows (``COHORT_WINDOWS`` order)."""
+    last = add_calendar_months(as_of, -COHORT_MATURITY_MONTHS)
+    first_12m = add_calendar_months(last, -12) + timedelta(days=1)
+    quarter_start = date(last.year, 3 * ((last.month - 1) // 3) + 1, 1)
+    if add_calendar_months(quarter_start, 3) - timedelta(days=1) == last:  # last is a quarter's end
+        quarter = (quarter_start, last)
+    else:
+        quarter = (add_calendar_months(quarter_start, -3), quarter_start - timedelta(days=1))
+    return (first_12m, last), quarter
+
+
 def _clean(value: float) -> float:
     value = round(value, _ROUND)
     return 0.0 if value == 0 else value
@@ -56,6 +80,7 @@ class Aggregate:
         self.calendar = calendar
         self.as_of = as_of
         self._bounds = window_bounds(as_of)
+        self._cohort = cohort_bounds(as_of)
         self._buckets: dict[tuple[str, Labels], dict[date, float]] = {}
         self._windows: dict[tuple[str, Labels], list[float]] = {}
         self._stocks: dict[tuple[str, Labels], float] = {}
@@ -132,9 +157,14 @@ class Aggregate:
             buckets = self._buckets.get(key)
             if buckets is None:
                 buckets = self._buckets[key] = {}
-                self._windows[key] = [0.0] * _N
+                self._windows[key] = [0.0] * (_NC if metric in COHORT_METRICS else _N)
             buckets[d] = buckets.get(d, 0.0) + amount
-            if d <= as_of:
+            if metric in COHORT_METRICS:
+                sums = self._windows[key]
+                for i, (first, last) in enumerate(self._cohort):
+                    if first <= d <= last:
+                        sums[i] += amount
+            elif d <= as_of:
                 sums = self._windows[key]
                 for i, first in enumerate(bounds):
                     if d >= first:
@@ -144,12 +174,21 @@ class Aggregate:
         """Move "today" and re-sum every window from the daily buckets."""
         self.as_of = as_of
         self._bounds = window_bounds(as_of)
+        self._cohort = cohort_bounds(as_of)
         self._resum()
 
     def _resum(self) -> None:
         as_of = self.as_of
         bounds = self._bounds
         for key, buckets in self._buckets.items():
+            if key[0] in COHORT_METRICS:
+                sums = [0.0] * _NC
+                for d, amount in buckets.items():
+                    for i, (first, last) in enumerate(self._cohort):
+                        if first <= d <= last:
+                            sums[i] += amount
+                self._windows[key] = sums
+                continue
             sums = [0.0] * _N
             for d, amount in buckets.items():
                 if d > as_of:
@@ -163,7 +202,7 @@ class Aggregate:
         """Add ``other``'s keys into this aggregate (windows follow this aggregate's ``as_of``)."""
         for key, buckets in other._buckets.items():
             mine = self._buckets.setdefault(key, {})
-            self._windows.setdefault(key, [0.0] * _N)
+            self._windows.setdefault(key, [0.0] * (_NC if key[0] in COHORT_METRICS else _N))
             for d, amount in buckets.items():
                 mine[d] = mine.get(d, 0.0) + amount
         for key, value in other._stocks.items():
@@ -178,7 +217,7 @@ class Aggregate:
     def samples(self) -> Iterator[tuple[str, dict[str, str], float]]:
         """Every series: each flow in every window, then the stocks."""
         for (metric, labels), sums in self._windows.items():
-            for window, value in zip(WINDOWS, sums):
+            for window, value in zip(COHORT_WINDOWS if metric in COHORT_METRICS else WINDOWS, sums):
                 out = dict(labels)
                 out["window"] = window
                 yield metric, out, _clean(value)
@@ -192,7 +231,8 @@ class Aggregate:
         form the exposition needs; no dictionaries are built). ``window`` sorts after every other
         label name, so appending it keeps the order."""
         for (metric, labels), sums in self._windows.items():
-            for window_label, value in zip(_WINDOW_LABELS, sums):
+            for window_label, value in zip(_COHORT_WINDOW_LABELS if metric in COHORT_METRICS else _WINDOW_LABELS,
+                                           sums):
                 yield metric, labels + window_label, _clean(value)
         for (metric, labels), value in self._stocks.items():
             yield metric, labels, _clean(value)
@@ -200,10 +240,11 @@ class Aggregate:
             yield metric, labels, _clean(max(counts) if counts else 0.0)
 
     def series_count(self) -> int:
-        return _N * len(self._windows) + len(self._stocks) + len(self._maxima)
+        return sum(len(sums) for sums in self._windows.values()) + len(self._stocks) + len(self._maxima)
 
 
 _WINDOW_LABELS = tuple(((("window", w),)) for w in WINDOWS)
+_COHORT_WINDOW_LABELS = tuple(((("window", w),)) for w in COHORT_WINDOWS)
 
 
 def combine_series(parts: Iterable[Iterable[tuple[str, Labels, float]]]) -> dict[tuple[str, Labels], float]:

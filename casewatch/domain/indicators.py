@@ -63,12 +63,15 @@ from casewatch.domain.clocks import compute_clocks
 from casewatch.domain.history import ChildHistory, Event
 
 __all__ = ["Contribution", "contribution", "INDICATORS", "Indicator", "MAX_METRICS", "FLOW_METRICS",
-           "STOCK_METRICS", "months_look_back_start", "placements_in_look_back"]
+           "STOCK_METRICS", "COHORT_METRICS", "months_look_back_start", "placements_in_look_back"]
 
 Labels = tuple[tuple[str, str], ...]
 
 P = "casewatch_"
 MAX_METRICS = frozenset({P + "unallocated_max_workdays", P + "clocks_max_overdue_workdays"})
+# Cohort figures (P4, O9): flows dated on the referral, published only in the matured cohort
+# windows of casewatch.domain.aggregate (COHORT_WINDOWS), never in the ordinary windows.
+COHORT_METRICS = frozenset({P + "cohort_referrals", P + "cohort_referrals_to_s47", P + "cohort_referrals_to_cp_plan"})
 
 _CLOCK_FLOW = {
     "referral_decision": (P + "referral_decisions", P + "referral_decisions_in_time"),
@@ -119,7 +122,7 @@ def _first_day_outside(d: date, months: int) -> date:
 
 class _State:
     __slots__ = ("episode_open", "plans", "plans_seen", "lac_open", "lac_ls", "placements",
-                 "unallocated", "care_leaver", "workforce", "latest", "referral_dates")
+                 "unallocated", "care_leaver", "workforce", "latest", "referral_dates", "episode_referrals")
 
     def __init__(self) -> None:
         self.episode_open = False
@@ -137,6 +140,9 @@ class _State:
         self.workforce: Event | None = None
         self.latest: Event | None = None
         self.referral_dates: list[date] = []
+        # The referrals of the open CIN episode, for the cohort figures (P4, O9):
+        # [referral date, labels, reached an S47, reached a CP plan]
+        self.episode_referrals: list[list] = []
 
     def cp_open(self) -> bool:
         return any(p[2] for p in self.plans.values())
@@ -230,6 +236,15 @@ def contribution(history: ChildHistory, as_of: date, calendar: WorkingDayCalenda
     return Contribution(flows, stocks, stable)
 
 
+def _cohort_reached(st: _State, stage: int, metric: str, flow) -> None:
+    """The referrals of the open episode that had not reached this stage (S47 / CP plan) now have:
+    one flow each, dated on the referral (the cohort is the referral's date)."""
+    for entry in st.episode_referrals:
+        if not entry[stage]:
+            entry[stage] = True
+            flow(metric, entry[1], entry[0])
+
+
 def _feed(st: _State, ev: Event, d: date, flow) -> None:
     t = ev.event_type
     f = ev.f
@@ -252,12 +267,17 @@ def _feed(st: _State, ev: Event, d: date, flow) -> None:
         if any(earliest <= r < d for r in st.referral_dates):
             flow(P + "rereferrals", lab, d)
         st.referral_dates.append(d)
+        flow(P + "cohort_referrals", lab, d)
         if not f.get("referral_nfa"):
+            if not st.episode_open:
+                st.episode_referrals = []
+            st.episode_referrals.append([d, lab, False, False])
             st.episode_open = True
     elif t == "cin_episode.closed":
         if f.get("reason") in G.CLOSURE_ASSESSED_NOT_IN_NEED:
             flow(P + "referrals_assessed_not_in_need", lab, d)
         st.episode_open = False
+        st.episode_referrals = []
         st.unallocated.pop("cin", None)
     elif t == "assessment.completed":
         families = {G.factor_family(code) for code in (f.get("factors") or ())}
@@ -268,6 +288,7 @@ def _feed(st: _State, ev: Event, d: date, flow) -> None:
         flow(P + "early_help_started", _labels(ev.la, ev.team, source_group=G.source_group(f.get("lead_agency"))), d)
     elif t == "s47.started":
         flow(P + "s47_started", lab, d)
+        _cohort_reached(st, 2, P + "cohort_referrals_to_s47", flow)
     elif t == "icpc.held":
         if not f.get("transfer_in") and f.get("resulted_in_cpp"):
             flow(P + "icpcs_resulting_in_plan", lab, d)
@@ -276,6 +297,7 @@ def _feed(st: _State, ev: Event, d: date, flow) -> None:
     elif t == "cp_plan.started":
         ref = f.get("plan_ref", ev.event_id)
         flow(P + "cp_plans_started", lab, d)
+        _cohort_reached(st, 3, P + "cohort_referrals_to_cp_plan", flow)
         if (f.get("previous_plans") or 0) >= 1 or st.plans_seen >= 1:
             flow(P + "cp_plans_started_subsequent", lab, d)
         st.plans_seen += 1
@@ -470,6 +492,10 @@ INDICATORS: tuple[Indicator, ...] = (
          "Open assessment clocks past their due date (process=assessment)."),
     _ind("processes", "P3", "Referral decision within 1 working day",
          ("referral_decisions_in_time", "referral_decisions"), "Referral outcomes within 1 working day / outcomes."),
+    _ind("processes", "P4", "Referral to S47 rate (cohort)", ("cohort_referrals_to_s47", "cohort_referrals"),
+         "Referrals whose CIN episode had an S47 enquiry / referrals, by referral date, in cohorts matured 3 "
+         "months (windows cohort_12m, cohort_quarter). England 2025 36.4% is derived from counts, not "
+         "cohort-linked.", 0.364),
     _ind("processes", "P5", "S47 enquiries", ("s47_started",), "S47 enquiries started.", 230590),
     _ind("processes", "P6", "S47 to ICPC rate", ("icpcs", "s47_started"), "ICPCs / S47 enquiries.", 0.313),
     _ind("processes", "P7", "ICPCs", ("icpcs",), "Initial child protection conferences (transfer-ins excluded).",
@@ -508,6 +534,13 @@ INDICATORS: tuple[Indicator, ...] = (
          "Open plans at least 2 years old / open plans.", 0.023),
     _ind("outputs", "O8", "CP plan end routes", ("cp_plans_ended_by_route", "cp_plans_ended"),
          "Plans ended by route (step-down to CIN plan / early help ...) / plans ended."),
+    _ind("outputs", "O9", "Conversion rate (cohort form)", ("cohort_referrals_to_cp_plan", "cohort_referrals"),
+         "Referrals whose CIN episode reached a CP plan / referrals, by referral date, in cohorts matured 3 "
+         "months (windows cohort_12m, cohort_quarter). England about 9.8% (derived from counts, not "
+         "cohort-linked).", 0.098),
+    _ind("outputs", "O9s", "Conversion rate (simple form)", ("cp_plans_started", "referrals"),
+         "CP plans started / referrals in the same window (the form Cabinet reports quote; not the same "
+         "children).", 0.098),
     _ind("outputs", "O10", "LAC short-term instability", ("lac_3plus_placements_12m", "lac_open"),
          "LAC with 3+ placements in the previous 12 months / LAC.", 0.10),
     _ind("outputs", "O10b", "LAC with 3+ placements over 2 years", ("lac_3plus_placements_24m", "lac_open"),
@@ -540,7 +573,7 @@ FLOW_METRICS = frozenset({P + m for m in (
     "statutory_visits_completed", "statutory_visits_completed_in_time", "child_participation",
     "care_applications", "cp_plans_started", "cp_plans_started_subsequent", "cp_plans_ended",
     "cp_plans_ended_2y_plus", "cp_plans_ended_by_route", "lac_started", "lac_ceased", "lac_ceased_by_outcome",
-    "workforce_leavers_fte")})
+    "workforce_leavers_fte", "cohort_referrals", "cohort_referrals_to_s47", "cohort_referrals_to_cp_plan")})
 STOCK_METRICS = frozenset({P + m for m in (
     "cin_open", "cp_plans_open", "cp_plans_open_2y_plus", "lac_open", "lac_3plus_placements_12m",
     "lac_3plus_placements_24m", "care_leavers", "care_leavers_eet", "care_leavers_suitable_accommodation",

@@ -49,7 +49,7 @@ def allowed_label_values(settings) -> dict[str, set[str]]:
         "end_route": {"cin_plan", "early_help", "became_lac", "moved_la", "other"},
         "case_type": {"cin", "cp", "lac", "care_leaver", "other"},
         "age_band": {"17-18", "19-21", "unknown", "other"},
-        "window": {"28d", "12m", "fytd", "month", "quarter"},
+        "window": {"28d", "12m", "fytd", "month", "quarter", "cohort_12m", "cohort_quarter"},
     }
 
 

@@ -110,3 +110,30 @@ def test_merge_and_combine_samples():
     p1.merge(p2)
     assert windows(p1) == {"28d": 1.0, "12m": 2.0, "fytd": 2.0, "month": 1.0, "quarter": 1.0}
     assert {m: v for m, _, v in p1.samples() if "window" not in _} == {"casewatch_cin_open": 2.0, mx[0]: 4.0}
+
+
+def test_cohort_bounds_are_matured_three_months():
+    from casewatch.domain.aggregate import cohort_bounds
+    # 30 Sep: matured to 30 Jun (a quarter's end): 12 months 1 Jul..30 Jun, quarter April-June
+    assert cohort_bounds(date(2026, 9, 30)) == ((date(2025, 7, 1), date(2026, 6, 30)),
+                                                (date(2026, 4, 1), date(2026, 6, 30)))
+    # 29 Sep: matured to 29 Jun: April-June has not matured, the latest matured quarter is Jan-Mar
+    assert cohort_bounds(date(2026, 9, 29)) == ((date(2025, 6, 30), date(2026, 6, 29)),
+                                                (date(2026, 1, 1), date(2026, 3, 31)))
+    # 31 May: 3 months back is 28 Feb (no 31 Feb); quarter Oct-Dec of the year before
+    assert cohort_bounds(date(2026, 5, 31)) == ((date(2025, 3, 1), date(2026, 2, 28)),
+                                                (date(2025, 10, 1), date(2025, 12, 31)))
+
+
+def test_cohort_metrics_are_published_only_in_cohort_windows():
+    metric = "casewatch_cohort_referrals"
+    agg = Aggregate(CAL, date(2026, 9, 30))
+    agg.apply(None, Contribution(flows={(metric, LAB, date(2026, 6, 30)): 1.0,
+                                        (metric, LAB, date(2026, 7, 1)): 1.0,
+                                        (metric, LAB, date(2025, 7, 1)): 1.0}))
+    assert windows(agg, metric) == {"cohort_12m": 2.0, "cohort_quarter": 1.0}
+    agg.set_as_of(date(2026, 10, 1))  # 1 Jul 2026 has matured now; 1 Jul 2025 left the 12 months
+    assert windows(agg, metric) == {"cohort_12m": 2.0, "cohort_quarter": 1.0}
+    agg.set_as_of(date(2026, 12, 31))  # quarter July-September has matured
+    assert windows(agg, metric) == {"cohort_12m": 2.0, "cohort_quarter": 1.0}
+    assert agg.series_count() == 2

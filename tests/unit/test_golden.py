@@ -9,7 +9,8 @@ series are compared (still exactly, every label set), so a scenario about one fi
 work out every clock its events open. ``windows`` lists either the three rolling windows
 ``[28d, 12m, fytd]`` or all five ``[28d, 12m, fytd, month, quarter]``; a three-value list leaves
 that series' calendar windows (month and quarter to date) unchecked, and the scenarios about
-calendar periods list all five.
+calendar periods list all five. The cohort figures (P4, O9) list their two matured cohorts
+``[cohort_12m, cohort_quarter]``.
 
 Every expectation is worked by hand from the definition quoted in the file, never by running the
 code. Every figure of the catalogue and every event type occurs in at least one scenario.
@@ -24,10 +25,10 @@ import re
 import pytest
 import yaml
 
-from casewatch.domain.aggregate import WINDOWS, Aggregate
+from casewatch.domain.aggregate import COHORT_WINDOWS, WINDOWS, Aggregate
 from casewatch.domain.calendar import WorkingDayCalendar
 from casewatch.domain.history import ChildHistory, compact
-from casewatch.domain.indicators import FLOW_METRICS, STOCK_METRICS, contribution
+from casewatch.domain.indicators import COHORT_METRICS, FLOW_METRICS, STOCK_METRICS, contribution
 from schemas.events import EVENT_TYPES
 
 GOLDEN = Path(__file__).resolve().parents[1] / "golden"
@@ -78,8 +79,13 @@ def expected_series(data: dict) -> dict:
         labels = {k: str(v) for k, v in labels.items() if v is not None}
         if "windows" in item:
             values = item["windows"]
-            assert len(values) in (3, 5), f"{item['metric']}: windows lists 3 or 5 values"
-            for window, value in zip(WINDOWS, values):
+            if item["metric"] in COHORT_METRICS:
+                assert len(values) == 2, f"{item['metric']}: windows lists [cohort_12m, cohort_quarter]"
+                names = COHORT_WINDOWS
+            else:
+                assert len(values) in (3, 5), f"{item['metric']}: windows lists 3 or 5 values"
+                names = WINDOWS
+            for window, value in zip(names, values):
                 out[(item["metric"], tuple(sorted({**labels, "window": window}.items())))] = float(value)
         else:
             out[(item["metric"], tuple(sorted(labels.items())))] = float(item["value"])
