@@ -8,6 +8,7 @@ part, why (the last lines of its log) and where the full log is. ``down`` stops 
 from __future__ import annotations
 
 import sys
+import threading
 import time
 from datetime import date, datetime, timedelta
 from typing import Callable
@@ -58,13 +59,33 @@ class StackManager:
         # The state dir holds pseudonymised events (Kafka segments), mails and secrets: owner only.
         self.settings.state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         self.settings.state_dir.chmod(0o700)
+        # With the demo, the history backfill runs beside the other parts' start (and the engine's
+        # catch-up on the demo history), and Prometheus, which must not start before it, last.
+        backfill: threading.Thread | None = None
+        failure: list[BaseException] = []
+        held: list[c.Component] = []
         for comp in self.components():
             if comp.name == "prometheus" and self.demo:
-                self.backfill_demo_history()
+                def run_backfill() -> None:
+                    try:
+                        self.backfill_demo_history()
+                    except BaseException as exc:  # noqa: BLE001 - re-raised in the main thread
+                        failure.append(exc)
+                backfill = threading.Thread(target=run_backfill, name="demo-history-backfill", daemon=True)
+                backfill.start()
+                held.append(comp)
+                continue
             self.start_component(comp)
             started.append(comp)
             if comp.name == "kafka":
                 self.create_topics()
+        if backfill is not None:
+            backfill.join()
+            if failure:
+                raise failure[0]
+        for comp in held:
+            self.start_component(comp)
+            started.append(comp)
         return started
 
     def backfill_demo_history(self) -> None:

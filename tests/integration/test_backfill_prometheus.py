@@ -5,6 +5,7 @@ recorded ratio, on series that carry the labels the engine's scrape adds."""
 from __future__ import annotations
 
 import json
+import os
 import socket
 import subprocess
 import sys
@@ -114,3 +115,119 @@ def test_backfilled_blocks_answer_past_days(tmp_path):
     finally:
         proc.terminate()
         proc.wait(timeout=30)
+
+
+def _start_prometheus(data_dir: Path, tmp_path: Path) -> tuple[subprocess.Popen, str]:
+    config = tmp_path / "prometheus-history.yml"
+    config.write_text("global:\n  scrape_interval: 1m\nscrape_configs: []\n")
+    port = free_port()
+    proc = subprocess.Popen(["/usr/bin/prometheus", f"--config.file={config}", f"--storage.tsdb.path={data_dir}",
+                             f"--web.listen-address=127.0.0.1:{port}", "--storage.tsdb.retention.time=5y"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            urllib.request.urlopen(f"{base}/-/ready", timeout=2).read()
+            return proc, base
+        except OSError:
+            assert proc.poll() is None, "prometheus exited"
+            assert time.monotonic() < deadline, "prometheus never became ready"
+            time.sleep(0.5)
+
+
+def _records_with_headers(settings, topic: str) -> list:
+    from kafka import KafkaConsumer, TopicPartition
+    consumer = KafkaConsumer(bootstrap_servers=settings.bootstrap, group_id=None, enable_auto_commit=False,
+                             consumer_timeout_ms=10000, receive_message_max_bytes=64 * 1024 * 1024)
+    try:
+        tps = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or [])]
+        consumer.assign(tps)
+        consumer.seek_to_beginning(*tps)
+        ends = consumer.end_offsets(tps)
+        out = []
+        while any(consumer.position(tp) < ends[tp] for tp in tps):
+            batch = consumer.poll(timeout_ms=5000, max_records=5000)
+            assert batch, "the topic stopped short of its end offsets"
+            for messages in batch.values():
+                out.extend(messages)
+        return out
+    finally:
+        consumer.close()
+
+
+def test_history_load_publishes_one_replay_run_and_backfills(local_stack, tmp_path):
+    """`casewatch history load`: the valid events reach Kafka as one replay-marked run ending with
+    a replay-end on every partition, the invalid one is rejected and named in the summary, and the
+    Prometheus data dir answers a past day's figure counted from the file."""
+    from casewatch.replay_marking import CONTROL_HEADER, REPLAY_END, REPLAY_HEADER
+    from casewatch.stack.components import settings_env
+    from casewatch.topics import ensure_topics
+
+    settings = local_stack.settings_for()
+    ensure_topics(settings)
+    env = dict(os.environ)
+    env.update(settings_env(settings))
+    until = date.today() - timedelta(days=1)
+    events_file = tmp_path / "history.jsonl"
+    made = subprocess.run([sys.executable, "-m", "casewatch.cli", "simulate", "--la", "E06000004",
+                           "--population", "3000", "--seed", "7", "--history-years", "0.3",
+                           "--until", until.isoformat(), "--out", str(events_file)],
+                          cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    assert made.returncode == 0, made.stderr[-2000:]
+    bad_file = tmp_path / "bad.jsonl"
+    bad_file.write_text(json.dumps({"event_type": "referral.received", "la_code": "E06000004"}) + "\n")
+    data_dir = tmp_path / "prometheus-data"
+    first = until - timedelta(days=40)
+    done = subprocess.run([sys.executable, "-m", "casewatch.cli", "history", "load", str(events_file), str(bad_file),
+                           "--prometheus-data", str(data_dir), "--instance", "127.0.0.1:39998", "--no-start",
+                           "--from-date", first.isoformat(), "--to-date", until.isoformat()],
+                          cwd=REPO, env=env, capture_output=True, text=True, timeout=900)
+    assert done.returncode == 1, done.stdout[-3000:] + done.stderr[-3000:]   # one record rejected
+    assert "history load summary" in done.stdout
+    events = [json.loads(line) for line in events_file.read_text().splitlines()]
+    assert f"valid events       {len(events)}" in done.stdout
+    assert "rejected           1" in done.stdout
+
+    records = _records_with_headers(settings, settings.events_topic)
+    control = [r for r in records if dict(r.headers).get(CONTROL_HEADER) == REPLAY_END]
+    data = [r for r in records if CONTROL_HEADER not in dict(r.headers)]
+    runs = {dict(r.headers).get(REPLAY_HEADER) for r in records}
+    assert len(runs) == 1 and None not in runs, "every record carries the one run's replay header"
+    assert sorted(r.partition for r in control) == list(range(settings.partitions))
+    assert sum(len(json.loads(r.value)) for r in data) == len(events)
+    assert all(max(r.offset for r in data if r.partition == c.partition) < c.offset
+               for c in control if any(r.partition == c.partition for r in data)), "the end marker comes last"
+
+    day = until - timedelta(days=3)
+    referrals_28d = sum(1 for e in events if e["event_type"] == "referral.received"
+                        and (day - timedelta(days=27)).isoformat() <= e["referral_date"] <= day.isoformat())
+    proc, base = _start_prometheus(data_dir, tmp_path)
+    try:
+        at = datetime(day.year, day.month, day.day, tzinfo=timezone.utc).timestamp()
+        result = query(base, 'sum(casewatch_referrals{window="28d",job="casewatch-engine",instance="127.0.0.1:39998"})', at)
+        assert float(result[0]["value"][1]) == referrals_28d
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+    # Loading it again: the same stable ids, and nothing left to backfill.
+    again = subprocess.run([sys.executable, "-m", "casewatch.cli", "history", "load", str(events_file),
+                            "--prometheus-data", str(data_dir), "--no-start", "--skip-kafka",
+                            "--from-date", first.isoformat(), "--to-date", until.isoformat()],
+                           cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert "nothing to backfill" in again.stdout
+
+
+@pytest.mark.parametrize("args, fix", [
+    (["history", "load", "no-such-file.jsonl"], "give the paths of JSON-lines or CSV event files"),
+    (["history", "load", "README.md", "--from-date", "2025-02-01", "--to-date", "2025-01-01"],
+     "give a first day on or before the last"),
+    (["backfill-prometheus", "--events", "no-such-file.jsonl", "--out", "x"], "give --events the JSON-lines"),
+])
+def test_a_history_cli_mistake_is_one_sentence_with_the_fix(args, fix):
+    done = casewatch(*args)
+    assert done.returncode == 2
+    assert fix in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1 and "Traceback" not in done.stderr

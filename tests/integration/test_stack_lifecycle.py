@@ -39,6 +39,9 @@ def test_stack_up_is_healthy_idempotent_and_down_leaves_no_process(tmp_path: Pat
         for name in ("kafka", "prometheus", "alertmanager", "engine"):
             assert name in up.stdout
 
+        # Without the demo there is no demo history to backfill: Prometheus starts empty.
+        assert not (tmp_path / "state" / "prometheus" / "data" / "casewatch-backfill.json").exists()
+
         table = ProcessTable(tmp_path / "state")
         pids_before = {p.name: p.pid for p in table.all()}
         assert set(pids_before) == {"kafka", "prometheus", "alertmanager", "engine"}
