@@ -231,3 +231,39 @@ def test_a_history_cli_mistake_is_one_sentence_with_the_fix(args, fix):
     assert done.returncode == 2
     assert fix in done.stderr
     assert len(done.stderr.strip().splitlines()) == 1 and "Traceback" not in done.stderr
+
+
+def test_the_backfill_counts_in_the_configured_working_day_calendar(tmp_path):
+    """CASEWATCH_EXTRA_HOLIDAYS reaches the backfill (the engine's calendar): a referral decision
+    is in time when made within 1 working day of the referral (CIN census / Working Together);
+    with every weekday of the six weeks before the day declared a holiday no working day passes,
+    so every decision in the 28 days is in time, while with the ordinary calendar some are late."""
+    events_file = tmp_path / "history.jsonl"
+    made = casewatch("simulate", "--la", "E06000004", "--population", "6000", "--seed", "5",
+                     "--history-years", "0.25", "--until", "2025-06-30", "--out", str(events_file))
+    assert made.returncode == 0, made.stderr[-2000:]
+    day = date(2025, 6, 30)
+    holidays = [day - timedelta(days=i) for i in range(42) if (day - timedelta(days=i)).weekday() < 5]
+
+    def decisions(extra_holidays: str, name: str) -> tuple[float, float]:
+        blocks = tmp_path / name
+        env = dict(os.environ, CASEWATCH_EXTRA_HOLIDAYS=extra_holidays)
+        done = subprocess.run([sys.executable, "-m", "casewatch.cli", "backfill-prometheus", "--events",
+                               str(events_file), "--out", str(blocks), "--from-date", day.isoformat(),
+                               "--to-date", day.isoformat()],
+                              cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
+        assert done.returncode == 0, done.stderr[-2000:]
+        proc, base = _start_prometheus(blocks, tmp_path)
+        try:
+            at = datetime(day.year, day.month, day.day, tzinfo=timezone.utc).timestamp()
+            made = query(base, 'sum(casewatch_referral_decisions{window="28d"})', at)
+            in_time = query(base, 'sum(casewatch_referral_decisions_in_time{window="28d"})', at)
+            return float(made[0]["value"][1]), float(in_time[0]["value"][1])
+        finally:
+            proc.terminate()
+            proc.wait(timeout=30)
+
+    made, in_time = decisions("", "ordinary")
+    assert 0 < in_time < made
+    made_h, in_time_h = decisions(",".join(d.isoformat() for d in holidays), "holidays")
+    assert made_h == made and in_time_h == made_h
