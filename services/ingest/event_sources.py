@@ -42,9 +42,9 @@ class EventSources:
     def __init__(self, settings: Settings | None = None, timeout: float = 10.0):
         self._settings = settings
         self._timeout = timeout
-        self._known: dict[int, tuple[int, int]] = {}
-        self._names: list[str] = []
-        self._name_ids: dict[str, int] = {}
+        # event id (as an int) -> one shared object per (source system, event type): ~100 bytes an event
+        self._known: dict[int, tuple[str, str]] = {}
+        self._origins: dict[tuple[str, str], tuple[str, str]] = {}
         self._lock = threading.Lock()
         self._consumer: KafkaConsumer | None = None
         self._partitions: list[TopicPartition] = []
@@ -59,22 +59,19 @@ class EventSources:
         except (ValueError, AttributeError, TypeError):
             return None
 
-    def _name(self, name: str) -> int:
-        found = self._name_ids.get(name)
-        if found is None:
-            found = self._name_ids[name] = len(self._names)
-            self._names.append(name)
-        return found
+    def _origin(self, source_system: str, event_type: str) -> tuple[str, str]:
+        pair = (source_system, event_type)
+        return self._origins.setdefault(pair, pair)
 
     def remember(self, event_id: str, source_system: str, event_type: str) -> None:
         key = self._key(event_id)
         if key is not None:
             with self._lock:
-                self._known[key] = (self._name(source_system), self._name(event_type))
+                self._known[key] = self._origin(source_system, event_type)
 
     def _get(self, key: int) -> Origin | None:
         found = self._known.get(key)
-        return None if found is None else Origin(self._names[found[0]], self._names[found[1]])
+        return None if found is None else Origin(*found)
 
     def origin(self, event_id: str) -> Origin | None:
         """Where ``event_id`` came from, or None when no stored event has that id."""
@@ -131,7 +128,7 @@ class EventSources:
             return
         try:
             data = json.loads(value)
-            origin = (self._name(str(data["source_system"])), self._name(str(data["event_type"])))
+            origin = self._origin(str(data["source_system"]), str(data["event_type"]))
         except (ValueError, KeyError, TypeError):
             return
         self._known[event_key] = origin

@@ -21,6 +21,7 @@ import json
 import logging
 import re
 from dataclasses import dataclass, field
+from functools import lru_cache
 from datetime import datetime, timezone
 from typing import Any, Iterable
 
@@ -103,13 +104,20 @@ def _has_surrogate(value: Any, depth: int = 0) -> bool:
     return False
 
 
+@lru_cache(maxsize=1)
+def _field_names() -> frozenset[str]:
+    from schemas import EVENT_TYPES
+    return frozenset(name for cls in EVENT_TYPES.values() for name in cls.model_fields)
+
+
 def hygiene_errors(raw: dict, pre_pseudonymised: bool) -> list[dict]:
     """Field errors found before validation: invalid Unicode anywhere, and references that are
     already pseudonyms from a source that may not send them. Never quotes a value."""
     errors = []
     for position, (name, value) in enumerate(raw.items(), 1):
         bad_name = has_lone_surrogate(name) if isinstance(name, str) else True
-        loc = f"(unknown field #{position})" if bad_name else name
+        # a field name that is not ours is input too (it may be a name): located by position only
+        loc = name if not bad_name and name in _field_names() else f"(unknown field #{position})"
         if bad_name or _has_surrogate(value):
             errors.append({"loc": loc, "msg": UNICODE_MESSAGE, "type": "unicode_invalid"})
         elif (not pre_pseudonymised and name in IDENTIFIER_FIELDS and isinstance(value, str)
