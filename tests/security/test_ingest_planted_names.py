@@ -84,7 +84,7 @@ def test_no_planted_name_reaches_a_dead_letter_log_answer_or_metric_at_ingest(ca
     caplog.set_level(logging.DEBUG)
     s = settings(ingest_max_body_bytes=100_000)
     with client_for(s) as api:
-        @hsettings(max_examples=300, deadline=None, database=None, derandomize=True,
+        @hsettings(max_examples=500, deadline=None, database=None, derandomize=True,
                    suppress_health_check=list(HealthCheck))
         @given(st.lists(planted(), min_size=1, max_size=3), st.booleans())
         def post(cases, as_batch):
