@@ -39,6 +39,7 @@ PROCESS_TITLES = {
     "lac_review_first": "First LAC review (20 working days)",
     "lac_review": "Later LAC reviews (3 months, then 6-monthly)",
     "statutory_visit": "LAC statutory visits",
+    "care_proceedings": "Care proceedings (26 weeks from the application)",
 }
 
 
@@ -263,7 +264,8 @@ def workload_board() -> Board:
     panels.append(row("Timeliness"))
     for name, window in (("assessment_timeliness", "28d"), ("icpc_timeliness", "28d"),
                          ("referral_decision_timeliness", "28d"), ("cp_review_timeliness", "12m"),
-                         ("lac_review_timeliness", "12m"), ("statutory_visit_timeliness", "28d")):
+                         ("lac_review_timeliness", "12m"), ("statutory_visit_timeliness", "28d"),
+                         ("care_proceedings_timeliness", "12m")):
         panels.append(ratio_stat(r[name], t, window))
     panels.append(Panel("Overdue statutory work", "bargauge",
                         [Target(f"sum by (process) (casewatch_clocks_overdue{{{SEL}}})", legend="{{process}}",

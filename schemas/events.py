@@ -411,6 +411,15 @@ class CourtApplication(EventBase):
     order_sought: code("order_sought")
 
 
+class CourtFinalOrder(EventBase):
+    """Care proceedings end: the final order (or the application withdrawn). Stops the 26-week
+    care proceedings clock that ``court.application`` (ico, care_order or supervision_order) opened."""
+    event_type: Literal["court.final_order"]
+    MAIN_DATE_FIELD: ClassVar[str] = "final_order_date"
+    final_order_date: IsoDate
+    order_made: code("final_order")
+
+
 class CaseAllocated(EventBase):
     event_type: Literal["case.allocated"]
     MAIN_DATE_FIELD: ClassVar[str] = "allocation_date"
@@ -465,7 +474,7 @@ EVENT_CLASSES: tuple[type[EventBase], ...] = (
     AssessmentCompleted, StrategyDiscussionHeld, S47Started, S47Completed, IcpcHeld, CpPlanStarted,
     CpPlanCategoryChanged, CpReviewHeld, CpPlanEnded, LacStarted, LacLegalStatusChanged, PlacementChanged,
     LacEnded, LacReviewHeld, StatutoryVisitHeld, EarlyHelpOpened, EarlyHelpClosed, CourtApplication,
-    CaseAllocated, CaseUnallocated, CareLeaverStatus, WorkforceSnapshot, EventVoided,
+    CourtFinalOrder, CaseAllocated, CaseUnallocated, CareLeaverStatus, WorkforceSnapshot, EventVoided,
 )
 EVENT_TYPES: dict[str, type[EventBase]] = {
     cls.model_fields["event_type"].annotation.__args__[0]: cls for cls in EVENT_CLASSES}

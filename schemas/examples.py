@@ -53,6 +53,7 @@ _OWN: dict[str, tuple[str, dict]] = {
     "early_help.closed": ("2025-11-03", {"end_date": "2025-11-03", "end_reason": "outcomes_met"}),
     "court.application": ("2025-06-30", {"pre_proceedings_start": "2025-04-14", "letter_before_proceedings": "2025-04-14",
                                          "court_app_date": "2025-06-30", "order_sought": "ico"}),
+    "court.final_order": ("2025-12-15", {"final_order_date": "2025-12-15", "order_made": "care_order"}),
     "case.allocated": ("2025-06-03", {"case_type": "cin", "allocation_date": "2025-06-03", "change_reason": "FCONTA"}),
     "case.unallocated": ("2025-08-15", {"case_type": "cp", "allocation_date": "2025-08-15", "change_reason": "LEFTRL"}),
     "care_leaver.status": ("2025-09-01", {"date": "2025-09-01", "age_band": "19-21", "in_touch": "YES",

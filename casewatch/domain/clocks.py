@@ -40,6 +40,15 @@ Rules (working days use :class:`~casewatch.domain.calendar.WorkingDayCalendar`; 
                        period's placement begins at DECOM only for RNE P/B/T/U; an RNE L first known
                        episode's placement began before the data: no visit clock until a move.
 
+``care_proceedings``   start: ``court.application`` for an interim care order, a care order or a
+                       supervision order (``order_sought`` ico / care_order / supervision_order)
+                       while no care proceedings are running (a second application inside the
+                       same proceedings does not restart them); done: ``court.final_order``; 26
+                       weeks: due = application + 182 days, in time when the final order is dated
+                       on or before it (26 weeks exactly is in time). Court-approved extensions are
+                       not recorded: an extended case shows as overdue. A final order with no
+                       application in the history counts as completed, not in time.
+
 A completion whose clock start is unknown (e.g. an ICPC with no S47 and no strategy discussion in
 the history, a review of a plan that began before the history does) counts as completed and is in
 time only if the event's own ``due_date`` shows it; with no ``due_date`` it is counted late (it
@@ -59,7 +68,9 @@ __all__ = ["Clock", "PROCESSES", "WORKING_DAY_LIMITS", "compute_clocks", "due_cp
            "due_statutory_visit"]
 
 PROCESSES = ("referral_decision", "assessment", "icpc", "cp_review", "lac_review_first", "lac_review",
-             "statutory_visit")
+             "statutory_visit", "care_proceedings")
+CARE_PROCEEDINGS_ORDERS = frozenset({"ico", "care_order", "supervision_order"})
+CARE_PROCEEDINGS_WEEKS = 26
 WORKING_DAY_LIMITS = {"referral_decision": 1, "assessment": 45, "icpc": 15, "lac_review_first": 20}
 FIRST_VISIT_DAYS = 7
 VISIT_WEEKS_FIRST_YEAR = 6
@@ -118,7 +129,7 @@ class _Walk:
 
     __slots__ = ("cal", "clocks", "referrals", "episode_referrals", "referral_clock", "assessments", "s47",
                  "last_s47_sd", "plans", "plan_starts", "lac_open", "lac_decom", "lac_reviews",
-                 "lac_review_clock", "visit_clock", "placement_start")
+                 "lac_review_clock", "visit_clock", "placement_start", "proceedings")
 
     def __init__(self, calendar: WorkingDayCalendar):
         self.cal = calendar
@@ -137,6 +148,7 @@ class _Walk:
         self.lac_review_clock: Clock | None = None
         self.visit_clock: Clock | None = None
         self.placement_start: date | None = None
+        self.proceedings: Clock | None = None     # the running care proceedings clock
 
     # -- helpers -------------------------------------------------------------------------------
     def _open(self, process: str, opened: date, start: date | None, due: date | None) -> Clock:
@@ -379,6 +391,19 @@ class _Walk:
         self._stop(self.lac_review_clock, d)
         self._stop(self.visit_clock, d)
         self.lac_review_clock = self.visit_clock = None
+
+
+    def _on_court_application(self, ev: Event, d: date) -> None:
+        if ev.f.get("order_sought") not in CARE_PROCEEDINGS_ORDERS or self.proceedings is not None:
+            return
+        self.proceedings = self._open("care_proceedings", d, d, d + timedelta(weeks=CARE_PROCEEDINGS_WEEKS))
+
+    def _on_court_final_order(self, ev: Event, d: date) -> None:
+        if self.proceedings is None:
+            self._completed_without_start("care_proceedings", ev)
+            return
+        self._complete(self.proceedings, ev)
+        self.proceedings = None
 
 
 # event type -> the _Walk method that handles it ("referral.received" -> _on_referral_received)

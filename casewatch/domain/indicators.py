@@ -81,6 +81,7 @@ _CLOCK_FLOW = {
     "lac_review_first": (P + "lac_reviews_completed", P + "lac_reviews_completed_in_time"),
     "lac_review": (P + "lac_reviews_completed", P + "lac_reviews_completed_in_time"),
     "statutory_visit": (P + "statutory_visits_completed", P + "statutory_visits_completed_in_time"),
+    "care_proceedings": (P + "care_proceedings_completed", P + "care_proceedings_completed_in_time"),
 }
 _WORKFORCE_MEASURES = (("establishment", "establishment_fte"), ("inpost", "inpost_fte"),
                        ("vacancy", "vacancy_fte"), ("agency", "agency_fte"),
@@ -515,6 +516,10 @@ INDICATORS: tuple[Indicator, ...] = (
          ("statutory_visits_completed_in_time", "statutory_visits_completed"),
          "Visits within the (simplified) reg 28 timescale / visits."),
     _ind("processes", "P14", "Care applications", ("care_applications",), "Court applications issued."),
+    _ind("processes", "P14b", "Care proceedings within 26 weeks",
+         ("care_proceedings_completed_in_time", "care_proceedings_completed"),
+         "Care proceedings concluded (final order) within 26 weeks of the application / concluded; the live "
+         "clock (process=care_proceedings) gives open, overdue and due-soon proceedings."),
     _ind("processes", "P15", "LAC legal status mix", ("lac_open",), "LAC by legal status group (V3/V4 excluded)."),
     _ind("processes", "P16", "Workforce composition", ("workforce_fte",),
          "In-post and agency FTE; agency rate = agency / (agency + in-post). England 2025 agency rate 13.0%.", 0.13),
@@ -573,7 +578,7 @@ FLOW_METRICS = frozenset({P + m for m in (
     "statutory_visits_completed", "statutory_visits_completed_in_time", "child_participation",
     "care_applications", "cp_plans_started", "cp_plans_started_subsequent", "cp_plans_ended",
     "cp_plans_ended_2y_plus", "cp_plans_ended_by_route", "lac_started", "lac_ceased", "lac_ceased_by_outcome",
-    "workforce_leavers_fte", "cohort_referrals", "cohort_referrals_to_s47", "cohort_referrals_to_cp_plan")})
+    "workforce_leavers_fte", "care_proceedings_completed", "care_proceedings_completed_in_time", "cohort_referrals", "cohort_referrals_to_s47", "cohort_referrals_to_cp_plan")})
 STOCK_METRICS = frozenset({P + m for m in (
     "cin_open", "cp_plans_open", "cp_plans_open_2y_plus", "lac_open", "lac_3plus_placements_12m",
     "lac_3plus_placements_24m", "care_leavers", "care_leavers_eet", "care_leavers_suitable_accommodation",
