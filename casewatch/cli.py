@@ -20,6 +20,7 @@ COMMAND_MODULES = [
     "services.notifier.commands",     # notifier
     "casewatch.erasure",              # erase --child REF --la CODE | --pending
     "dashboards.commands",            # dashboards build | check, grafana push
+    "casewatch.packs.commands",       # report cabinet | workload | region
 ]
 
 DESCRIPTION = """\

@@ -1,0 +1,182 @@
+"""The measures of the packs, in the Cabinet template's order (inputs, processes, outputs), and how
+each is read from Prometheus.
+
+Titles, indicator ids and national references come from the domain's catalogue
+(:data:`casewatch.domain.indicators.INDICATORS`); the ratios are the recording rules of
+:mod:`dashboards.measures` (``casewatch:<name>:numerator_la`` / ``denominator_la``); the RAG
+thresholds are those of ``prometheus/rules/casewatch_thresholds.yml`` (:mod:`dashboards.thresholds`).
+Nothing here restates a number.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from casewatch.domain.indicators import INDICATORS
+from dashboards.measures import RATIO_BY_NAME
+
+INDICATOR_BY_ID = {i.id: i for i in INDICATORS}
+
+BLOCKS = (("inputs", "Inputs: demand"), ("processes", "Processes: timeliness and flow"),
+          ("outputs", "Outputs: caseload and outcomes"))
+
+# Year and publication of each national reference (the values themselves are the catalogue's).
+REFERENCE_SOURCES = {
+    "I3": "England 2025, DfE Children in need", "I5": "England 2025, DfE Children in need",
+    "I6": "England 2025, DfE Children in need", "I7": "England 2025, DfE Children in need",
+    "P1": "England 2025, DfE Children in need", "P2": "England 2025, derived from DfE Children in need",
+    "P5": "England 2025, DfE Children in need", "P6": "England 2025, derived from DfE Children in need",
+    "P7": "England 2025, DfE Children in need", "P8": "England 2025, derived from DfE Children in need",
+    "P9": "England 2025, derived from DfE Children in need",
+    "P10": "England 2014-15, secondary source (placeholder)",
+    "P16": "England 2025, DfE Children's social work workforce",
+    "O1": "England, 31 March 2025, DfE Children in need", "O2": "England, 31 March 2025, DfE Children in need",
+    "O4": "England, 31 March 2025, DfE Children looked after",
+    "O6": "England 2025, DfE Children in need", "O7": "England 2025, DfE Children in need",
+    "O7b": "England, 31 March 2025, DfE Children in need",
+    "O9s": "England 2025, derived from DfE Children in need",
+    "O10": "England 2025, DfE Children looked after", "O13": "England 2025, ages 19-21, DfE Children looked after",
+    "O14": "England 2025, ages 19-21, DfE Children looked after",
+    "O16": "expectation", "O17": "England, 30 September 2025, DfE Children's social work workforce",
+    "O18": "England 2025, DfE Children's social work workforce",
+    "O19": "England 2025, DfE Children's social work workforce",
+}
+
+
+@dataclass(frozen=True)
+class Measure:
+    key: str            # unique within the pack
+    indicator: str      # id in the domain catalogue
+    block: str          # inputs | processes | outputs
+    kind: str           # count (flow), stock (snapshot count), ratio (flow ratio), stock_ratio
+    source: str         # metric name (count/stock) or recording-rule measure name (ratios)
+    selector: str = ""  # extra label matchers, e.g. 'age_band="19-21"'
+    label: str = ""     # wording when it differs from the catalogue's title
+    threshold: str = "" # key prefix in the thresholds file
+    headline: bool = False
+
+    @property
+    def title(self) -> str:
+        return self.label or INDICATOR_BY_ID[self.indicator].title
+
+    @property
+    def is_ratio(self) -> bool:
+        return self.kind in ("ratio", "stock_ratio")
+
+    @property
+    def is_flow(self) -> bool:
+        return self.kind in ("count", "ratio")
+
+    @property
+    def percent(self) -> bool:
+        return self.is_ratio and RATIO_BY_NAME[self.source].unit == "percentunit"
+
+    @property
+    def higher_is_better(self) -> bool | None:
+        if self.is_ratio:
+            return RATIO_BY_NAME[self.source].higher_is_better
+        return None
+
+    @property
+    def reference(self) -> float | None:
+        return INDICATOR_BY_ID[self.indicator].national_reference
+
+    @property
+    def reference_source(self) -> str:
+        return REFERENCE_SOURCES.get(self.indicator, "")
+
+
+CABINET_MEASURES: tuple[Measure, ...] = (
+    # --- inputs ---
+    Measure("contacts", "I1", "inputs", "count", "casewatch_contacts"),
+    Measure("contact_referral_conversion", "I2", "inputs", "ratio", "contact_referral_conversion"),
+    Measure("referrals", "I3", "inputs", "count", "casewatch_referrals", headline=True),
+    Measure("referral_nfa", "I5", "inputs", "ratio", "referral_nfa"),
+    Measure("assessed_not_in_need", "I6", "inputs", "ratio", "assessed_not_in_need"),
+    Measure("rereferral", "I7", "inputs", "ratio", "rereferral", threshold="rereferral"),
+    Measure("early_help_started", "I9", "inputs", "count", "casewatch_early_help_started"),
+    Measure("contacts_early_help_active", "I10", "inputs", "ratio", "contacts_early_help_active"),
+    # --- processes ---
+    Measure("assessments_completed", "P1", "processes", "count", "casewatch_assessments_completed"),
+    Measure("assessment_timeliness", "P2", "processes", "ratio", "assessment_timeliness",
+            threshold="assessment_timeliness", headline=True),
+    Measure("referral_decision_timeliness", "P3", "processes", "ratio", "referral_decision_timeliness"),
+    Measure("s47_started", "P5", "processes", "count", "casewatch_s47_started"),
+    Measure("s47_to_icpc", "P6", "processes", "ratio", "s47_to_icpc"),
+    Measure("icpcs", "P7", "processes", "count", "casewatch_icpcs"),
+    Measure("icpc_timeliness", "P8", "processes", "ratio", "icpc_timeliness", threshold="icpc_timeliness",
+            headline=True),
+    Measure("icpc_to_plan", "P9", "processes", "ratio", "icpc_to_plan"),
+    Measure("cp_review_timeliness", "P10", "processes", "ratio", "cp_review_timeliness",
+            threshold="cp_review_timeliness"),
+    Measure("child_participation", "P11", "processes", "ratio", "child_participation"),
+    Measure("lac_review_timeliness", "P12", "processes", "ratio", "lac_review_timeliness",
+            threshold="lac_review_timeliness"),
+    Measure("statutory_visit_timeliness", "P13", "processes", "ratio", "statutory_visit_timeliness"),
+    Measure("care_applications", "P14", "processes", "count", "casewatch_care_applications"),
+    Measure("agency_rate", "P16", "processes", "stock_ratio", "agency_rate",
+            label="Agency social workers (share of FTE)"),
+    # --- outputs ---
+    Measure("cin_open", "O1", "outputs", "stock", "casewatch_cin_open", label="Children in need (open)"),
+    Measure("cp_plans_open", "O2", "outputs", "stock", "casewatch_cp_plans_open", headline=True),
+    Measure("cp_plans_started", "O3", "outputs", "count", "casewatch_cp_plans_started", label="CP plans started"),
+    Measure("cp_plans_ended", "O3", "outputs", "count", "casewatch_cp_plans_ended", label="CP plans ended"),
+    Measure("lac_open", "O4", "outputs", "stock", "casewatch_lac_open", label="Looked-after children",
+            headline=True),
+    Measure("lac_started", "O5", "outputs", "count", "casewatch_lac_started", label="Started to be looked after"),
+    Measure("lac_ceased", "O5", "outputs", "count", "casewatch_lac_ceased", label="Ceased to be looked after"),
+    Measure("cp_plan_subsequent", "O6", "outputs", "ratio", "cp_plan_subsequent", threshold="cp_plan_subsequent"),
+    Measure("cp_plan_ended_2y_plus", "O7", "outputs", "ratio", "cp_plan_ended_2y_plus",
+            threshold="cp_plan_ended_2y_plus"),
+    Measure("cp_plan_open_2y_plus", "O7b", "outputs", "stock_ratio", "cp_plan_open_2y_plus"),
+    Measure("step_down_cin", "O8", "outputs", "ratio", "cp_plan_end_route_share", 'end_route="cin_plan"',
+            label="CP plans ended: step-down to a CIN plan"),
+    Measure("step_down_early_help", "O8", "outputs", "ratio", "cp_plan_end_route_share", 'end_route="early_help"',
+            label="CP plans ended: step-down to early help"),
+    Measure("conversion_simple", "O9s", "outputs", "ratio", "conversion_simple"),
+    Measure("lac_3plus_placements_12m", "O10", "outputs", "stock_ratio", "lac_3plus_placements_12m",
+            threshold="lac_3plus_placements_12m"),
+    Measure("care_leavers_eet", "O13", "outputs", "stock_ratio", "care_leavers_eet", 'age_band="19-21"',
+            label="Care leavers aged 19-21 in education, employment or training", threshold="care_leavers_eet"),
+    Measure("care_leavers_suitable_accommodation", "O14", "outputs", "stock_ratio",
+            "care_leavers_suitable_accommodation", 'age_band="19-21"',
+            label="Care leavers aged 19-21 in suitable accommodation",
+            threshold="care_leavers_suitable_accommodation"),
+    Measure("unallocated_cases", "O16", "outputs", "stock", "casewatch_unallocated_cases", headline=True,
+            threshold="unallocated"),
+    Measure("vacancy_rate", "O17", "outputs", "stock_ratio", "vacancy_rate", threshold="vacancy_rate",
+            headline=True),
+    Measure("turnover", "O18", "outputs", "ratio", "turnover", label="Social worker turnover (leavers FTE / in-post FTE)"),
+    Measure("caseload", "O19", "outputs", "stock_ratio", "caseload", threshold="caseload"),
+)
+
+# Breakdowns shown as tables (this period; a total row and its parts).
+@dataclass(frozen=True)
+class Breakdown:
+    key: str
+    indicator: str
+    block: str
+    kind: str          # count | stock
+    metric: str
+    label_name: str
+    title: str
+
+
+BREAKDOWNS: tuple[Breakdown, ...] = (
+    Breakdown("referrals_by_source", "I4", "inputs", "count", "casewatch_referrals", "source_group",
+              "Referrals by referring agency"),
+    Breakdown("lac_by_legal_status", "P15", "processes", "stock", "casewatch_lac_open", "legal_status_group",
+              "Looked-after children by legal status"),
+    Breakdown("permanence_exits", "O15", "outputs", "count", "casewatch_lac_ceased_by_outcome", "outcome_group",
+              "Ceased to be looked after, by outcome"),
+    Breakdown("unallocated_by_type", "O16", "outputs", "stock", "casewatch_unallocated_cases", "case_type",
+              "Unallocated cases by case type"),
+)
+
+# What the Cabinet template asks for that casewatch's series cannot give yet.
+NOT_YET_AVAILABLE = (
+    "O11 long-term placement stability (no series yet)",
+    "O12 looked-after children with 3 or more social workers in the year (no series yet)",
+    "Rates per 10,000 children (the child population is not a Prometheus series)",
+    "Contacts by agency and referral reasons by factor per period (factors exist only for completed assessments)",
+    "CP plans ended within 2 years of a previous plan (O6b, local variant)",
+)

@@ -1,0 +1,101 @@
+"""Where every figure of the packs comes from: Prometheus's HTTP API.
+
+A day's figure is the sample stamped at 00:00 UTC of that day (the instant the backfill stamps a
+day's figures with, :func:`services.simulator.backfill.sample_timestamp`), so an instant query at
+that instant reads the value "at the end of" the day. Every query a pack makes is recorded in
+:attr:`PrometheusSource.log` (expression, instant, result) so a test can repeat it.
+"""
+from __future__ import annotations
+
+import json
+import urllib.error
+import urllib.parse
+import urllib.request
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+
+from services.simulator.backfill import sample_timestamp
+
+
+class SourceError(RuntimeError):
+    """Prometheus could not be asked or refused the query; the message says which."""
+
+
+def at(day: date) -> int:
+    return sample_timestamp(day)
+
+
+@dataclass
+class PrometheusSource:
+    base_url: str
+    timeout: float = 30.0
+    log: list[tuple[str, int, float | None]] = field(default_factory=list)
+
+    def _get(self, path: str, params: dict) -> dict:
+        url = f"{self.base_url.rstrip('/')}{path}?{urllib.parse.urlencode(params)}"
+        try:
+            with urllib.request.urlopen(url, timeout=self.timeout) as resp:
+                body = json.load(resp)
+        except urllib.error.HTTPError as exc:
+            try:
+                detail = json.load(exc).get("error", "")
+            except ValueError:
+                detail = ""
+            raise SourceError(f"Prometheus refused a query ({exc.code}: {detail})") from None
+        except OSError:
+            raise SourceError(f"Prometheus is not answering at {self.base_url}: start the stack "
+                              f"(`casewatch stack up`) or pass --prometheus URL") from None
+        if body.get("status") != "success":
+            raise SourceError(f"Prometheus refused a query: {body.get('error')}")
+        return body["data"]
+
+    def vector(self, expr: str, day: date) -> list[tuple[dict, float]]:
+        data = self._get("/api/v1/query", {"query": expr, "time": at(day)})
+        return [(s["metric"], float(s["value"][1])) for s in data["result"]]
+
+    def scalar(self, expr: str, day: date) -> float | None:
+        """The value of a query that yields at most one series (None: no data)."""
+        found = self.vector(expr, day)
+        value = found[0][1] if found else None
+        self.log.append((expr, at(day), value))
+        return value
+
+    def by(self, expr: str, day: date, label: str) -> dict[str, float]:
+        found = {m.get(label, ""): v for m, v in self.vector(expr, day)}
+        for key, value in found.items():
+            self.log.append((f"{expr} [{label}={key}]", at(day), value))
+        return found
+
+    def days(self, expr: str, days: list[date]) -> dict[date, float | None]:
+        """One range query (a step of a day) over ``days``, read at each of them."""
+        if not days:
+            return {}
+        first, last = min(days), max(days)
+        data = self._get("/api/v1/query_range", {"query": expr, "start": at(first), "end": at(last),
+                                                 "step": 86400})
+        values: dict[int, float] = {}
+        for series in data["result"][:1]:
+            values = {int(float(t)): float(v) for t, v in series["values"]}
+        out = {d: values.get(at(d)) for d in days}
+        for d, v in out.items():
+            self.log.append((expr, at(d), v))
+        return out
+
+    def ready(self) -> None:
+        self._get("/api/v1/query", {"query": "1"})
+
+
+def default_prometheus_url() -> str:
+    from casewatch.config import get_settings
+    settings = get_settings()
+    return f"http://{settings.host}:{settings.prometheus_port}"
+
+
+def same_day_last_year(day: date) -> date:
+    try:
+        return day.replace(year=day.year - 1)
+    except ValueError:  # 29 February
+        return day.replace(year=day.year - 1, day=28)
+
+
+__all__ = ["PrometheusSource", "SourceError", "at", "default_prometheus_url", "same_day_last_year", "timedelta"]

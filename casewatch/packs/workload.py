@@ -1,0 +1,108 @@
+"""The fortnightly workload-pressures sheet: one A4 landscape page as of a day.
+
+Per team: open cases, case-holding FTE, caseload per FTE against the thresholds, vacancy rate and
+agency share; unallocated cases by case type with the longest wait in working days; overdue and
+due-soon statutory work by process; referrals in the last 28 days against the same 28 days a year
+earlier. All read from Prometheus on the day (snapshots and ``window="28d"``)."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime, timezone
+
+from casewatch.packs.marks import Mark, fmt, mark_unallocated, mark_value, thresholds
+from casewatch.packs.source import PrometheusSource, same_day_last_year
+
+PROCESS_TITLES = {"referral_decision": "Referral decision (1 wd)", "assessment": "Assessment (45 wd)",
+                  "icpc": "ICPC (15 wd)", "cp_review": "CP review", "lac_review_first": "First LAC review (20 wd)",
+                  "lac_review": "LAC review", "statutory_visit": "Statutory visit"}
+CASE_TYPE_TITLES = {"cp": "Child protection", "lac": "Looked after", "cin": "Child in need",
+                    "care_leaver": "Care leaver"}
+
+
+@dataclass
+class WorkloadSheet:
+    la: str
+    as_of: date
+    teams: list[dict]
+    totals: dict
+    unallocated: list[dict]
+    unallocated_mark: Mark
+    clocks: list[dict]
+    referrals: dict
+    drift: str
+    missing: list[str]
+    generated_at: str
+    queries: int
+
+
+def build(src: PrometheusSource, la: str, as_of: date) -> WorkloadSheet:
+    limits = thresholds()
+    sel = f'la="{la}"'
+    open_cases = src.by(f"sum by (team) (casewatch_open_cases{{{sel}}})", as_of, "team")
+    fte = {m: src.by(f'sum by (team) (casewatch_workforce_fte{{{sel}, measure="{m}"}})', as_of, "team")
+           for m in ("case_holding", "inpost", "vacancy", "agency")}
+    caseload = src.by(f"casewatch:caseload:ratio{{{sel}}}", as_of, "team")
+    vacancy = src.by(f"casewatch:vacancy_rate:ratio{{{sel}}}", as_of, "team")
+    agency = src.by(f"casewatch:agency_rate:ratio{{{sel}}}", as_of, "team")
+    missing: list[str] = []
+    team_names = sorted(set(open_cases) | set(fte["case_holding"]) | set(fte["inpost"]))
+    teams = []
+    for team in team_names:
+        teams.append({
+            "team": team.replace("_", " "),
+            "open_cases": fmt(open_cases.get(team)),
+            "case_holding": fmt(fte["case_holding"].get(team), decimals=1),
+            "caseload": fmt(caseload.get(team), decimals=1),
+            "caseload_mark": mark_value(caseload.get(team), "caseload", False, limits),
+            "inpost": fmt(fte["inpost"].get(team), decimals=1),
+            "vacancy_fte": fmt(fte["vacancy"].get(team), decimals=1),
+            "vacancy_rate": fmt(vacancy.get(team), percent=True),
+            "vacancy_mark": mark_value(vacancy.get(team), "vacancy_rate", False, limits),
+            "agency_rate": fmt(agency.get(team), percent=True)})
+    if not team_names:
+        missing.append(f"No team figures in Prometheus on {as_of:%d %B %Y} (open cases, workforce)")
+    la_caseload = src.scalar(f"casewatch:caseload:ratio_la{{{sel}}}", as_of)
+    la_vacancy = src.scalar(f"casewatch:vacancy_rate:ratio_la{{{sel}}}", as_of)
+    totals = {"open_cases": fmt(sum(open_cases.values()) if open_cases else None),
+              "case_holding": fmt(sum(fte["case_holding"].values()) if fte["case_holding"] else None, decimals=1),
+              "caseload": fmt(la_caseload, decimals=1),
+              "caseload_mark": mark_value(la_caseload, "caseload", False, limits),
+              "inpost": fmt(sum(fte["inpost"].values()) if fte["inpost"] else None, decimals=1),
+              "vacancy_fte": fmt(sum(fte["vacancy"].values()) if fte["vacancy"] else None, decimals=1),
+              "vacancy_rate": fmt(la_vacancy, percent=True),
+              "vacancy_mark": mark_value(la_vacancy, "vacancy_rate", False, limits),
+              "agency_rate": fmt(src.scalar(f"casewatch:agency_rate:ratio_la{{{sel}}}", as_of), percent=True)}
+
+    unalloc = src.by(f"sum by (case_type) (casewatch_unallocated_cases{{{sel}}})", as_of, "case_type")
+    wait = src.by(f"max by (case_type) (casewatch_unallocated_max_workdays{{{sel}}})", as_of, "case_type")
+    if not unalloc:
+        missing.append(f"No unallocated-case figures in Prometheus on {as_of:%d %B %Y}")
+    unallocated = [{"type": CASE_TYPE_TITLES[t], "count": fmt(unalloc.get(t)),
+                    "wait": fmt(wait.get(t)) if unalloc.get(t) else "–"}
+                   for t in CASE_TYPE_TITLES if t in unalloc or not unalloc]
+
+    overdue = src.by(f"sum by (process) (casewatch_clocks_overdue{{{sel}}})", as_of, "process")
+    due_soon = src.by(f"sum by (process) (casewatch_clocks_due_soon{{{sel}}})", as_of, "process")
+    open_ = src.by(f"sum by (process) (casewatch_clocks_open{{{sel}}})", as_of, "process")
+    worst = src.by(f"max by (process) (casewatch_clocks_max_overdue_workdays{{{sel}}})", as_of, "process")
+    if not open_:
+        missing.append(f"No statutory-clock figures in Prometheus on {as_of:%d %B %Y}")
+    clocks = [{"process": title, "open": fmt(open_.get(p)), "overdue": fmt(overdue.get(p)),
+               "due_soon": fmt(due_soon.get(p)), "worst": fmt(worst.get(p)),
+               "flag": bool(overdue.get(p))}
+              for p, title in PROCESS_TITLES.items() if p in open_ or not open_]
+
+    year_ago = same_day_last_year(as_of)
+    now = src.scalar(f'sum(casewatch_referrals{{{sel}, window="28d"}})', as_of)
+    then = src.scalar(f'sum(casewatch_referrals{{{sel}, window="28d"}})', year_ago)
+    if now is None:
+        missing.append(f"No referral figures in Prometheus for the 28 days to {as_of:%d %B %Y}")
+    if then is None:
+        missing.append(f"No referral figures in Prometheus for the 28 days to {year_ago:%d %B %Y}")
+    change = None
+    if now is not None and then:
+        change = f"{(now - then) / then * 100:+.0f}%".replace("-", "−")
+    referrals = {"now": fmt(now), "then": fmt(then), "change": change or "–", "year_ago": year_ago}
+    return WorkloadSheet(la, as_of, teams, totals, unallocated, mark_unallocated(unalloc or None), clocks,
+                         referrals, "not available: casewatch has no drift series yet", missing,
+                         datetime.now(timezone.utc).strftime("%d %B %Y %H:%M UTC"), len(src.log))
