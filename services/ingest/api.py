@@ -35,8 +35,8 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, g
 from starlette.concurrency import run_in_threadpool
 
 from casewatch.config import IngestGrant, Settings, get_settings
-from services.ingest.authorisation import door_checks
-from services.ingest.event_sources import EventSources
+from services.ingest.authorisation import UUID_RE, door_checks
+from services.ingest.event_sources import EventSources, Origin
 from services.ingest.publisher import STAGE_DECODE, Checked, EventPublisher, KafkaUnavailable
 
 log = logging.getLogger("casewatch.ingest")
@@ -60,6 +60,28 @@ def json_depth(body: bytes) -> int:
         else:
             depth -= 1
     return deepest
+
+
+class RequestSources:
+    """``EventSources`` plus the events earlier in the same request (not stored yet): a batch may
+    hold an event and its correction. Only a record's well-formed event id and type are noted;
+    a record that then fails validation is not stored, and its correction fails with it (422)."""
+
+    def __init__(self, stored: EventSources):
+        self.stored = stored
+        self.pending: dict[str, Origin] = {}
+
+    def add(self, record: dict, source_system: str) -> None:
+        event_id, event_type = record.get("event_id"), record.get("event_type")
+        if isinstance(event_id, str) and isinstance(event_type, str) and UUID_RE.match(event_id):
+            self.pending.setdefault(event_id.lower(), Origin(source_system, event_type))
+
+    def known_origin(self, event_id: str) -> Origin | None:
+        return self.stored.known_origin(event_id) or self.pending.get(event_id)
+
+    def origin(self, event_id: str) -> Origin | None:
+        # what is stored wins: an earlier record re-using a stored event's id gains no right to correct it
+        return self.stored.origin(event_id) or self.pending.get(event_id)
 
 
 class NotAcknowledged(Exception):
@@ -208,10 +230,14 @@ def create_app(settings: Settings | None = None, publisher: EventPublisher | Non
     def authorise_and_check(records: list[Any], grant: IngestGrant, indexed: bool):
         """(refusals by index, checked records); blocking (may read the event-sources topic)."""
         refused, checks = [], []
+        sources.refresh()  # what other workers stored lately (at most one Kafka round trip a second)
+        earlier = RequestSources(sources)  # a batch may correct an event sent earlier in it
         for i, record in enumerate(records):
-            refusals, errors = door_checks(record, grant, sources, served)
+            refusals, errors = door_checks(record, grant, earlier, served)
             if refusals:
                 refused.append((i if indexed else None, refusals))
+            elif isinstance(record, dict):
+                earlier.add(record, grant.source)
             checks.append((record, errors))
         if refused:
             return refused, []

@@ -5,6 +5,7 @@ Each ingest token is bound to one source system (``IngestGrant``): the authoriti
 tool). A correction (``event.voided``, or any event with ``correction_of``) may only target an event
 of the same source system, looked up in ``EventSources``.
 
+An event may not re-use the id of another source's stored event (it would take the id over).
 ``door_checks`` sorts what it finds into *refusals* (the request is answered 403 and nothing of it is
 stored: a source writing outside its grant is not bad input to keep, it is a refusal) and *field
 errors* (422 and a dead letter, like any invalid record: a correction whose target is not stored,
@@ -25,7 +26,10 @@ from services.ingest.pseudonymise import PSEUDONYM_RE
 UUID_RE = re.compile(UUID_PATTERN)
 NO_CHILD_EVENT_TYPES = ("workforce.snapshot",)
 
-REFUSAL_TYPES = ("la_code_not_permitted", "pseudonym_not_permitted", "correction_other_source")
+REFUSAL_TYPES = ("la_code_not_permitted", "pseudonym_not_permitted", "correction_other_source",
+                 "event_id_other_source")
+ID_OF_OTHER_SOURCE = {"loc": "event_id", "type": "event_id_other_source",
+                      "msg": "is the id of another source system's event; every event needs its own id"}
 LA_REFUSED = {"loc": "la_code", "type": "la_code_not_permitted",
               "msg": "this source system may not write for this authority (its token's la_codes)"}
 OTHER_SOURCE = {"loc": "correction_of", "type": "correction_other_source",
@@ -69,6 +73,11 @@ def door_checks(record: Any, grant: IngestGrant, sources: EventSources,
             value = record.get(name)
             if isinstance(value, str) and PSEUDONYM_RE.match(value):
                 refusals.append({"loc": name, "type": "pseudonym_not_permitted", "msg": PSEUDONYM_REFUSED_MESSAGE})
+    event_id = record.get("event_id")
+    if isinstance(event_id, str) and UUID_RE.match(event_id):
+        owner = sources.known_origin(event_id.lower())
+        if owner is not None and owner.source_system != grant.source:
+            refusals.append(dict(ID_OF_OTHER_SOURCE))
     if refusals:
         return refusals, []
     more, errors = correction_checks(record, grant.source, sources)

@@ -11,8 +11,10 @@ events are kept.
 (read from the beginning on the first look-up, then from where it stopped) and from the worker's
 own stores. A look-up that misses reads the topic up to its end offsets of that moment first, so an
 event another worker acknowledged before the correction was sent is always found; several workers
-and restarts need nothing else. When Kafka does not answer in time, ``KafkaUnavailable`` (the API
-answers 503 and the client resends).
+and restarts need nothing else. The first source to store an event id keeps it: the API refuses an
+event re-using another source's event id (checked against what the worker has read, refreshed at
+most once a second), so no source can take over another's event id to correct it. When Kafka does
+not answer in time, ``KafkaUnavailable`` (the API answers 503 and the client resends).
 """
 from __future__ import annotations
 
@@ -48,6 +50,7 @@ class EventSources:
         self._lock = threading.Lock()
         self._consumer: KafkaConsumer | None = None
         self._partitions: list[TopicPartition] = []
+        self._refreshed = float("-inf")
 
     def __len__(self) -> int:
         return len(self._known)
@@ -67,11 +70,21 @@ class EventSources:
         key = self._key(event_id)
         if key is not None:
             with self._lock:
-                self._known[key] = self._origin(source_system, event_type)
+                self._known.setdefault(key, self._origin(source_system, event_type))
 
     def _get(self, key: int) -> Origin | None:
         found = self._known.get(key)
         return None if found is None else Origin(*found)
+
+    def known_origin(self, event_id: str) -> Origin | None:
+        """``origin`` from what this worker has read so far (no Kafka round trip)."""
+        key = self._key(event_id)
+        return None if key is None else self._get(key)
+
+    def refresh(self, max_age: float = 1.0) -> None:
+        """Read what is new on the topic unless that was done less than ``max_age`` seconds ago."""
+        if self._settings is not None and time.monotonic() - self._refreshed >= max_age:
+            self.catch_up()
 
     def origin(self, event_id: str) -> Origin | None:
         """Where ``event_id`` came from, or None when no stored event has that id."""
@@ -109,6 +122,7 @@ class EventSources:
                         return  # no topic yet: nothing was ever stored with a source record
                     consumer.assign(self._partitions)
                     consumer.seek_to_beginning(*self._partitions)
+                self._refreshed = time.monotonic()
                 ends = consumer.end_offsets(self._partitions)
                 while any(consumer.position(tp) < ends[tp] for tp in self._partitions):
                     if time.monotonic() > deadline:
@@ -131,7 +145,7 @@ class EventSources:
             origin = self._origin(str(data["source_system"]), str(data["event_type"]))
         except (ValueError, KeyError, TypeError):
             return
-        self._known[event_key] = origin
+        self._known.setdefault(event_key, origin)  # the first source to store an id keeps it
 
     def close(self) -> None:
         with self._lock:

@@ -264,3 +264,32 @@ def test_the_503_says_how_many_records_were_stored_not_that_nothing_was():
     with client_for(settings(), HalfProducer(ok=0)) as api:
         body = api.post("/v1/events", json=event(), headers=LCS).json()
     assert (body["acknowledged"], body["records"]) == (0, 1)
+
+
+def test_a_batch_may_correct_an_event_sent_earlier_in_it_but_not_another_sources(api):
+    target = event()
+    r = api.post("/v1/events:batch", json=[target, void_of(target)], headers=LCS)
+    assert r.status_code == 202, r.text
+    other = event()
+    assert api.post("/v1/events", json=other, headers=MOSAIC).status_code == 202
+    r = api.post("/v1/events:batch", json=[event(), void_of(other)], headers=LCS)
+    assert r.status_code == 403 and [x["index"] for x in r.json()["results"]] == [1]
+
+
+def test_re_using_another_sources_event_id_earlier_in_a_batch_gives_no_right_to_void_it(api):
+    victim = event()
+    assert api.post("/v1/events", json=victim, headers=MOSAIC).status_code == 202
+    impostor = event(event_id=victim["event_id"])
+    r = api.post("/v1/events:batch", json=[impostor, void_of(victim)], headers=LCS)
+    assert r.status_code == 403
+    assert [(x["index"], x["errors"][0]["type"]) for x in r.json()["results"]] == [
+        (0, "event_id_other_source"), (1, "correction_other_source")]
+
+
+def test_an_event_re_using_another_sources_event_id_is_403(api):
+    victim = event()
+    assert api.post("/v1/events", json=victim, headers=MOSAIC).status_code == 202
+    r = api.post("/v1/events", json=event(event_id=victim["event_id"]), headers=LCS)
+    assert r.status_code == 403 and r.json()["results"][0]["errors"][0]["type"] == "event_id_other_source"
+    # the same source re-sending its event (a retry) is fine: the engine de-duplicates it
+    assert api.post("/v1/events", json=victim, headers=MOSAIC).status_code == 202
