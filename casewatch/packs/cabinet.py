@@ -150,7 +150,7 @@ def build(src: PrometheusSource, la: str, period: Period, published: bool = Fals
         return shown.get(_cell(m, key))
 
     def show_ratio(reading) -> object:
-        if reading is None:
+        if reading is None or reading.undefined:
             return NOT_APPLICABLE
         if published and reading.value is not None and hide_ratio(reading.numerator, reading.denominator):
             return SUPPRESSED

@@ -42,6 +42,7 @@ class Reading:
     numerator: float | None = None
     denominator: float | None = None
     missing: list[str] = field(default_factory=list)
+    undefined: bool = False   # a ratio over a denominator of 0 (printed z, not a missing figure)
 
 
 def _combine(parts: list[tuple[float | None, float | None]], ratio: bool) -> Reading:
@@ -53,7 +54,14 @@ def _combine(parts: list[tuple[float | None, float | None]], ratio: bool) -> Rea
     if not ratio:
         return Reading(num, num)
     den = sum(dens)
-    return Reading(num / den if den > 0 else None, num, den)
+    return Reading(num / den if den > 0 else None, num, den, undefined=den <= 0)
+
+
+def _or_zero(src: PrometheusSource, la: str, day: date, value: float | None) -> float | None:
+    """An absent series on a day that has figures is 0 (stocks are published only while non-zero)."""
+    if value is None and src.has_data(la, day):
+        return 0.0
+    return value
 
 
 def read(src: PrometheusSource, m: Measure, la: str, period: Period) -> Reading:
@@ -68,9 +76,10 @@ def read(src: PrometheusSource, m: Measure, la: str, period: Period) -> Reading:
     parts = []
     for day, window in ends:
         num_e, den_e = expressions(m, la, window)
-        parts.append((src.scalar(num_e, day), src.scalar(den_e, day) if den_e else None))
+        parts.append((_or_zero(src, la, day, src.scalar(num_e, day)),
+                      _or_zero(src, la, day, src.scalar(den_e, day)) if den_e else None))
     reading = _combine(parts, m.is_ratio)
-    if reading.value is None:
+    if reading.value is None and not reading.undefined:
         reading.missing.append(f"{m.title}: no figure in Prometheus for {period.label} "
                                f"(read on {period.end:%d %B %Y})")
     return reading
@@ -81,8 +90,9 @@ def rolling_12m(src: PrometheusSource, m: Measure, la: str, period: Period) -> R
     if not m.is_flow:
         return None
     num_e, den_e = expressions(m, la, "12m")
-    return _combine([(src.scalar(num_e, period.end), src.scalar(den_e, period.end) if den_e else None)],
-                    m.is_ratio)
+    end = period.end
+    return _combine([(_or_zero(src, la, end, src.scalar(num_e, end)),
+                      _or_zero(src, la, end, src.scalar(den_e, end)) if den_e else None)], m.is_ratio)
 
 
 def trend(src: PrometheusSource, m: Measure, la: str, period: Period, n: int = 8) -> list[tuple[Period, Reading]]:
@@ -92,7 +102,9 @@ def trend(src: PrometheusSource, m: Measure, la: str, period: Period, n: int = 8
     num_e, den_e = expressions(m, la, "quarter" if m.is_flow else None)
     nums = src.days(num_e, days)
     dens = src.days(den_e, days) if den_e else {}
-    return [(q, _combine([(nums[q.end], dens.get(q.end))], m.is_ratio)) for q in quarters]
+    return [(q, _combine([(_or_zero(src, la, q.end, nums[q.end]),
+                           _or_zero(src, la, q.end, dens.get(q.end)) if den_e else None)], m.is_ratio))
+            for q in quarters]
 
 
 def read_breakdown(src: PrometheusSource, b: Breakdown, la: str, period: Period) -> dict[str, float] | None:
@@ -107,7 +119,7 @@ def read_breakdown(src: PrometheusSource, b: Breakdown, la: str, period: Period)
         win = f'window="{window}"' if window else ""
         found = src.by(f"sum by ({b.label_name}) ({b.metric}{_sel(f'la={chr(34)}{la}{chr(34)}', win)})",
                        day, b.label_name)
-        if not found:
+        if not found and not src.has_data(la, day):
             return None
         for k, v in found.items():
             total[k] = total.get(k, 0.0) + v

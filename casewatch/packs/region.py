@@ -31,11 +31,11 @@ def build(src: PrometheusSource, las: list[str], period: Period) -> RegionSheet:
     for la in las:
         for m in CABINET_MEASURES:
             reading = figures.read(src, m, la, period)
-            if reading.value is None:
+            if reading.value is None and not reading.undefined:
                 missing.append(f"{la}: {reading.missing[0]}" if reading.missing else f"{la}: {m.title}")
             if m.is_ratio:
-                shown = SUPPRESSED if (reading.value is not None and
-                                       hide_ratio(reading.numerator, reading.denominator)) else reading.value
+                shown = "z" if reading.undefined else SUPPRESSED if (
+                    reading.value is not None and hide_ratio(reading.numerator, reading.denominator)) else reading.value
                 values[(la, m.key)] = fmt(shown, percent=m.percent, decimals=0 if m.percent else 1)
             else:
                 values[(la, m.key)] = fmt(suppress({"v": reading.value})["v"])

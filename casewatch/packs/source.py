@@ -81,6 +81,18 @@ class PrometheusSource:
             self.log.append((expr, at(d), v))
         return out
 
+    def has_data(self, la: str, day: date) -> bool:
+        """Whether Prometheus holds any casewatch figure of ``la`` on ``day``. The engine publishes
+        a stock only while it is non-zero, so on a day with figures an absent series is 0; on a
+        day without any, it is missing."""
+        key = (la, day)
+        cache = self.__dict__.setdefault("_has_data", {})
+        if key not in cache:
+            data = self._get("/api/v1/query", {"query": f'count({{__name__=~"casewatch_.+", la="{la}"}})',
+                                               "time": at(day)})
+            cache[key] = bool(data["result"]) and float(data["result"][0]["value"][1]) > 0
+        return cache[key]
+
     def ready(self) -> None:
         self._get("/api/v1/query", {"query": "1"})
 

@@ -45,12 +45,16 @@ def build(src: PrometheusSource, la: str, as_of: date) -> WorkloadSheet:
     vacancy = src.by(f"casewatch:vacancy_rate:ratio{{{sel}}}", as_of, "team")
     agency = src.by(f"casewatch:agency_rate:ratio{{{sel}}}", as_of, "team")
     missing: list[str] = []
+    if not src.has_data(la, as_of):
+        missing.append(f"Prometheus holds no casewatch figure of {la} on {as_of:%d %B %Y}: is the engine "
+                       f"caught up, or the history backfilled?")
+    zero = 0.0 if src.has_data(la, as_of) else None   # an absent series on a day with figures is 0
     team_names = sorted(set(open_cases) | set(fte["case_holding"]) | set(fte["inpost"]))
     teams = []
     for team in team_names:
         teams.append({
             "team": team.replace("_", " "),
-            "open_cases": fmt(open_cases.get(team)),
+            "open_cases": fmt(open_cases.get(team, zero)),
             "case_holding": fmt(fte["case_holding"].get(team), decimals=1),
             "caseload": fmt(caseload.get(team), decimals=1),
             "caseload_mark": mark_value(caseload.get(team), "caseload", False, limits),
@@ -75,26 +79,26 @@ def build(src: PrometheusSource, la: str, as_of: date) -> WorkloadSheet:
 
     unalloc = src.by(f"sum by (case_type) (casewatch_unallocated_cases{{{sel}}})", as_of, "case_type")
     wait = src.by(f"max by (case_type) (casewatch_unallocated_max_workdays{{{sel}}})", as_of, "case_type")
-    if not unalloc:
-        missing.append(f"No unallocated-case figures in Prometheus on {as_of:%d %B %Y}")
-    unallocated = [{"type": CASE_TYPE_TITLES[t], "count": fmt(unalloc.get(t)),
+    unallocated = [{"type": CASE_TYPE_TITLES[t], "count": fmt(unalloc.get(t, zero)),
                     "wait": fmt(wait.get(t)) if unalloc.get(t) else "–"}
-                   for t in CASE_TYPE_TITLES if t in unalloc or not unalloc]
+                   for t in CASE_TYPE_TITLES]
 
     overdue = src.by(f"sum by (process) (casewatch_clocks_overdue{{{sel}}})", as_of, "process")
     due_soon = src.by(f"sum by (process) (casewatch_clocks_due_soon{{{sel}}})", as_of, "process")
     open_ = src.by(f"sum by (process) (casewatch_clocks_open{{{sel}}})", as_of, "process")
     worst = src.by(f"max by (process) (casewatch_clocks_max_overdue_workdays{{{sel}}})", as_of, "process")
-    if not open_:
-        missing.append(f"No statutory-clock figures in Prometheus on {as_of:%d %B %Y}")
-    clocks = [{"process": title, "open": fmt(open_.get(p)), "overdue": fmt(overdue.get(p)),
-               "due_soon": fmt(due_soon.get(p)), "worst": fmt(worst.get(p)),
+    clocks = [{"process": title, "open": fmt(open_.get(p, zero)), "overdue": fmt(overdue.get(p, zero)),
+               "due_soon": fmt(due_soon.get(p, zero)), "worst": fmt(worst.get(p, zero)),
                "flag": bool(overdue.get(p))}
-              for p, title in PROCESS_TITLES.items() if p in open_ or not open_]
+              for p, title in PROCESS_TITLES.items()]
 
     year_ago = same_day_last_year(as_of)
     now = src.scalar(f'sum(casewatch_referrals{{{sel}, window="28d"}})', as_of)
     then = src.scalar(f'sum(casewatch_referrals{{{sel}, window="28d"}})', year_ago)
+    if now is None and zero is not None:
+        now = 0.0
+    if then is None and src.has_data(la, year_ago):
+        then = 0.0
     if now is None:
         missing.append(f"No referral figures in Prometheus for the 28 days to {as_of:%d %B %Y}")
     if then is None:
@@ -103,6 +107,7 @@ def build(src: PrometheusSource, la: str, as_of: date) -> WorkloadSheet:
     if now is not None and then:
         change = f"{(now - then) / then * 100:+.0f}%".replace("-", "−")
     referrals = {"now": fmt(now), "then": fmt(then), "change": change or "–", "year_ago": year_ago}
-    return WorkloadSheet(la, as_of, teams, totals, unallocated, mark_unallocated(unalloc or None), clocks,
+    return WorkloadSheet(la, as_of, teams, totals, unallocated,
+                         mark_unallocated(unalloc if zero is not None else None), clocks,
                          referrals, "not available: casewatch has no drift series yet", missing,
                          datetime.now(timezone.utc).strftime("%d %B %Y %H:%M UTC"), len(src.log))
