@@ -7,7 +7,7 @@ from collections import Counter
 
 import pytest
 
-from schemas import parse_wire
+from schemas import IDENTIFIER_FIELDS, parse_wire
 from services.ingest.bulk_load import load_files
 from services.ingest.publisher import EventPublisher
 from services.ingest.topics import ensure_topics
@@ -33,6 +33,9 @@ def write_file(path):
             event = dict(examples[types[n % len(types)]])
             event.pop("event_id")
             event.pop("source_system")
+            for name in IDENTIFIER_FIELDS:  # an extract holds the case system's own ids, never pseudonyms
+                if isinstance(event.get(name), str):
+                    event[name] = f"{RAW_PREFIX}{name}-{n:06d}"
             if "child_ref" in event:
                 event["child_ref"] = f"{RAW_PREFIX}{n:06d}"
             else:
