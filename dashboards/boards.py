@@ -254,6 +254,19 @@ def workload_board() -> Board:
                         [Target(f"max by (case_type) (casewatch_unallocated_max_workdays{{{SEL}}})",
                                 legend="{{case_type}}", instant=True)],
                         width=8, height=8, unit="none", decimals=0, steps=[(None, GREEN), (1, RED)]))
+    panels.append(Panel("Drift: open cases with no recorded activity, by team", "bargauge",
+                        [Target(f"sum by (team, case_type) (casewatch_drift_cases{{{SEL}}})",
+                                legend="{{team}} {{case_type}}", instant=True)],
+                        width=8, height=8, unit="none", decimals=0, steps=[(None, GREEN), (1, AMBER)],
+                        description="Open CIN, CP and LAC cases with no recorded activity for at least 20 (CIN), "
+                                    "10 (CP) or 20 (LAC) working days (configurable), counted under the child's "
+                                    "most intensive open case and the team of its latest event."))
+    panels.append(Panel("Longest drift (working days)", "bargauge",
+                        [Target(f"max by (case_type) (casewatch_drift_max_workdays{{{SEL}}})",
+                                legend="{{case_type}}", instant=True)],
+                        width=8, height=8, unit="none", decimals=0, steps=[(None, GREEN), (1, AMBER)],
+                        description="Working days since the last recorded activity of the longest-drifting case "
+                                    "(0 when no case drifts)."))
     panels.append(ratio_stat(r["vacancy_rate"], t, None))
     panels.append(ratio_stat(r["agency_rate"], t, None))
     panels.append(Panel("Vacant and agency FTE", "bargauge",

@@ -68,7 +68,31 @@ __all__ = ["Contribution", "contribution", "INDICATORS", "Indicator", "MAX_METRI
 Labels = tuple[tuple[str, str], ...]
 
 P = "casewatch_"
-MAX_METRICS = frozenset({P + "unallocated_max_workdays", P + "clocks_max_overdue_workdays"})
+MAX_METRICS = frozenset({P + "unallocated_max_workdays", P + "clocks_max_overdue_workdays",
+                         P + "drift_max_workdays"})
+
+# Drift: an open case with no recorded activity for at least this many working days, per case
+# type (defaults from practice); ``CASEWATCH_DRIFT_WORKDAYS="cin=20,cp=10,lac=20"`` overrides them.
+DRIFT_WORKDAYS_DEFAULT = {"cin": 20, "cp": 10, "lac": 20}
+
+
+def drift_workdays(text: str | None = None) -> dict[str, int]:
+    """The drift thresholds: the defaults, overridden by ``text`` (else the environment variable
+    ``CASEWATCH_DRIFT_WORKDAYS``), a comma-separated list of ``case_type=working days``."""
+    import os
+    text = os.environ.get("CASEWATCH_DRIFT_WORKDAYS", "") if text is None else text
+    out = dict(DRIFT_WORKDAYS_DEFAULT)
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        name, _, value = part.partition("=")
+        name = name.strip()
+        if name not in out or not value.strip().isdigit() or int(value) < 1:
+            raise ValueError(f"CASEWATCH_DRIFT_WORKDAYS: {part!r} is not case_type=working days; "
+                             f"write e.g. cin=20,cp=10,lac=20 (case types {', '.join(out)}, days 1 or more)")
+        out[name] = int(value)
+    return out
+
+
+DRIFT_WORKDAYS = drift_workdays()
 # Cohort figures (P4, O9): flows dated on the referral, published only in the matured cohort
 # windows of casewatch.domain.aggregate (COHORT_WINDOWS), never in the ordinary windows.
 COHORT_METRICS = frozenset({P + "cohort_referrals", P + "cohort_referrals_to_s47", P + "cohort_referrals_to_cp_plan"})
@@ -422,6 +446,21 @@ def _stocks(st: _State, clocks, as_of: date, cal: WorkingDayCalendar, stocks: di
         if G.is_suitable_accommodation(cl.f.get("accommodation")):
             put(P + "care_leavers_suitable_accommodation", band)
     is_open = {"cin": st.cin_open(), "cp": st.cp_open(), "lac": st.is_lac(), "care_leaver": st.care_leaver_open()}
+    # Drift: the child's open case (the most intensive: LAC, else CP, else CIN) with no recorded
+    # activity (any event of the child) for at least DRIFT_WORKDAYS[case type] working days.
+    drift_type = "lac" if is_open["lac"] else "cp" if is_open["cp"] else "cin" if st.episode_open else None
+    if drift_type is not None and latest.date is not None:
+        limit = DRIFT_WORKDAYS[drift_type]
+        d_lab = _labels(la, team, case_type=drift_type)
+        quiet = cal.elapsed(latest.date, as_of)
+        if quiet >= limit:
+            put(P + "drift_cases", d_lab)
+            put(P + "drift_max_workdays", d_lab, float(quiet))
+            candidates.append(as_of + timedelta(days=1))
+        else:
+            put(P + "drift_max_workdays", d_lab, 0.0)
+            # drifting from the day after the limit-th working day counted from the last activity
+            candidates.append(cal.add(latest.date, limit - 1) + timedelta(days=1))
     for case_type, since in st.unallocated.items():
         if since <= as_of and is_open.get(case_type):
             ct_lab = _labels(la, team, case_type=case_type)
@@ -558,6 +597,10 @@ INDICATORS: tuple[Indicator, ...] = (
     _ind("outputs", "O15", "Permanence exits", ("lac_ceased_by_outcome",), "LAC ceased by outcome group."),
     _ind("outputs", "O16", "Unallocated cases", ("unallocated_cases", "unallocated_max_workdays"),
          "Open cases with no allocated worker, by case type (reference 0).", 0.0),
+    _ind("outputs", "DRIFT", "Drift",
+         ("drift_cases", "drift_max_workdays"),
+         "Open CIN / CP / LAC cases with no recorded activity for at least N working days (CIN 20, CP 10, LAC 20 "
+         "by default; CASEWATCH_DRIFT_WORKDAYS), by team and case type, and the longest drift in working days."),
     _ind("outputs", "O17", "Vacancy rate", ("workforce_fte",),
          "Vacant FTE / (vacant FTE + in-post FTE), latest snapshot per team.", 0.142),
     _ind("outputs", "O18", "Turnover", ("workforce_leavers_fte", "workforce_fte"),
@@ -582,5 +625,5 @@ FLOW_METRICS = frozenset({P + m for m in (
 STOCK_METRICS = frozenset({P + m for m in (
     "cin_open", "cp_plans_open", "cp_plans_open_2y_plus", "lac_open", "lac_3plus_placements_12m",
     "lac_3plus_placements_24m", "care_leavers", "care_leavers_eet", "care_leavers_suitable_accommodation",
-    "unallocated_cases", "unallocated_max_workdays", "open_cases", "workforce_fte", "clocks_open",
+    "unallocated_cases", "unallocated_max_workdays", "drift_cases", "drift_max_workdays", "open_cases", "workforce_fte", "clocks_open",
     "clocks_overdue", "clocks_due_soon", "clocks_max_overdue_workdays")})

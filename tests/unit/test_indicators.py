@@ -58,7 +58,11 @@ def test_future_dated_event_counts_from_its_date():
               ev("e", "cp_plan.ended", end_date="2026-03-25", plan_ref="P", end_route="cin_plan")]
     c = contribution(ChildHistory(events), date(2026, 3, 20), CAL)
     assert stocks(c)[("casewatch_cp_plans_open", (("category", "NEG"),))] == 1.0
-    assert c.stable_until == date(2026, 3, 25)
+    # the plan has had no activity for 14 working days (2-19 Mar) on 20 Mar: a drifting CP case whose
+    # longest drift grows tomorrow; a day before it drifted, the next change was the drift itself
+    assert c.stable_until == date(2026, 3, 21)
+    early = contribution(ChildHistory(events), date(2026, 3, 10), CAL)  # 6 wd quiet; the 10th is 13 Mar
+    assert early.stable_until == date(2026, 3, 14)
     after = contribution(ChildHistory(events), date(2026, 3, 25), CAL)
     assert after.stocks == {}
     assert after.flows == c.flows  # flows do not depend on as_of
@@ -130,3 +134,37 @@ def test_a_period_that_began_before_the_data_is_looked_after_but_not_a_start():
     # no first-review clock (DECOM + 20 wd); the placement that begins on DECOM has its visit clock
     assert ("casewatch_clocks_open", (("process", "lac_review_first"),)) not in s
     assert s[("casewatch_clocks_open", (("process", "statutory_visit"),))] == 1.0
+
+
+def test_drift_moves_as_days_pass_and_stable_until_names_the_day():
+    """A CP case (limit 10 working days) whose plan started Mon 22 Dec 2025 and nothing since:
+    working days in [22 Dec, d) for d = Wed 7 Jan 2026 are 22, 23, 24, 29, 30, 31 Dec, 2, 5, 6 Jan
+    = 9 (25, 26 Dec and 1 Jan are bank holidays): not drifting; on Thu 8 Jan it is 10: drifting.
+    Without a new event the figure changes on 8 Jan, so the contribution of 7 Jan must say so."""
+    from casewatch.domain.calendar import WorkingDayCalendar
+    from casewatch.domain.history import ChildHistory
+    from casewatch.domain.indicators import contribution
+    cal = WorkingDayCalendar()
+    history = ChildHistory([{"event_id": "p", "event_type": "cp_plan.started", "la_code": "E06000004",
+                             "team": "cp_1", "plan_ref": "P1", "start_date": "2025-12-22",
+                             "initial_category": "NEG"}])
+    key = ("casewatch_drift_cases", (("case_type", "cp"), ("la", "E06000004"), ("team", "cp_1")))
+    longest = ("casewatch_drift_max_workdays", key[1])
+    on_7th = contribution(history, date(2026, 1, 7), cal)
+    assert key not in on_7th.stocks and on_7th.stocks[longest] == 0.0
+    assert on_7th.stable_until is not None and on_7th.stable_until <= date(2026, 1, 8)
+    on_8th = contribution(history, date(2026, 1, 8), cal)
+    assert on_8th.stocks[key] == 1.0 and on_8th.stocks[longest] == 10.0
+    assert on_8th.stable_until == date(2026, 1, 9)  # the longest drift grows every working day
+    on_12th = contribution(history, date(2026, 1, 12), cal)  # Mon: + 8, 9 Jan = 12
+    assert on_12th.stocks[longest] == 12.0
+
+
+def test_drift_thresholds_are_configurable_and_a_mistake_is_one_sentence():
+    import pytest
+    from casewatch.domain.indicators import drift_workdays
+    assert drift_workdays("") == {"cin": 20, "cp": 10, "lac": 20}
+    assert drift_workdays("cp=5, lac=30") == {"cin": 20, "cp": 5, "lac": 30}
+    for bad in ("cp=0", "cp=ten", "care_leaver=5", "cp"):
+        with pytest.raises(ValueError, match="write e.g. cin=20,cp=10,lac=20"):
+            drift_workdays(bad)
