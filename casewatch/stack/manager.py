@@ -63,26 +63,29 @@ class StackManager:
         # catch-up on the demo history), and Prometheus, which must not start before it, last.
         backfill: threading.Thread | None = None
         failure: list[BaseException] = []
-        held: list[c.Component] = []
-        for comp in self.components():
-            if comp.name == "prometheus" and self.demo:
-                def run_backfill() -> None:
-                    try:
-                        self.backfill_demo_history()
-                    except BaseException as exc:  # noqa: BLE001 - re-raised in the main thread
-                        failure.append(exc)
-                backfill = threading.Thread(target=run_backfill, name="demo-history-backfill", daemon=True)
-                backfill.start()
-                held.append(comp)
-                continue
-            self.start_component(comp)
-            started.append(comp)
-            if comp.name == "kafka":
-                self.create_topics()
-        if backfill is not None:
-            backfill.join()
-            if failure:
-                raise failure[0]
+        components = self.components()
+        held = [comp for comp in components if comp.name == "prometheus" and self.demo]
+        if held:
+            def run_backfill() -> None:
+                try:
+                    self.backfill_demo_history()
+                except BaseException as exc:  # noqa: BLE001 - re-raised in the main thread
+                    failure.append(exc)
+            backfill = threading.Thread(target=run_backfill, name="demo-history-backfill", daemon=True)
+            backfill.start()
+        try:
+            for comp in components:
+                if any(comp is h for h in held):
+                    continue
+                self.start_component(comp)
+                started.append(comp)
+                if comp.name == "kafka":
+                    self.create_topics()
+        finally:
+            if backfill is not None:
+                backfill.join()  # also when a part failed: the backfill's own Prometheus stops with it
+        if failure:
+            raise failure[0]
         for comp in held:
             self.start_component(comp)
             started.append(comp)
@@ -108,7 +111,7 @@ class StackManager:
                 return
             first = max(first, last_done + timedelta(days=1))
         self.log(f"  {'history':<13} writing the demo's daily figures {first} .. {until} into Prometheus "
-                 "(once; about two minutes)")
+                 "(once, beside the other parts' start; a few minutes)")
         t0 = time.monotonic()
         from tqdm import tqdm
         with tqdm(unit=" steps", file=sys.stderr, disable=not sys.stderr.isatty(), leave=False) as bar:
