@@ -99,24 +99,30 @@ class ErasureQueue:
     def of(cls, settings: Settings) -> "ErasureQueue":
         return cls(settings.state_dir / "erasure" / "pending.jsonl")
 
-    def request(self, la_code: str, child_key: str) -> None:
+    def request(self, la_code: str, child_key: str, events: Iterable[str] | None = None) -> None:
+        """Queue the erasure of a child, or with ``events`` (event ids of originals) of those events."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.path.parent.chmod(0o700)
-        if any(r["child"] == child_key and r["la_code"] == la_code for r in self.pending()):
+        entry = {"la_code": la_code, "child": child_key}
+        if events is not None:
+            entry["events"] = sorted(events)
+        if any({k: r.get(k) for k in entry} == entry and ("events" in entry) == ("events" in r)
+               for r in self.pending()):
             return
         fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
         with os.fdopen(fd, "a", encoding="utf-8") as fh:
-            fh.write(json.dumps({"la_code": la_code, "child": child_key,
-                                 "requested_at": _now()}) + "\n")
+            fh.write(json.dumps({**entry, "requested_at": _now()}) + "\n")
 
     def pending(self) -> list[dict]:
         if not self.path.exists():
             return []
         return [json.loads(line) for line in self.path.read_text(encoding="utf-8").splitlines() if line.strip()]
 
-    def remove(self, child_key: str) -> bool:
+    def remove(self, child_key: str, events: Iterable[str] | None = None) -> bool:
+        """Remove the child's requests (all of them; with ``events`` only the request of those)."""
         rows = self.pending()
-        kept = [r for r in rows if r["child"] != child_key]
+        wanted = sorted(events) if events is not None else None
+        kept = [r for r in rows if not (r["child"] == child_key and (wanted is None or r.get("events") == wanted))]
         if len(kept) == len(rows):
             return False
         tmp = self.path.with_suffix(".tmp")
@@ -288,10 +294,14 @@ class Kafka:
         return sum(len(d.members) for d in described)
 
 
-def _copy(settings: Settings, source: str, target: str, keep: Callable | None,
+KEEP = object()   # a transform's answer: copy the record as it is
+
+
+def _copy(settings: Settings, source: str, target: str, transform: Callable | None,
           removed: dict[int, list[int]] | None) -> tuple[int, int, dict[int, int]]:
-    """Copy ``source`` to ``target`` partition for partition, leaving out records ``keep`` refuses
-    (their offsets go to ``removed``). Returns (kept, removed, end offsets of ``source``)."""
+    """Copy ``source`` to ``target`` partition for partition. ``transform(record)`` answers KEEP
+    (copy it), None (leave it out; its offset goes to ``removed``) or new value bytes (copy it with
+    that value). Returns (records copied, records left out, end offsets of ``source``)."""
     from kafka import KafkaProducer
     producer = KafkaProducer(acks="all", linger_ms=20, max_in_flight_requests_per_connection=1,
                              enable_idempotence=True, batch_size=256 * 1024, **_kafka_config(settings))
@@ -299,12 +309,17 @@ def _copy(settings: Settings, source: str, target: str, keep: Callable | None,
     futures = []
 
     def on_record(partition: int, record) -> None:
-        if keep is not None and not keep(record):
-            counts["removed"] += 1
-            if removed is not None:
-                removed.setdefault(partition, []).append(record.offset)
-            return
-        futures.append(producer.send(target, key=record.key, value=record.value, partition=partition,
+        value = record.value
+        if transform is not None:
+            out = transform(record)
+            if out is None:
+                counts["removed"] += 1
+                if removed is not None:
+                    removed.setdefault(partition, []).append(record.offset)
+                return
+            if out is not KEEP:
+                value = out
+        futures.append(producer.send(target, key=record.key, value=value, partition=partition,
                                      timestamp_ms=record.timestamp, headers=list(record.headers or [])))
         counts["kept"] += 1
 
@@ -328,15 +343,67 @@ def _event_ids(value: bytes | None) -> set[bytes]:
     return {e["event_id"].encode() for e in events if isinstance(e, dict) and isinstance(e.get("event_id"), str)}
 
 
+def without_records_holding(needles: tuple[bytes, ...], removed_event_ids: set[bytes] | None = None) -> Callable:
+    """A transform leaving out every record whose key, value or headers hold one of ``needles``
+    (the event ids of what it leaves out go to ``removed_event_ids``)."""
+    def transform(record):
+        if not _matches(needles, record):
+            return KEEP
+        if removed_event_ids is not None:
+            removed_event_ids.update(_event_ids(record.value))
+        return None
+    return transform
+
+
+def without_events(child: bytes, roots: frozenset[str], removed_event_ids: set[bytes]) -> Callable:
+    """A transform taking the events ``roots`` name (their originals, amendments and voids: an event
+    whose ``event_id`` or ``correction_of`` is a root) out of the child's records: an event record
+    is left out, a JSON array of the child's events (a replay message) and the engine's stored
+    history (changelog) lose those events, a dead letter about one is left out."""
+    from services.engine.changelog import decode_history, encode_history
+
+    def hit(event) -> bool:
+        if not isinstance(event, dict):
+            return False
+        if event.get("event_id") in roots or event.get("correction_of") in roots:
+            if isinstance(event.get("event_id"), str):
+                removed_event_ids.add(event["event_id"].encode())
+            return True
+        return False
+
+    def transform(record):
+        if record.key != child and not (record.value and child in record.value):
+            return KEEP
+        try:
+            decoded = json.loads(record.value or b"")
+        except (ValueError, RecursionError):
+            return KEEP
+        if isinstance(decoded, dict) and "e" in decoded and "p" in decoded:       # the engine's history
+            partition, events = decode_history(record.value)
+            kept = [e for e in events if not hit(e)]
+            return KEEP if len(kept) == len(events) else encode_history(partition, kept)
+        if isinstance(decoded, list):                                               # a replay message
+            kept = [e for e in decoded if not hit(e)]
+            if len(kept) == len(decoded):
+                return KEEP
+            return json.dumps(kept, separators=(",", ":")).encode() if kept else None
+        if isinstance(decoded, dict) and (hit(decoded) or hit(decoded.get("payload"))):  # an event, a dead letter
+            return None
+        return KEEP
+    return transform
+
+
 def rewrite_topic(settings: Settings, kafka: Kafka, topic: str, needles: tuple[bytes, ...],
-                  log: Callable[[str], None], removed_event_ids: set[bytes] | None = None) -> TopicRewrite:
-    """Rewrite ``topic`` without the records that hold any of ``needles`` (see the module doc).
-    The event ids of the removed records are added to ``removed_event_ids``."""
+                  log: Callable[[str], None], removed_event_ids: set[bytes] | None = None,
+                  transform: Callable | None = None) -> TopicRewrite:
+    """Rewrite ``topic`` without the records that hold any of ``needles`` (see the module doc), or
+    through ``transform`` when given. The event ids of what is removed go to ``removed_event_ids``."""
     result = TopicRewrite(topic)
+    transform = transform or without_records_holding(needles, removed_event_ids)
     found = {"n": 0}
 
     def count(_partition, record):
-        if _matches(needles, record):
+        if transform(record) is not KEEP:
             found["n"] += 1
 
     _read(settings, topic, count)
@@ -352,14 +419,7 @@ def rewrite_topic(settings: Settings, kafka: Kafka, topic: str, needles: tuple[b
     kafka.create(scratch, partitions, configs)
     removed: dict[int, list[int]] = {}
     try:
-        def keep(record) -> bool:
-            if not _matches(needles, record):
-                return True
-            if removed_event_ids is not None:
-                removed_event_ids.update(_event_ids(record.value))
-            return False
-
-        kept, gone, ends = _copy(settings, topic, scratch, keep, removed)
+        kept, gone, ends = _copy(settings, topic, scratch, transform, removed)
         if _end_offsets(settings, topic) != ends:
             raise ErasureError(f"something is still writing to {topic}: stop ingest, the feeds and the engine, "
                                "then run erase again")
@@ -375,7 +435,7 @@ def rewrite_topic(settings: Settings, kafka: Kafka, topic: str, needles: tuple[b
         raise
     kafka.delete(scratch)
     _move_offsets(settings, topic, groups, removed)
-    result.removed, result.kept, result.swapped = gone, kept, True
+    result.removed, result.kept, result.swapped = found["n"], kept, True   # left out or changed
     return result
 
 
@@ -406,9 +466,11 @@ def snapshot_state_files(settings: Settings) -> list[Path]:
 
 
 def erase_child(settings: Settings, child_ref: str, la_code: str, *,
-                snapshot_files: Iterable[Path] | None = None,
+                snapshot_files: Iterable[Path] | None = None, events: Iterable[str] | None = None,
                 log: Callable[[str], None] = print) -> ErasureReport:
-    """Remove one child from every topic, the feed's snapshot state and the erasure queue."""
+    """Remove one child from every topic, the feed's snapshot state and the erasure queue; with
+    ``events`` (event ids of originals: a DfE purge below the child) only those events, their
+    amendments and voids, from every topic (the child and its snapshot state stay)."""
     import re
     if not re.match(ONS_LA_CODE_PATTERN, la_code or ""):
         raise ErasureError("--la takes the authority's ONS code, e.g. E06000004")
@@ -419,11 +481,13 @@ def erase_child(settings: Settings, child_ref: str, la_code: str, *,
     try:
         topics = [t for t in kafka.topics() if SCRATCH_MARK not in t]
         event_ids: set[bytes] = set()
+        roots = frozenset(events) if events is not None else None
         for topic in topics:
-            done = rewrite_topic(settings, kafka, topic, needles, log, event_ids)
+            transform = without_events(pseudonym.encode(), roots, event_ids) if roots is not None else None
+            done = rewrite_topic(settings, kafka, topic, needles, log, event_ids, transform)
             if done.removed:
                 report.topics[topic] = done.removed
-                log(f"  {topic}: {done.removed} record(s) removed, {done.kept} kept")
+                log(f"  {topic}: {done.removed} record(s) removed or rewritten, {done.kept} kept")
         # Second pass: what names the removed events only by their ids (the event-sources topic's
         # records, keyed by event id; the engine's dead letters about a rule break).
         if event_ids:
@@ -435,23 +499,25 @@ def erase_child(settings: Settings, child_ref: str, la_code: str, *,
     finally:
         kafka.close()
     from services.feeds.snapshot_state import SqliteSnapshotStore
-    for path in snapshot_files if snapshot_files is not None else snapshot_state_files(settings):
-        store = SqliteSnapshotStore(path)
-        try:
-            report.snapshot_state += int(store.delete(pseudonym))
-        finally:
-            store.close()
-    report.pending_removed = ErasureQueue.of(settings).remove(pseudonym)
-    write_audit(settings, pseudonym, la_code, report)
+    if roots is None:
+        for path in snapshot_files if snapshot_files is not None else snapshot_state_files(settings):
+            store = SqliteSnapshotStore(path)
+            try:
+                report.snapshot_state += int(store.delete(pseudonym))
+            finally:
+                store.close()
+    report.pending_removed = ErasureQueue.of(settings).remove(pseudonym, roots)
+    write_audit(settings, pseudonym, la_code, report, "erase_child" if roots is None else "erase_events")
     return report
 
 
-def write_audit(settings: Settings, pseudonym: str, la_code: str, report: ErasureReport) -> Path:
+def write_audit(settings: Settings, pseudonym: str, la_code: str, report: ErasureReport,
+                action: str = "erase_child") -> Path:
     audit = settings.state_dir / "audit"
     audit.mkdir(parents=True, exist_ok=True)
     audit.chmod(0o700)
     path = audit / "erasure.log"
-    line = {"at": _now(), "by": _operator(), "action": "erase_child", "la_code": la_code,
+    line = {"at": _now(), "by": _operator(), "action": action, "la_code": la_code,
             "erasure_ref": audit_reference(settings, pseudonym),
             "removed": {"topics": report.topics, "snapshot_state": report.snapshot_state,
                         "pending_request": report.pending_removed},
@@ -496,14 +562,14 @@ def cmd_erase(args: argparse.Namespace) -> int:
     if args.child is not None and not args.la:
         print("erase: --child needs --la CODE, the authority's ONS code (e.g. --la E06000004)", file=sys.stderr)
         return 2
-    jobs = ([(args.child, args.la)] if args.child is not None
-            else [(r["child"], r["la_code"]) for r in ErasureQueue.of(settings).pending()])
+    jobs = ([(args.child, args.la, None)] if args.child is not None
+            else [(r["child"], r["la_code"], r.get("events")) for r in ErasureQueue.of(settings).pending()])
     if not jobs:
         print("erase: no erasure is pending")
         return 0
-    for ref, la in jobs:
+    for ref, la, events in jobs:
         try:
-            report = erase_child(settings, ref, la, log=print)
+            report = erase_child(settings, ref, la, events=events, log=print)
         except (ErasureError, PseudonymisationKeyError) as exc:
             print(f"erase: {exc}", file=sys.stderr)
             return 2

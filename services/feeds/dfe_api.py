@@ -258,6 +258,7 @@ class ChildChanges:
     new_state: dict = field(default_factory=dict)
     voided: int = 0
     amended: int = 0
+    voided_roots: list[str] = field(default_factory=list)   # event ids of the originals voided now
 
 
 def compare(ctx: FeedContext, child_id: str, planned: Iterable[Planned], state: dict | None,
@@ -306,8 +307,18 @@ def compare(ctx: FeedContext, child_id: str, planned: Iterable[Planned], state: 
         })
         held[base] = {**entry, "live": False, "gen": entry["gen"] + 1, "fp": ""}
         out.voided += 1
+        out.voided_roots.append(void_of)
     out.new_state = {"events": held}
     return out
+
+
+def _purges_below(node: Any) -> bool:
+    """Whether a ``purge: true`` appears anywhere below the child itself."""
+    if isinstance(node, dict):
+        return any((k == "purge" and v is True) or _purges_below(v) for k, v in node.items() if k != "la_child_id")
+    if isinstance(node, list):
+        return any(_purges_below(v) for v in node)
+    return False
 
 
 # -- the service -------------------------------------------------------------------------------
@@ -322,9 +333,10 @@ class SnapshotAdapter:
     store: SnapshotStateStore = field(default_factory=MemorySnapshotStore)
     child_key: Callable[[str, str], str] | None = None   # (id, la_code) -> pseudonym: the state's key
     team: str = "unassigned"
-    # A purge of the whole child: called with (la_code, child key) once its voids are stored, to
-    # queue its erasure (casewatch.erasure.ErasureQueue.request); its snapshot state is deleted.
-    request_erasure: Callable[[str, str], None] | None = None
+    # The erasure path (casewatch.erasure.ErasureQueue.request), called once the voids are stored:
+    # a purge of the whole child -> (la_code, child key), and its snapshot state is deleted; a purge
+    # below it (an episode, a plan ...) -> (la_code, child key, event ids of the voided originals).
+    request_erasure: Callable[..., None] | None = None
 
     def context(self, la_number: int) -> FeedContext | None:
         ons = self.la_codes.get(str(la_number))
@@ -352,6 +364,9 @@ class SnapshotAdapter:
                 counts["erasures_requested"] = counts.get("erasures_requested", 0) + 1
             else:
                 self.store.put(key, changes.new_state)
+                if changes.voided_roots and self.request_erasure is not None and _purges_below(child):
+                    self.request_erasure(ctx.la_code, key, changes.voided_roots)
+                    counts["erasures_requested"] = counts.get("erasures_requested", 0) + 1
             counts["events"] += len(changes.events)
             counts["voided"] += changes.voided
             counts["amended"] += changes.amended

@@ -366,3 +366,24 @@ def test_suppliers_use_the_ingest_tokens_and_their_authorities():
         assert c.post(URL, json=body, headers={"Authorization": "Bearer token-b-0123456789"}).status_code == 403
         assert c.post(URL, json=body, headers={"Authorization": "Bearer token-c"}).status_code == 401
         assert c.post(URL, json=body, headers={"Authorization": "Bearer token-a-0123456789"}).status_code == 200
+
+
+def test_a_purge_below_the_child_requests_the_erasure_of_the_voided_events_only():
+    requested = []
+    adapter, sent, _ = _adapter()
+    adapter.request_erasure = lambda la, key, *events: requested.append((la, key, *events))
+    a = {"child_and_family_assessment_id": "A1", "start_date": "2025-05-02"}
+    with TestClient(create_app(adapter, OPENAPI), headers=AUTH) as c:
+        assert c.post(URL, json=[_child(child_and_family_assessments=[a])]).status_code == 200
+        started = next(e for e in sent if e["event_type"] == "assessment.started")
+        # left out of the full state (not purged): a void, but no erasure request
+        assert c.post(URL, json=[_child()]).status_code == 200
+        assert requested == []
+        assert c.post(URL, json=[_child(child_and_family_assessments=[a])]).status_code == 200
+        back = sent[-1]
+        assert back["event_type"] == "assessment.started" and back["event_id"] != started["event_id"]
+        # purged: voided and its erasure requested (the referral stays)
+        assert c.post(URL, json=[_child(child_and_family_assessments=[{**a, "purge": True}])]).status_code == 200
+    key = PSEUDONYMISER.pseudonym("Child77", "E06000004")
+    assert requested == [("E06000004", key, [back["event_id"]])]
+    assert sent[-1]["event_type"] == "event.voided" and sent[-1]["correction_of"] == back["event_id"]

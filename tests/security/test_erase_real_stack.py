@@ -246,3 +246,64 @@ def test_a_dfe_purge_of_a_child_takes_the_erasure_path(local_stack):
     assert queue.pending() == []
     assert [t for t, rec in _every_topic_record(settings) if ps.encode() in rec or ref.encode() in rec] == []
     assert "no erasure is pending" in _erase(settings, "--pending").stdout
+
+
+def test_a_dfe_purge_below_the_child_erases_that_level_only(local_stack):
+    """A DfE purge of one assessment voids it and queues the erasure of that level; `erase --pending`
+    removes the assessment's event and its void from every topic (events, event sources, the
+    engine's stored history) while the child's referral stays, and the engine's figures are those
+    of the referral alone."""
+    from casewatch.erasure import ErasureQueue
+    from services.engine.changelog import decode_history
+    settings = local_stack.settings_for(fixed_today="2026-11-02")
+    ensure_topics(settings)
+    ref = f"LEVEL-{uuid.uuid4().hex[:10]}"
+    pseudonymiser = Pseudonymiser.from_settings(settings)
+    ps = pseudonymiser.pseudonym(ref, LA)
+    publisher = EventPublisher(settings, source_system="dfe_api", source="dfe_api")
+    store = SqliteSnapshotStore(settings.state_dir / "feeds" / f"dfe_api_state-{uuid.uuid4().hex[:6]}.sqlite")
+    queue = ErasureQueue.of(settings)
+    sent: list[dict] = []
+
+    def publish(evs):
+        sent.extend(evs)
+        publisher.wait([publisher.publish(publisher.check(e)) for e in evs])
+
+    adapter = SnapshotAdapter({"808": LA}, publish, lambda dls: None, store, pseudonymiser.pseudonym,
+                              request_erasure=queue.request)
+    ctx = adapter.context(808)
+    child = _child(ref, "EP1", "2026-09-01")
+    adapter.receive(ctx, [child])
+    url = f"http://{settings.host}:{settings.engine_metrics_port}/metrics"
+    local_stack.start_engine(settings)           # the engine stores the assessment in its changelog
+    try:
+        wait_until_settled([url], settings=settings)
+        child["social_care_episodes"][0]["child_and_family_assessments"][0]["purge"] = True
+        adapter.receive(ctx, [child])
+        voided = wait_until_settled([url], settings=settings)
+    finally:
+        local_stack.stop("engine")
+    publisher.close()
+    store.close()
+    started = next(e for e in sent if e["event_type"] == "assessment.started")
+    void = next(e for e in sent if e["event_type"] == "event.voided")
+    referral = next(e for e in sent if e["event_type"] == "referral.received")
+    assert [r.get("events") for r in queue.pending()] == [[started["event_id"]]]
+
+    done = _erase(settings, "--pending")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert queue.pending() == []
+    gone = [started["event_id"].encode(), void["event_id"].encode()]
+    records = _every_topic_record(settings)
+    assert [t for t, rec in records if any(g in rec for g in gone)] == []
+    assert any(referral["event_id"].encode() in rec for t, rec in records if t == settings.events_topic)
+    changelog = f"{settings.engine_app_id}-case_histories-changelog"
+    stored = [rec.split(b"|", 1)[1] for t, rec in records if t == changelog and rec.startswith(ps.encode())]
+    assert stored and all([e["event_id"] for e in decode_history(v)[1]] == [referral["event_id"]]
+                          for v in stored if v)
+    local_stack.start_engine(settings)
+    try:
+        after = wait_until_settled([url], settings=settings)
+    finally:
+        local_stack.stop("engine")
+    assert after == voided   # the figures of the referral alone, as after the void
