@@ -34,7 +34,10 @@ Running it again for the same child finds nothing and removes nothing (idempoten
 
 A DfE ``purge`` of a whole child (``services/feeds/dfe_api.py``) voids the child's events at once
 (its figures drop live) and queues an erasure request; ``casewatch erase --pending`` carries out
-the queued ones.
+the queued ones. A purge below the child (an episode, a plan, an assessment) queues the erasure of
+the voided events only: their records are left out, the child's stored history in the engine's
+changelog (and any replay message holding them) is rewritten without them, and their event-sources
+records and dead letters go by event id; the child's other events stay.
 """
 from __future__ import annotations
 
