@@ -10,7 +10,8 @@ from datetime import date, datetime
 from typing import Annotated, Any, ClassVar, Literal, Union
 from zoneinfo import ZoneInfo
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationInfo, field_validator, model_validator
+from pydantic import (BaseModel, ConfigDict, Field, Strict, StringConstraints, TypeAdapter, ValidationInfo,
+                      field_validator, model_validator)
 from pydantic_core import PydanticCustomError
 
 from schemas import code_lists
@@ -18,6 +19,7 @@ from schemas.types import (COLLECTION_YEAR_PATTERN, PSEUDONYM_PATTERN, Count, Ev
                            SourceSystem, Team, _iso_date_text, _rfc3339_text, code, codes_list)
 
 LONDON = ZoneInfo("Europe/London")
+BIRTH_MONTH_PATTERN = r"^(19|20)[0-9]{2}-(0[1-9]|1[0-2])$"
 
 # Fields whose raw values the ingest edge replaces by pseudonyms (docs/events.md).
 IDENTIFIER_FIELDS = ("child_ref", "episode_ref", "worker_ref", "referral_ref", "assessment_ref", "s47_ref",
@@ -320,6 +322,9 @@ class LacStarted(EventBase):
     need: code("primary_need", only=("N1", "N2", "N3", "N4", "N5", "N6", "N7", "N8")) | None = None
     provider: code("place_provider") | None = None
     uasc: Flag | None = None
+    # O11 needs the child's age at a snapshot: the month of birth only, never the full date.
+    birth_month: Annotated[str, Strict(), StringConstraints(pattern=BIRTH_MONTH_PATTERN)] | None = Field(
+        default=None, description="the child's month of birth, YYYY-MM (never the day)")
 
     @field_validator("began_before_data")
     @classmethod

@@ -125,7 +125,7 @@ _OWN_KEEP: dict[str, tuple[str, ...]] = {
     "cp_plan.category_changed": ("plan_ref", "latest_category"),
     "cp_review.held": ("plan_ref", "due_date", "child_participation"),
     "cp_plan.ended": ("plan_ref", "end_route"),
-    "lac.started": ("legal_status", "rne", "began_before_data"),
+    "lac.started": ("legal_status", "rne", "began_before_data", "birth_month"),
     "lac.legal_status_changed": ("rne", "legal_status"),
     "placement.changed": ("rne",),
     "lac.ended": ("reason_ceased",),
@@ -135,7 +135,7 @@ _OWN_KEEP: dict[str, tuple[str, ...]] = {
     "early_help.closed": (),
     "court.application": ("order_sought",),
     "court.final_order": ("order_made",),
-    "case.allocated": ("case_type",),
+    "case.allocated": ("case_type", "worker_ref"),
     "case.unallocated": ("case_type",),
     "care_leaver.status": ("age_band", "in_touch", "activity", "accommodation"),
     "workforce.snapshot": ("establishment_fte", "inpost_fte", "vacancy_fte", "agency_fte",
@@ -155,8 +155,9 @@ def _json_value(value: Any) -> Any:
 def compact(event: Mapping[str, Any]) -> dict[str, Any]:
     """The fields of ``event`` the indicators need, JSON-ready (dates as ISO strings).
 
-    Dropped: ``child_ref`` (the key already is the child), ``worker_ref``, ``episode_ref`` (except
-    on referrals, where it can name the referral), ``occurred_at``, ``source_system``,
+    Dropped: ``child_ref`` (the key already is the child), ``worker_ref`` (except on
+    ``case.allocated``, where O12 counts distinct workers; a pseudonym, never published),
+    ``episode_ref`` (except on referrals, where it can name the referral), ``occurred_at``, ``source_system``,
     ``schema_version``, ``collection_year``, free text and fields no figure reads. ``recorded_at``
     is kept only on amendments (it decides which amendment wins). ``effective_date`` is kept only
     when the event has no main date field of its own."""

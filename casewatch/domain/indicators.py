@@ -147,7 +147,8 @@ def _first_day_outside(d: date, months: int) -> date:
 
 class _State:
     __slots__ = ("episode_open", "plans", "plans_seen", "lac_open", "lac_ls", "placements",
-                 "unallocated", "care_leaver", "workforce", "latest", "referral_dates", "episode_referrals")
+                 "unallocated", "care_leaver", "workforce", "latest", "referral_dates", "episode_referrals",
+                 "last_plan_end", "birth_month", "period_start", "allocations")
 
     def __init__(self) -> None:
         self.episode_open = False
@@ -168,6 +169,11 @@ class _State:
         # The referrals of the open CIN episode, for the cohort figures (P4, O9):
         # [referral date, labels, reached an S47, reached a CP plan]
         self.episode_referrals: list[list] = []
+        self.last_plan_end: date | None = None     # O6b: the latest CP plan end
+        self.birth_month: date | None = None       # O11: the 1st of the child's month of birth
+        self.period_start: date | None = None      # O11: DECOM of the open period of care
+        # O12: allocations and unallocations in date order: (date, worker_ref or None)
+        self.allocations: list[tuple[date, str | None]] = []
 
     def cp_open(self) -> bool:
         return any(p[2] for p in self.plans.values())
@@ -261,6 +267,32 @@ def contribution(history: ChildHistory, as_of: date, calendar: WorkingDayCalenda
     return Contribution(flows, stocks, stable)
 
 
+def _month_start(value) -> date | None:
+    """The 1st of a ``YYYY-MM`` month (None when it is not one)."""
+    try:
+        year, month = str(value)[:7].split("-")
+        return date(int(year), int(month), 1)
+    except (TypeError, ValueError):
+        return None
+
+
+def social_workers_in_look_back(allocations: list, as_of: date, months: int = 12) -> int:
+    """O12: distinct workers allocated during ``(as_of - months, as_of]``: the worker allocated on
+    its first day F (the latest allocation on or before F, unless an unallocation followed it by
+    F) + every worker allocated after F up to ``as_of``."""
+    first = months_look_back_start(as_of, months) + timedelta(days=1)
+    workers: set[str] = set()
+    held = None
+    for d, worker in allocations:
+        if d <= first:
+            held = worker
+        elif d <= as_of and worker is not None:
+            workers.add(worker)
+    if held is not None:
+        workers.add(held)
+    return len(workers)
+
+
 def _cohort_reached(st: _State, stage: int, metric: str, flow) -> None:
     """The referrals of the open episode that had not reached this stage (S47 / CP plan) now have:
     one flow each, dated on the referral (the cohort is the referral's date)."""
@@ -325,6 +357,8 @@ def _feed(st: _State, ev: Event, d: date, flow) -> None:
         _cohort_reached(st, 3, P + "cohort_referrals_to_cp_plan", flow)
         if (f.get("previous_plans") or 0) >= 1 or st.plans_seen >= 1:
             flow(P + "cp_plans_started_subsequent", lab, d)
+        if st.last_plan_end is not None and st.last_plan_end >= add_calendar_months(d, -24):
+            flow(P + "cp_plans_started_within_2y", lab, d)
         st.plans_seen += 1
         st.plans[ref] = [d, f.get("initial_category"), True]
     elif t == "cp_plan.category_changed":
@@ -342,16 +376,20 @@ def _feed(st: _State, ev: Event, d: date, flow) -> None:
             if d >= add_calendar_months(plan[0], 24):
                 flow(P + "cp_plans_ended_2y_plus", lab, d)
             plan[2] = False
+        st.last_plan_end = d
         if not st.cp_open():
             st.unallocated.pop("cp", None)
     elif t == "lac.started":
         ls = f.get("legal_status")
+        if f.get("birth_month"):
+            st.birth_month = _month_start(f["birth_month"])
         if st.lac_open:  # continuation after an X1 break
             st.lac_ls = ls or st.lac_ls
             st.placement_update(d, False, begins=False)
             return
         st.lac_open = True
         st.lac_ls = ls
+        st.period_start = d
         before_data = bool(f.get("began_before_data"))
         if ls not in G.SHORT_BREAK_LEGAL_STATUSES and not before_data:
             flow(P + "lac_started", lab, d)
@@ -377,11 +415,14 @@ def _feed(st: _State, ev: Event, d: date, flow) -> None:
         st.placement_update(d, False)
         st.unallocated.pop("lac", None)
     elif t == "case.unallocated":
+        st.allocations.append((d, None))
         ct = f.get("case_type")
         if ct and ct not in st.unallocated:
             st.unallocated[ct] = d
     elif t == "case.allocated":
         st.unallocated.pop(f.get("case_type"), None)
+        if f.get("worker_ref"):
+            st.allocations.append((d, str(f["worker_ref"])))
     elif t == "care_leaver.status":
         st.care_leaver = ev
     elif t == "workforce.snapshot":
@@ -437,6 +478,31 @@ def _stocks(st: _State, clocks, as_of: date, cal: WorkingDayCalendar, stocks: di
             change = _placement_count_changes(st.placements, as_of, months)
             if change is not None:
                 candidates.append(change)
+    if st.is_lac():
+        # O11: under-16s looked after continuously for 2.5 years or more, and those of them in the same
+        # placement for 2 years or more
+        sixteen = add_calendar_months(st.birth_month, 16 * 12) if st.birth_month is not None else None
+        if sixteen is not None and as_of < sixteen and st.period_start is not None:
+            candidates.append(sixteen)
+            long_term = add_calendar_months(st.period_start, 30)
+            if as_of >= long_term:
+                put(P + "lac_long_term_under16", lab)
+                current = st.placements[-1] if st.placements and st.placements[-1][1] is None else None
+                if current is not None:
+                    settled = add_calendar_months(current[0], 24)
+                    if as_of >= settled:
+                        put(P + "lac_long_term_same_placement_2y", lab)
+                    else:
+                        candidates.append(settled)
+            else:
+                candidates.append(long_term)
+        # O12: 3 or more social workers in the previous 12 months
+        if social_workers_in_look_back(st.allocations, as_of) >= 3:
+            put(P + "lac_3plus_social_workers_12m", lab)
+        first = months_look_back_start(as_of, 12) + timedelta(days=1)
+        inside = [d for d, _ in st.allocations if first < d <= as_of]
+        if inside:
+            candidates.append(_first_day_outside(min(inside) - timedelta(days=1), 12))
     cl = st.care_leaver
     if cl is not None and cl.f.get("in_touch") not in G.CARE_LEAVER_IN_TOUCH_EXCLUDED:
         band = _labels(la, team, age_band=cl.f.get("age_band") or "unknown")
@@ -572,6 +638,9 @@ INDICATORS: tuple[Indicator, ...] = (
          "Periods of care started / ceased (England 2025: 32,270 / 34,450)."),
     _ind("outputs", "O6", "Second or subsequent CP plan", ("cp_plans_started_subsequent", "cp_plans_started"),
          "CP plan starts with a previous plan at any time / starts.", 0.245),
+    _ind("outputs", "O6b", "Second CP plan within 2 years of the last", ("cp_plans_started_within_2y", "cp_plans_started"),
+         "CP plan starts whose child's previous plan ended no more than 2 years before / starts (a previous plan "
+         "known only from previous_plans, with no end date in the data, does not count)."),
     _ind("outputs", "O7", "CP plans ended lasting 2+ years", ("cp_plans_ended_2y_plus", "cp_plans_ended"),
          "Plans ending in window that lasted at least 2 years / plans ending.", 0.044),
     _ind("outputs", "O7b", "CP plans open 2+ years", ("cp_plans_open_2y_plus", "cp_plans_open"),
@@ -589,6 +658,12 @@ INDICATORS: tuple[Indicator, ...] = (
          "LAC with 3+ placements in the previous 12 months / LAC.", 0.10),
     _ind("outputs", "O10b", "LAC with 3+ placements over 2 years", ("lac_3plus_placements_24m", "lac_open"),
          "LAC with 3+ placements in the previous 24 months / LAC.", 0.23),
+    _ind("outputs", "O11", "LAC long-term stability", ("lac_long_term_same_placement_2y", "lac_long_term_under16"),
+         "Under-16s looked after continuously for 2.5 years or more who have been in the same placement for 2 "
+         "years or more / under-16s looked after for 2.5 years or more.", 0.69),
+    _ind("outputs", "O12", "LAC with 3+ social workers in 12 months", ("lac_3plus_social_workers_12m", "lac_open"),
+         "LAC at the snapshot with 3 or more distinct allocated social workers in the previous 12 months / LAC.",
+         0.27),
     _ind("outputs", "O13", "Care leavers in EET", ("care_leavers_eet", "care_leavers"),
          "Care leavers whose activity is F* or P* / care leavers in the age band (19-21: 54%).", 0.54),
     _ind("outputs", "O14", "Care leavers in suitable accommodation",
@@ -620,10 +695,11 @@ FLOW_METRICS = frozenset({P + m for m in (
     "cp_reviews_completed_in_time", "lac_reviews_completed", "lac_reviews_completed_in_time",
     "statutory_visits_completed", "statutory_visits_completed_in_time", "child_participation",
     "care_applications", "cp_plans_started", "cp_plans_started_subsequent", "cp_plans_ended",
-    "cp_plans_ended_2y_plus", "cp_plans_ended_by_route", "lac_started", "lac_ceased", "lac_ceased_by_outcome",
+    "cp_plans_ended_2y_plus", "cp_plans_ended_by_route", "cp_plans_started_within_2y", "lac_started", "lac_ceased", "lac_ceased_by_outcome",
     "workforce_leavers_fte", "care_proceedings_completed", "care_proceedings_completed_in_time", "cohort_referrals", "cohort_referrals_to_s47", "cohort_referrals_to_cp_plan")})
 STOCK_METRICS = frozenset({P + m for m in (
     "cin_open", "cp_plans_open", "cp_plans_open_2y_plus", "lac_open", "lac_3plus_placements_12m",
-    "lac_3plus_placements_24m", "care_leavers", "care_leavers_eet", "care_leavers_suitable_accommodation",
+    "lac_3plus_placements_24m", "lac_long_term_under16", "lac_long_term_same_placement_2y",
+    "lac_3plus_social_workers_12m", "care_leavers", "care_leavers_eet", "care_leavers_suitable_accommodation",
     "unallocated_cases", "unallocated_max_workdays", "drift_cases", "drift_max_workdays", "open_cases", "workforce_fte", "clocks_open",
     "clocks_overdue", "clocks_due_soon", "clocks_max_overdue_workdays")})

@@ -334,3 +334,10 @@ def test_no_error_message_quotes_an_input_value_anywhere():
     assert len(errors) >= 9
     assert SENTINEL not in json.dumps(errors)
     assert all(set(e) == {"loc", "msg", "type"} for e in errors)
+
+
+def test_birth_month_is_a_month_never_a_full_date_of_birth():
+    ok = dict(EXAMPLES["lac.started"], birth_month="2014-05")
+    assert parse_event(ok)
+    for bad in ("2014-05-17", "2014-13", "14-05", "May 2014", 201405):
+        assert "birth_month" in str(locs(errors_of(dict(EXAMPLES["lac.started"], birth_month=bad))))
