@@ -540,7 +540,7 @@ class Authority:
                        letter_before_proceedings=pre)
         uasc = legal == "V2" and age >= 15 and rng.random() < 0.15
         self._emit("lac.started", start, LAC_TEAM, child, episode_ref=episode_ref, decom=start,
-                   legal_status=legal, placement=placement, rne="S", need=_pick(rng, {k: v for k, v in R.PRIMARY_NEED.items() if k not in ("N9", "N0")}),
+                   legal_status=legal, placement=placement, rne="S", birth_month=child.birth.strftime("%Y-%m"), need=_pick(rng, {k: v for k, v in R.PRIMARY_NEED.items() if k not in ("N9", "N0")}),
                    provider=_pick(rng, R.PROVIDERS), uasc=uasc)
         duration = int(_inverse_cdf(rng, R.LAC_DAYS))
         end = start + timedelta(days=duration)
