@@ -1,5 +1,5 @@
 """The Prometheus backfill writes valid OpenMetrics: families contiguous, one sample per series per
-day at 12:00 UTC, ``# EOF`` last, and values equal to direct counts from the events file."""
+day at 00:00 UTC, ``# EOF`` last, and values equal to direct counts from the events file."""
 from __future__ import annotations
 
 import re
@@ -32,8 +32,8 @@ def parse(lines):
     return series
 
 
-def noon(d: date) -> int:
-    return int(datetime(d.year, d.month, d.day, 12, tzinfo=timezone.utc).timestamp())
+def midnight(d: date) -> int:
+    return int(datetime(d.year, d.month, d.day, tzinfo=timezone.utc).timestamp())
 
 
 def test_openmetrics_shape(backfill):
@@ -50,7 +50,7 @@ def test_openmetrics_shape(backfill):
     series = parse(lines)
     days = (LAST - FIRST).days + 1
     assert n == sum(len(v) for v in series.values())
-    all_days = [noon(FIRST + timedelta(days=i)) for i in range(days)]
+    all_days = [midnight(FIRST + timedelta(days=i)) for i in range(days)]
     full = 0
     for stamps in series.values():
         # a series appears on the day its first figure exists, then has one sample every day
@@ -63,7 +63,7 @@ def test_referrals_28d_equal_a_direct_count(backfill):
     events, lines, _ = backfill
     series = parse(lines)
     for day in (FIRST, date(2025, 5, 15), LAST):
-        exported = sum(v[noon(day)] for (m, labels), v in series.items()
+        exported = sum(v[midnight(day)] for (m, labels), v in series.items()
                        if m == "casewatch_referrals" and 'window="28d"' in labels)
         first = (day - timedelta(days=27)).isoformat()
         direct = sum(1 for e in events if e["event_type"] == "referral.received"
@@ -76,7 +76,7 @@ def test_open_cp_plans_equal_a_direct_count(backfill):
     events, lines, _ = backfill
     series = parse(lines)
     day = date(2025, 5, 20)
-    exported = sum(v[noon(day)] for (m, _), v in series.items() if m == "casewatch_cp_plans_open")
+    exported = sum(v[midnight(day)] for (m, _), v in series.items() if m == "casewatch_cp_plans_open")
     open_plans = set()
     for e in events:
         if e["event_type"] == "cp_plan.started" and e["start_date"] <= day.isoformat():
