@@ -145,6 +145,8 @@ def create_app(settings: Settings | None = None, publisher: EventPublisher | Non
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI):
+        import threading
+        threading.Thread(target=sources.warm_up, name="event-sources-warm-up", daemon=True).start()
         yield
         await run_in_threadpool(publisher.close)
         await run_in_threadpool(sources.close)

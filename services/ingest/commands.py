@@ -34,6 +34,8 @@ def _ingest(args: argparse.Namespace) -> int:
               '(a JSON object {"source_system": "token"} or {"source_system": {"token": "...", "la_codes": [...]}})',
               file=sys.stderr)
         return 2
+    from casewatch.command_errors import require_free_port
+    require_free_port(settings.host, settings.ingest_port, "CASEWATCH_INGEST_PORT")
     from services.ingest.api import serve
     serve(settings)
     return 0

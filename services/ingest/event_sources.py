@@ -51,6 +51,7 @@ class EventSources:
         self._consumer: KafkaConsumer | None = None
         self._partitions: list[TopicPartition] = []
         self._refreshed = float("-inf")
+        self._closed = False
 
     def __len__(self) -> int:
         return len(self._known)
@@ -75,6 +76,21 @@ class EventSources:
     def _get(self, key: int) -> Origin | None:
         found = self._known.get(key)
         return None if found is None else Origin(*found)
+
+    def warm_up(self, attempts: int = 30, pause: float = 2.0) -> bool:
+        """Read the topic to its end once (at a worker's start, in the background), so the first
+        corrections do not wait for it; True when done. Without ``settings``: nothing to read."""
+        if self._settings is None:
+            return True
+        for _ in range(attempts):
+            if self._closed:
+                return False
+            try:
+                self.catch_up()
+                return True
+            except KafkaUnavailable:  # not reachable yet, or a long topic: go on where it stopped
+                time.sleep(pause)
+        return False
 
     def known_origin(self, event_id: str) -> Origin | None:
         """``origin`` from what this worker has read so far (no Kafka round trip)."""
@@ -148,6 +164,7 @@ class EventSources:
         self._known.setdefault(event_key, origin)  # the first source to store an id keeps it
 
     def close(self) -> None:
+        self._closed = True
         with self._lock:
             if self._consumer is not None:
                 self._consumer.close()
