@@ -54,12 +54,41 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    if not getattr(args, "func", None):
-        parser.print_help()
-        return 2
-    return int(args.func(args) or 0)
+    """Run one subcommand. Every failure ends here as one line naming the cause and the fix (exit 2
+    for a usage or configuration mistake, 1 at run time; casewatch/command_errors.py); the traceback
+    only with --debug (anywhere on the command line)."""
+    from casewatch.command_errors import explain, unexpected
+    argv = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in argv
+    argv = [a for a in argv if a != "--debug"]
+    command = next((a for a in argv if not a.startswith("-")), None)
+    try:
+        parser = build_parser()
+        parser.add_argument("--debug", action="store_true",
+                            help="show the full traceback when a command fails")
+        args = parser.parse_args(argv)
+        if not getattr(args, "func", None):
+            parser.print_help()
+            return 2
+        return int(args.func(args) or 0)
+    except SystemExit:
+        raise
+    except BaseException as exc:  # noqa: BLE001 - the one place failures become messages
+        if debug:
+            raise
+        known = explain(exc, _settings_if_valid())
+        message, code = known if known else (unexpected(exc, command), 1)
+        prefix = f"casewatch {command}" if command else "casewatch"
+        print(f"{prefix}: {message}", file=sys.stderr)
+        return code
+
+
+def _settings_if_valid():
+    try:
+        from casewatch.config import get_settings
+        return get_settings()
+    except Exception:  # noqa: BLE001 - only used to name the Kafka address in a message
+        return None
 
 
 if __name__ == "__main__":

@@ -22,6 +22,11 @@ def _run(args) -> int:
     settings = get_settings()
     if args.metrics_port:
         settings = settings.model_copy(update={"engine_metrics_port": args.metrics_port})
+    # Fail in one sentence before faust starts (it would log a traceback for each of these).
+    from casewatch.command_errors import require_free_port, require_kafka
+    require_free_port(settings.host, settings.engine_metrics_port,
+                      "CASEWATCH_ENGINE_METRICS_PORT (or --metrics-port)")
+    require_kafka(settings)
     from faust import Worker
 
     from services.engine.app import create_app

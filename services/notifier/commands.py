@@ -36,6 +36,9 @@ def run(args: argparse.Namespace) -> int:
         print(f"notifier: the alert rules in {settings.rules_dir} cannot be read ({type(exc).__name__}): "
               "set CASEWATCH_RULES_DIR")
         return 2
+    from casewatch.command_errors import require_free_port
+    require_free_port(args.host or settings.host, args.port or settings.notifier_port,
+                      "CASEWATCH_NOTIFIER_PORT (or --port)")
     uvicorn.run(app, host=args.host or settings.host, port=args.port or settings.notifier_port,
                 log_level="warning")
     return 0
