@@ -75,7 +75,8 @@ def _install(args) -> int:
     from casewatch.stack.components import StackError, ensure_debian_binaries, kafka_libs
     settings = get_settings()
     try:
-        ensure_debian_binaries(["prometheus", "promtool", "prometheus-alertmanager", "amtool"])
+        ensure_debian_binaries(["prometheus", "promtool", "prometheus-alertmanager", "amtool",
+                                "chromium", "pdftotext", "pdfinfo", "pdftoppm"])
         libs = kafka_libs(settings)
     except StackError as exc:
         print(f"ERROR: {exc}", file=sys.stderr)

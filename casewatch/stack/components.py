@@ -26,7 +26,11 @@ KAFKA_DIR = Path(__file__).resolve().parent / "kafka"
 KAFKA_VERSION = "4.1.1"
 
 APT_PACKAGES = {"prometheus": "prometheus", "prometheus-alertmanager": "prometheus-alertmanager",
-                "promtool": "prometheus", "amtool": "prometheus-alertmanager"}
+                "promtool": "prometheus", "amtool": "prometheus-alertmanager",
+                # `casewatch report`: the PDF is printed by headless Chromium; poppler-utils gives
+                # pdfinfo (page count) and the tests' pdftotext / pdftoppm
+                "chromium": "chromium", "pdftotext": "poppler-utils", "pdfinfo": "poppler-utils",
+                "pdftoppm": "poppler-utils"}
 
 
 class StackError(RuntimeError):
