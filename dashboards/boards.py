@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 from dashboards.builder import AMBER, BLUE, GREEN, RED, Board, Panel, Target, Variable, row
+from dashboards.local_changes import ANNOTATION_TAG, load_local_changes, month_end_instants, three_months_expr
 from dashboards.measures import RATIO_BY_NAME, RATIOS, SUPPRESS_BELOW, Ratio
 from dashboards.thresholds import load_thresholds
 
@@ -182,6 +183,37 @@ def count_panel(indicator: str, title: str, metric: str, split: tuple[str, ...],
                  mappings=SUPPRESSED_COUNT if published else [])
 
 
+# Dated local changes (dashboards/local_changes.yaml), pushed to Grafana as tagged annotations.
+LOCAL_CHANGES_ANNOTATION = {
+    "name": "Local changes", "enable": True, "iconColor": "purple",
+    "datasource": {"type": "grafana", "uid": "-- Grafana --"},
+    "target": {"type": "tags", "tags": [ANNOTATION_TAG], "matchAny": True, "limit": 100},
+}
+
+
+def before_after_panels() -> list[Panel]:
+    """Referrals and NFA referrals by agency: the three calendar months before the month of the
+    latest local change against the three months after it."""
+    changes = load_local_changes()
+    if not changes:
+        return []
+    latest = changes[-1]
+    before, after = month_end_instants(latest)
+    panels = []
+    for metric, title in (("casewatch_referrals", "Referrals"),
+                          ("casewatch_referrals_nfa", "Referrals not meeting the threshold")):
+        panels.append(Panel(
+            f"{title} by agency: 3 months before and after {latest.title} ({latest.date:%d %b %Y})", "bargauge",
+            [Target(three_months_expr(metric, LA, before), legend="{{source_group}} before", instant=True),
+             Target(three_months_expr(metric, LA, after), legend="{{source_group}} after", instant=True)],
+            width=12, height=9, unit="none", decimals=0,
+            description=f"The latest dated local change ({latest.la}, {latest.date.isoformat()}: {latest.title}). "
+                        "Before = the three calendar months before the month of the change, after = the three "
+                        "months after it (the month of the change is in neither); each month's figure is its "
+                        "month-to-date count on its last day. Empty until Prometheus holds those months."))
+    return panels
+
+
 def activity_board(published: bool = False) -> Board:
     thresholds = load_thresholds()
     panels: list[Panel] = []
@@ -200,11 +232,14 @@ def activity_board(published: bool = False) -> Board:
                      f"percentages with a numerator or denominator under {SUPPRESS_BELOW} are hidden. "
                      "Use this view for anything shared beyond case-holding managers.",
                      panels, [VAR_LA, VAR_WINDOW], tags=("casewatch", "published"),
-                     folder="casewatch published")
+                     folder="casewatch published", annotations=(LOCAL_CHANGES_ANNOTATION,))
+    panels.append(row("Dated local changes"))
+    panels.extend(before_after_panels())
     return Board(UID_ACTIVITY, "Activity and performance",
                  "Inputs (demand), processes (timeliness) and outputs (caseload profile and "
-                 "outcomes), each ratio against its national reference value.",
-                 panels, [VAR_LA, VAR_TEAM, VAR_WINDOW])
+                 "outcomes), each ratio against its national reference value. Purple marks: dated local "
+                 "changes (dashboards/local_changes.yaml).",
+                 panels, [VAR_LA, VAR_TEAM, VAR_WINDOW], annotations=(LOCAL_CHANGES_ANNOTATION,))
 
 
 def workload_board() -> Board:
@@ -286,8 +321,9 @@ def workload_board() -> Board:
                         width=12, height=7, unit="none", decimals=0, steps=[(None, GREEN), (1, RED)]))
     return Board(UID_WORKLOAD, "Workload pressure",
                  "The fortnightly workload meeting: demand against last year, open cases, caseload, "
-                 "unallocated work, staffing and timeliness (red/amber/green from the alert thresholds).",
-                 panels, [VAR_LA, VAR_TEAM], time_from="now-1y")
+                 "unallocated work, staffing and timeliness (red/amber/green from the alert thresholds). "
+                 "Purple marks: dated local changes (dashboards/local_changes.yaml).",
+                 panels, [VAR_LA, VAR_TEAM], time_from="now-1y", annotations=(LOCAL_CHANGES_ANNOTATION,))
 
 
 def timeliness_board() -> Board:

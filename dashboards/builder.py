@@ -83,6 +83,7 @@ class Board:
     time_from: str = "now-90d"
     refresh: str = "1m"
     folder: str = "casewatch"
+    annotations: tuple[dict[str, Any], ...] = ()
 
     def render(self) -> dict[str, Any]:
         return {
@@ -98,7 +99,7 @@ class Board:
             "refresh": self.refresh,
             "time": {"from": self.time_from, "to": "now"},
             "templating": {"list": [v.render() for v in self.variables]},
-            "annotations": {"list": []},
+            "annotations": {"list": list(self.annotations)},
             "links": [],
             "panels": _layout(self.panels),
         }

@@ -22,6 +22,7 @@ FIXED_TODAY = "2026-11-02"
 # Queries that may rightly be empty here; they must still be valid PromQL that Prometheus accepts.
 def may_be_empty(expr: str) -> bool:
     return ("offset 52w" in expr                       # needs a year of Prometheus history
+            or "] @ " in expr                          # before/after a dated local change: history at its dates
             or "_published" in expr                    # suppressed when a figure is under 6
             or "casewatch_ingest_" in expr             # no ingest service in this stack
             or "casewatch_notifier_" in expr           # no notifier scraped in this stack

@@ -93,7 +93,7 @@ def test_published_board_shows_only_suppressed_authority_figures():
 def test_activity_board_has_inputs_processes_outputs_rows_and_national_reference_lines():
     board = _boards()["casewatch-activity"]
     rows = [p["title"] for p in board["panels"] if p["type"] == "row"]
-    assert rows == ["Inputs", "Processes", "Outputs"]
+    assert rows == ["Inputs", "Processes", "Outputs", "Dated local changes"]
     p2 = [p for p in board["panels"] if p["title"].startswith("P2 ")][0]
     exprs = [t["expr"] for t in p2["targets"]]
     assert "vector(0.857)" in exprs
@@ -192,3 +192,55 @@ def test_grafana_push_creates_folders_and_overwrites_each_board():
     by_uid = {b["dashboard"]["uid"]: b["folderUid"] for b in boards}
     assert by_uid["casewatch-activity-published"] == "casewatch-published"
     assert by_uid["casewatch-workload"] == "casewatch"
+
+
+def test_grafana_push_adds_the_dated_local_changes_as_tagged_annotations():
+    """dashboards/local_changes.yaml's changes become organisation annotations tagged
+    casewatch-local-change and the LA code, at midday UTC of the change's day."""
+    from datetime import datetime, timezone
+    from dashboards.local_changes import load_local_changes
+    _FakeGrafana.requests = []
+    server = HTTPServer(("127.0.0.1", 0), _FakeGrafana)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        from casewatch.cli import main
+        assert main(["grafana", "push", "--url", f"http://127.0.0.1:{server.server_port}",
+                     "--token", "test-token"]) == 0
+    finally:
+        server.shutdown()
+    posted = [b for m, p, b, _ in _FakeGrafana.requests if m == "POST" and p == "/api/annotations"]
+    changes = load_local_changes()
+    assert len(posted) == len(changes) >= 1
+    stockton = [b for b in posted if b["text"] == "revised referral protocol"]
+    assert stockton and stockton[0]["tags"] == ["casewatch-local-change", "E06000004"]
+    # 4 November 2013, the day the Stockton referral protocol changed
+    assert stockton[0]["time"] == int(datetime(2013, 11, 4, 12, tzinfo=timezone.utc).timestamp() * 1000)
+
+
+def test_local_changes_are_annotations_on_the_activity_and_workload_boards_with_a_before_after_panel():
+    from dashboards.local_changes import month_end_instants, LocalChange
+    from datetime import date, datetime, timezone
+    boards = {b["uid"]: b for b in (json.loads(p.read_text()) for p in (ROOT / "dashboards/generated").glob("*.json"))}
+    for uid in ("casewatch-activity", "casewatch-workload"):
+        (annotation,) = boards[uid]["annotations"]["list"]
+        assert annotation["target"]["tags"] == ["casewatch-local-change"]
+    titles = [p["title"] for p in boards["casewatch-activity"]["panels"]]
+    assert any(t.startswith("Referrals by agency: 3 months before and after revised referral protocol") for t in titles)
+    # a change on 4 Nov 2013: before = Aug, Sep, Oct 2013; after = Dec 2013, Jan, Feb 2014 (month ends, 22:00 UTC)
+    before, after = month_end_instants(LocalChange("E06000004", date(2013, 11, 4), "x"))
+    as_dates = lambda ts: [datetime.fromtimestamp(t, timezone.utc).date().isoformat() for t in ts]
+    assert as_dates(before) == ["2013-08-31", "2013-09-30", "2013-10-31"]
+    assert as_dates(after) == ["2013-12-31", "2014-01-31", "2014-02-28"]
+
+
+def test_a_local_change_with_a_name_or_a_bad_date_is_refused_in_one_sentence(tmp_path):
+    import pytest
+    from dashboards.local_changes import LocalChangesError, load_local_changes
+    bad = tmp_path / "changes.yaml"
+    bad.write_text("changes:\n  - {la: E06000004, date: 2013-11-04, title: \"protocol agreed with Jane <Doe>\"}\n")
+    with pytest.raises(LocalChangesError, match="title must be"):
+        load_local_changes(bad)
+    bad.write_text("changes:\n  - {la: E06000004, date: 4 Nov 2013, title: revised protocol}\n")
+    with pytest.raises(LocalChangesError, match="date must be YYYY-MM-DD"):
+        load_local_changes(bad)
