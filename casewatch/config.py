@@ -30,6 +30,10 @@ class Settings(BaseSettings):
     engine_metrics_port: int = 29100
     engine_web_port: int = 29101
     ingest_port: int = 29180
+    # The read endpoints (/healthz, /metrics) of ingest: on the write API's host and port unless a
+    # separate port is given, e.g. a monitoring interface that case systems cannot reach.
+    ingest_read_host: str | None = None  # default: host
+    ingest_read_port: int | None = None
     notifier_port: int = 29181
     # The local stack's mailbox: an SMTP server that files the on-call mails under state_dir/mailbox.
     smtp_port: int = 29025

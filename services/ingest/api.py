@@ -365,14 +365,20 @@ def create_app(settings: Settings | None = None, publisher: EventPublisher | Non
         results = [_result(i if is_list else None, c) for i, c in enumerate(checked)]
         return JSONResponse({"accepted": accepted, "rejected": rejected, "results": results}, status_code=status)
 
-    @app.get("/healthz", summary="Kafka reachable")
+    # Read endpoints: on the write API's listener, or on a listener of their own (settings
+    # ingest_read_host/ingest_read_port) so monitoring can reach them where case systems cannot.
+    reader = app if settings.ingest_read_port is None else FastAPI(
+        title="casewatch ingest (read endpoints)", version="1", docs_url=None, redoc_url=None, openapi_url=None)
+    app.state.read_app = reader
+
+    @reader.get("/healthz", summary="Kafka reachable")
     async def healthz():
         if await run_in_threadpool(publisher.healthy):
             return {"status": "ok"}
         return JSONResponse({"status": "kafka_unavailable"}, status_code=503,
                             headers={"Retry-After": str(RETRY_AFTER_SECONDS)})
 
-    @app.get("/metrics", include_in_schema=False)
+    @reader.get("/metrics", include_in_schema=False)
     async def prometheus_metrics():
         return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
@@ -380,7 +386,22 @@ def create_app(settings: Settings | None = None, publisher: EventPublisher | Non
 
 
 def serve(settings: Settings) -> None:
-    """Run the API with uvicorn on ``settings.host:settings.ingest_port`` (blocks)."""
+    """Run the API with uvicorn on ``settings.host:settings.ingest_port`` (blocks); the read endpoints
+    on ``ingest_read_host:ingest_read_port`` as well when a separate read port is configured."""
+    import asyncio
+
     import uvicorn
     app = create_app(settings)
-    uvicorn.run(app, host=settings.host, port=settings.ingest_port, log_level="info", access_log=False)
+    if settings.ingest_read_port is None:
+        uvicorn.run(app, host=settings.host, port=settings.ingest_port, log_level="info", access_log=False)
+        return
+    servers = [uvicorn.Server(uvicorn.Config(app, host=settings.host, port=settings.ingest_port,
+                                             log_level="info", access_log=False)),
+               uvicorn.Server(uvicorn.Config(app.state.read_app, host=settings.ingest_read_host or settings.host,
+                                             port=settings.ingest_read_port, log_level="warning",
+                                             access_log=False, lifespan="off"))]
+
+    async def both() -> None:
+        await asyncio.gather(*(server.serve() for server in servers))
+
+    asyncio.run(both())

@@ -230,3 +230,24 @@ def test_kafka_unreachable_is_503_with_retry_after_and_nothing_claimed_stored():
         assert client.get("/healthz").status_code == 503
         assert metric(client, "casewatch_ingest_requests_total", "unavailable") == 3
         assert metric(client, "casewatch_ingest_events_total", "accepted") == 0
+
+
+def test_read_endpoints_can_live_on_a_listener_of_their_own():
+    """With a read port configured, /metrics and /healthz answer only on the read listener (a
+    monitoring interface) and the write API's listener does not serve them; writes stay put."""
+    s = settings(ingest_read_port=1)  # the port itself is only used by serve(); the apps are what is tested
+    producer = RecordingProducer()
+    publisher = EventPublisher(s, source_system="ingest", source="ingest", producer=producer)
+    app = create_app(s, publisher=publisher, event_sources=EventSources())
+    with TestClient(app) as writer, TestClient(app.state.read_app) as reader:
+        assert writer.get("/metrics").status_code == 404
+        assert writer.get("/healthz").status_code == 404
+        assert reader.get("/metrics").status_code == 200
+        assert b"casewatch_ingest" in reader.get("/metrics").content
+        assert reader.post("/v1/events", json={}).status_code in (404, 405)
+        headers = {"Authorization": f"Bearer {TOKENS['mosaic']}"}
+        assert writer.post("/v1/events", json=raw_event(), headers=headers).status_code == 202
+
+
+def test_read_endpoints_are_on_the_write_listener_by_default(api):
+    assert api.get("/metrics").status_code == 200
