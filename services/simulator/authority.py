@@ -1,8 +1,9 @@
 """A synthetic English local authority's children's social care, as a stream of case events.
 
 Pure Python (no Kafka): ``authority_events(...)`` is an iterator of wire-format events
-(docs/events.md) in event-time order, seeded and reproducible. Flows follow the national rates in
-:mod:`services.simulator.rates` (domain.md §2), sized by the child population.
+(docs/events.md) in event-time order, seeded and reproducible. Flows follow the rates of a
+calibration profile of :mod:`services.simulator.rates` (national by default; stockton for the demo
+authority), sized by the child population.
 
 How it works. Day by day, contacts arrive (on working days, Poisson). A contact that becomes a
 referral starts a *journey*: the whole future of that CIN episode (assessment, strategy discussion,
@@ -121,7 +122,8 @@ def _birthday(birth: date, age: int) -> date:
 class Authority:
     def __init__(self, la_code: str, population: int, seed: int, history_start: date,
                  calendar: WorkingDayCalendar | None = None, scenarios: Iterable[Scenario] = (),
-                 index: int = 0, warmup_years: int = 6):
+                 index: int = 0, warmup_years: int = 6, profile: str = "national"):
+        self.R = R.profile(profile)   # the calibration profile's rates (services.simulator.rates)
         self.la = la_code
         self.population = population
         self.seed = seed
@@ -140,8 +142,8 @@ class Authority:
         self.older: list[str] = []
         self.team_cases: dict[str, list[tuple[date, date]]] = {t: [] for t in WORKFORCE_TEAMS}
         self.workers = {t: [self._worker_ref() for _ in range(12)] for t in WORKFORCE_TEAMS}
-        self.contacts_per_working_day = (population * R.REFERRALS_PER_CHILD_YEAR
-                                         / R.WORKING_DAYS_PER_YEAR / R.CONTACT_TO_REFERRAL)
+        self.contacts_per_working_day = (population * self.R.REFERRALS_PER_CHILD_YEAR
+                                         / self.R.WORKING_DAYS_PER_YEAR / self.R.CONTACT_TO_REFERRAL)
         self._journey: _Journey | None = None
 
     # -- identifiers ---------------------------------------------------------------------------
@@ -161,7 +163,7 @@ class Authority:
             age_years = (rng.uniform(0, 5) if band < 0.30 else rng.uniform(5, 10) if band < 0.58
                          else rng.uniform(10, 16) if band < 0.88 else rng.uniform(16, 17.9))
         child = _Child(self._ref("LCS"), d - timedelta(days=int(age_years * 365.25)))
-        if rng.random() < R.SUBSEQUENT_PLAN * 0.9:
+        if rng.random() < self.R.SUBSEQUENT_PLAN * 0.9:
             child.prior_plans = 1 if rng.random() < 0.8 else 2
         self.children[child.ref] = child
         return child
@@ -227,8 +229,8 @@ class Authority:
         rng = self.rng
         lam = self.contacts_per_working_day * (2.0 if self._active("referral_surge", d) else 1.0)
         for _ in range(_poisson(rng, lam)):
-            outcome = _pick(rng, R.CONTACT_OUTCOMES)
-            source = _pick(rng, R.REFERRAL_SOURCES)
+            outcome = _pick(rng, self.R.CONTACT_OUTCOMES)
+            source = _pick(rng, self.R.REFERRAL_SOURCES)
             if outcome == "cin_referral":
                 self._referral(d, source)
             else:
@@ -254,7 +256,7 @@ class Authority:
         child = self._new_child(d)
         team = rng.choice(ASSESSMENT_TEAMS)
         self._emit("contact.received", d, team, child, contact_date=d, source=source, outcome=outcome,
-                   early_help_active=rng.random() < R.CONTACT_EARLY_HELP_ACTIVE,
+                   early_help_active=rng.random() < self.R.CONTACT_EARLY_HELP_ACTIVE,
                    closed_and_logged=outcome in ("nfa", "information_advice"))
         if outcome == "eh_referral":
             self._early_help(self.cal.add(d, rng.randint(1, 10)), child, source, None)
@@ -266,7 +268,7 @@ class Authority:
                    lead_agency=lead_agency, stepped_down_from=stepped_down_from)
         end = start + timedelta(days=rng.randint(60, 300))
         self._emit("early_help.closed", end, "unassigned", child, end_date=end,
-                   end_reason=_pick(rng, R.EARLY_HELP_END))
+                   end_reason=_pick(rng, self.R.EARLY_HELP_END))
         return end
 
     # -- referral journeys -------------------------------------------------------------------------
@@ -283,14 +285,14 @@ class Authority:
             self.recent = self.recent[self.recent_head:]
             self.recent_head = 0
         u = rng.random()
-        if u < R.RE_REFERRAL and len(self.recent) > self.recent_head:
+        if u < self.R.RE_REFERRAL and len(self.recent) > self.recent_head:
             for _ in range(12):
                 ref_date, ref = self.recent[rng.randrange(self.recent_head, len(self.recent))]
                 child = self.children[ref]
                 if (child.last_referral == ref_date and child.busy_until < d and cutoff <= ref_date < d
                         and _birthday(child.birth, 18) > d + timedelta(days=60)):
                     return child
-        elif u < R.RE_REFERRAL + R.RETURNING_CHILD_OLDER and self.older:
+        elif u < self.R.RE_REFERRAL + self.R.RETURNING_CHILD_OLDER and self.older:
             for _ in range(6):
                 child = self.children[rng.choice(self.older)]
                 if (child.busy_until < d and child.last_referral is not None and child.last_referral < cutoff
@@ -307,24 +309,24 @@ class Authority:
         team = rng.choice(ASSESSMENT_TEAMS)
         contact_ref = self._ref("CON")
         self._emit("contact.received", d, team, child, contact_date=d, source=source, outcome="cin_referral",
-                   early_help_active=rng.random() < R.CONTACT_EARLY_HELP_ACTIVE, closed_and_logged=False)
+                   early_help_active=rng.random() < self.R.CONTACT_EARLY_HELP_ACTIVE, closed_and_logged=False)
         referral_ref = self._ref("REF")
-        uasc = rng.random() < R.DIRECT_UASC_PER_REFERRAL and d - child.birth > timedelta(days=15 * 365)
+        uasc = rng.random() < self.R.DIRECT_UASC_PER_REFERRAL and d - child.birth > timedelta(days=15 * 365)
         u = rng.random()
-        nfa = u < R.REFERRAL_NFA and not uasc
+        nfa = u < self.R.REFERRAL_NFA and not uasc
         if nfa:
             outcome = "nfa"
-        elif u < R.REFERRAL_NFA + R.REFERRAL_ADVICE_OR_STEP_DOWN and not uasc:
+        elif u < self.R.REFERRAL_NFA + self.R.REFERRAL_ADVICE_OR_STEP_DOWN and not uasc:
             outcome = rng.choice(("advice_signpost", "step_down_eh"))
-        elif u < R.REFERRAL_NFA + R.REFERRAL_ADVICE_OR_STEP_DOWN + R.STRATEGY_AT_REFERRAL and not uasc:
+        elif u < self.R.REFERRAL_NFA + self.R.REFERRAL_ADVICE_OR_STEP_DOWN + self.R.STRATEGY_AT_REFERRAL and not uasc:
             outcome = "strategy_or_s47"
         else:
             outcome = "assessment_required"
         reasons = self._factors(nfa=False)[:3] if not uasc else ["9A"]
         self._emit("referral.received", d, team, child, referral_date=d, source=source,
                    from_contact_ref=contact_ref, referral_nfa=nfa, reasons=reasons,
-                   primary_need=_pick(rng, R.PRIMARY_NEED), episode_ref=referral_ref)
-        decision = cal.add(d, rng.randint(0, 1)) if rng.random() < R.REFERRAL_DECISION_WITHIN_1WD \
+                   primary_need=_pick(rng, self.R.PRIMARY_NEED), episode_ref=referral_ref)
+        decision = cal.add(d, rng.randint(0, 1)) if rng.random() < self.R.REFERRAL_DECISION_WITHIN_1WD \
             else cal.add(d, rng.randint(2, 5))
         self._emit("referral.outcome", decision, team, child, outcome_date=decision, outcome=outcome,
                    referral_ref=referral_ref)
@@ -340,7 +342,7 @@ class Authority:
 
     def _factors(self, nfa: bool) -> list[str]:
         rng = self.rng
-        found = [code for code, p in R.ASSESSMENT_FACTORS.items() if rng.random() < p]
+        found = [code for code, p in self.R.ASSESSMENT_FACTORS.items() if rng.random() < p]
         if not found:
             found = ["21"] if nfa else ["20"]
         return found
@@ -353,7 +355,7 @@ class Authority:
         case_team = CP_TEAM if strategy else team
         assessment_ref = self._ref("ASM")
         start = cal.add(d, rng.randint(0, 2))
-        wd = int(_inverse_cdf(rng, R.ASSESSMENT_WD) + 0.5)
+        wd = int(_inverse_cdf(rng, self.R.ASSESSMENT_WD) + 0.5)
         if self._active("staff_shortage", d, case_team):
             wd += SHORTAGE_ASSESSMENT_WD
         authorised = cal.add(d, wd)
@@ -370,13 +372,13 @@ class Authority:
             assessment_outcome = "other"
         elif strategy:
             s_date = cal.add(d, rng.randint(0, 2))
-            decision = _pick(rng, R.STRATEGY_DECISIONS)
+            decision = _pick(rng, self.R.STRATEGY_DECISIONS)
             self._emit("strategy_discussion.held", s_date, CP_TEAM, child, date=s_date, decision=decision)
             if decision == "s47":
                 assessment_outcome = "strategy_or_s47"
                 next_step = self._s47(s_date, child)
         if assessment_outcome is None:
-            assessment_outcome = _pick(rng, R.ASSESSMENT_OUTCOMES)
+            assessment_outcome = _pick(rng, self.R.ASSESSMENT_OUTCOMES)
         if next_step is None:
             if assessment_outcome == "nfa":
                 next_step = ("close", authorised, "RC8")
@@ -409,32 +411,32 @@ class Authority:
         s47_ref = self._ref("S47")
         self._emit("s47.started", s_date, CP_TEAM, child, s47_ref=s47_ref, start_date=s_date,
                    icpc_target_date=cal.add(s_date, 15))
-        if rng.random() < R.S47_TO_ICPC:
-            wd = int(_inverse_cdf(rng, R.ICPC_WD) + 0.5)
+        if rng.random() < self.R.S47_TO_ICPC:
+            wd = int(_inverse_cdf(rng, self.R.ICPC_WD) + 0.5)
             if self._active("staff_shortage", s_date, CP_TEAM):
                 wd += SHORTAGE_ICPC_WD
             icpc = cal.add(s_date, wd)
             end = cal.add(s_date, max(0, wd - rng.randint(1, 3)))
             self._emit("s47.completed", end, CP_TEAM, child, s47_ref=s47_ref, end_date=end,
                        icpc_not_required=False, outcome="icpc")
-            plan = rng.random() < R.ICPC_TO_PLAN
+            plan = rng.random() < self.R.ICPC_TO_PLAN
             self._emit("icpc.held", icpc, CP_TEAM, child, date=icpc, s47_ref=s47_ref, resulted_in_cpp=plan,
                        transfer_in=False, child_participation=self._participation(child, icpc))
             return ("cp", icpc) if plan else ("cin", icpc)
         end = cal.add(s_date, rng.randint(3, 25))
-        outcome = _pick(rng, R.S47_OTHER_OUTCOMES)
+        outcome = _pick(rng, self.R.S47_OTHER_OUTCOMES)
         self._emit("s47.completed", end, CP_TEAM, child, s47_ref=s47_ref, end_date=end,
                    icpc_not_required=True, outcome=outcome)
         if outcome == "nfa":
             return ("close", end, "RC8")
-        if outcome == "legal_action" and rng.random() < R.S47_LEGAL_ACTION_TO_LAC:
+        if outcome == "legal_action" and rng.random() < self.R.S47_LEGAL_ACTION_TO_LAC:
             return ("lac", cal.add(end, rng.randint(1, 10)), rng.choice(("C1", "L2", "C1")))
         return ("cin", end)
 
     def _participation(self, child: _Child, d: date) -> str:
         if d < _birthday(child.birth, 4):
             return "PN0"
-        return _pick(self.rng, R.PARTICIPATION)
+        return _pick(self.rng, self.R.PARTICIPATION)
 
     def _close_cin(self, d: date, team: str, child: _Child, reason: str) -> None:
         self._emit("cin_episode.closed", d, team, child, closure_date=d, reason=reason)
@@ -447,12 +449,12 @@ class Authority:
         self.team_cases[team].append((start, end))
         self._emit("case.allocated", start, team, child, case_type=case_type, allocation_date=start,
                    change_reason=reason, worker_ref=rng.choice(self.workers[team]))
-        chance = R.UNALLOCATED_SPELL[case_type] * max(1.0, (end - start).days / 365)
+        chance = self.R.UNALLOCATED_SPELL[case_type] * max(1.0, (end - start).days / 365)
         if self._active("staff_shortage", start, team):
             chance *= 4
         if rng.random() < min(chance, 0.9) and (end - start).days > 10:
             gap = cal.add(start + timedelta(days=rng.randint(3, (end - start).days - 5)), 0)
-            lo, hi = R.UNALLOCATED_WD[case_type]
+            lo, hi = self.R.UNALLOCATED_WD[case_type]
             back = cal.add(gap, rng.randint(lo, hi))
             if back < end:
                 self._emit("case.unallocated", gap, team, child, case_type=case_type, allocation_date=gap,
@@ -464,7 +466,7 @@ class Authority:
     def _cin_plan(self, start: date, child: _Child, months: tuple[int, int] = (60, 420)) -> date:
         rng = self.rng
         end = start + timedelta(days=rng.randint(*months))
-        if rng.random() < R.CIN_PLAN_TO_LAC:
+        if rng.random() < self.R.CIN_PLAN_TO_LAC:
             lac_start = self.cal.roll_forward(start + timedelta(days=rng.randint(20, max(21, (end - start).days))))
             self._segment(CIN_TEAM, "cin", child, start, lac_start, "TSPROC")
             return self._looked_after(lac_start, child, rng.choice(("V2", "V2", "C1")), "TSPROC")
@@ -476,27 +478,27 @@ class Authority:
     def _cp_plan(self, start: date, child: _Child) -> date:
         rng = self.rng
         plan_ref = self._ref("CPP")
-        category = _pick(rng, R.CP_CATEGORIES)
+        category = _pick(rng, self.R.CP_CATEGORIES)
         self._emit("cp_plan.started", start, CP_TEAM, child, plan_ref=plan_ref, start_date=start,
                    initial_category=category, previous_plans=child.plans + child.prior_plans)
         child.plans += 1
-        end = self.cal.roll_forward(start + timedelta(days=int(_inverse_cdf(rng, R.CP_PLAN_DAYS))))
+        end = self.cal.roll_forward(start + timedelta(days=int(_inverse_cdf(rng, self.R.CP_PLAN_DAYS))))
         self._segment(CP_TEAM, "cp", child, start, end, "TSPROC")
-        if rng.random() < R.CP_CATEGORY_CHANGE:
+        if rng.random() < self.R.CP_CATEGORY_CHANGE:
             when = start + timedelta(days=rng.randint(20, max(21, (end - start).days - 1)))
             self._emit("cp_plan.category_changed", when, CP_TEAM, child, plan_ref=plan_ref, date=when,
-                       latest_category=_pick(rng, {k: v for k, v in R.CP_CATEGORIES.items() if k != category}))
+                       latest_category=_pick(rng, {k: v for k, v in self.R.CP_CATEGORIES.items() if k != category}))
         previous, months = start, 3
         while True:
             due = add_calendar_months(previous, months)
-            held = self._held(due, previous, R.CP_REVIEW_ON_TIME, CP_TEAM)
+            held = self._held(due, previous, self.R.CP_REVIEW_ON_TIME, CP_TEAM)
             if held >= end:
                 break
             self._emit("cp_review.held", held, CP_TEAM, child, plan_ref=plan_ref, date=held, due_date=due,
-                       continue_plan=True, quorate=rng.random() < R.CP_REVIEW_QUORATE,
+                       continue_plan=True, quorate=rng.random() < self.R.CP_REVIEW_QUORATE,
                        child_participation=self._participation(child, held))
             previous, months = held, 6
-        route = _pick(rng, R.CP_END_ROUTES)
+        route = _pick(rng, self.R.CP_END_ROUTES)
         if route == "became_lac" and end >= _birthday(child.birth, 17):
             route = "cin_plan"
         self._emit("cp_plan.ended", end, CP_TEAM, child, plan_ref=plan_ref, end_date=end, end_route=route)
@@ -529,7 +531,7 @@ class Authority:
         if start >= eighteen - timedelta(days=30):
             self._close_cin(start, CIN_TEAM, child, "RC7")
             return start
-        placement = _pick(rng, R.LAC_PLACEMENTS)
+        placement = _pick(rng, self.R.LAC_PLACEMENTS)
         if age >= 16 and rng.random() < 0.4:
             placement = "K3"
         if legal in ("C1", "L2"):
@@ -540,16 +542,16 @@ class Authority:
                        letter_before_proceedings=pre)
         uasc = legal == "V2" and age >= 15 and rng.random() < 0.15
         self._emit("lac.started", start, LAC_TEAM, child, episode_ref=episode_ref, decom=start,
-                   legal_status=legal, placement=placement, rne="S", birth_month=child.birth.strftime("%Y-%m"), need=_pick(rng, {k: v for k, v in R.PRIMARY_NEED.items() if k not in ("N9", "N0")}),
-                   provider=_pick(rng, R.PROVIDERS), uasc=uasc)
-        duration = int(_inverse_cdf(rng, R.LAC_DAYS))
+                   legal_status=legal, placement=placement, rne="S", birth_month=child.birth.strftime("%Y-%m"), need=_pick(rng, {k: v for k, v in self.R.PRIMARY_NEED.items() if k not in ("N9", "N0")}),
+                   provider=_pick(rng, self.R.PROVIDERS), uasc=uasc)
+        duration = int(_inverse_cdf(rng, self.R.LAC_DAYS))
         end = start + timedelta(days=duration)
         at_18 = end >= eighteen
         if at_18:
             end = eighteen
-            ceased = _pick(rng, R.LAC_ENDS_AT_18)
+            ceased = _pick(rng, self.R.LAC_ENDS_AT_18)
         else:
-            table = dict(R.LAC_ENDS_YOUNG)
+            table = dict(self.R.LAC_ENDS_YOUNG)
             if age >= 6 or duration < 300:
                 table.pop("E11"), table.pop("E12")
             ceased = _pick(rng, table)
@@ -583,21 +585,21 @@ class Authority:
                     self._emit("court.final_order", final, LAC_TEAM, child, final_order_date=final,
                                order_made="care_order")
         # placement moves
-        rate = R.MOVES_PER_YEAR_UNSETTLED if rng.random() < R.UNSETTLED_SHARE else R.MOVES_PER_YEAR_SETTLED
+        rate = self.R.MOVES_PER_YEAR_UNSETTLED if rng.random() < self.R.UNSETTLED_SHARE else self.R.MOVES_PER_YEAR_SETTLED
         when = start
         while True:
             when = when + timedelta(days=max(1, int(rng.expovariate(rate) * 365)))
             if when >= end:
                 break
             self._emit("placement.changed", when, LAC_TEAM, child, date=when, rne=rng.choice(("P", "P", "P", "T")),
-                       placement=_pick(rng, R.LAC_PLACEMENTS), provider=_pick(rng, R.PROVIDERS),
-                       reason_place_change=_pick(rng, R.PLACEMENT_CHANGE_REASONS), inside_la=rng.random() < 0.6)
+                       placement=_pick(rng, self.R.LAC_PLACEMENTS), provider=_pick(rng, self.R.PROVIDERS),
+                       reason_place_change=_pick(rng, self.R.PLACEMENT_CHANGE_REASONS), inside_la=rng.random() < 0.6)
         # reviews: first within 20 wd, second within 3 months, then 6-monthly
         due = cal.add(start, 20)
         previous = start
         months = 3
         while True:
-            held = self._held(due, previous, R.LAC_REVIEW_ON_TIME, LAC_TEAM)
+            held = self._held(due, previous, self.R.LAC_REVIEW_ON_TIME, LAC_TEAM)
             if held >= end:
                 break
             self._emit("lac_review.held", held, LAC_TEAM, child, date=held, due_date=due,
@@ -609,7 +611,7 @@ class Authority:
         due = start + timedelta(days=7)
         previous = start
         while True:
-            if rng.random() < R.VISIT_ON_TIME:
+            if rng.random() < self.R.VISIT_ON_TIME:
                 held = max(previous + timedelta(days=1), due - timedelta(days=rng.randint(0, 10)))
                 held = min(held, due)
             else:
@@ -638,12 +640,12 @@ class Authority:
         for age in (18, 19, 20, 21):
             when = _birthday(child.birth, age) + timedelta(days=rng.randint(0, 30))
             band = "17-18" if age <= 18 else "19-21"
-            in_touch = _pick(rng, R.CARE_LEAVER_IN_TOUCH)
+            in_touch = _pick(rng, self.R.CARE_LEAVER_IN_TOUCH)
             if in_touch == "YES":
-                activity = _pick(rng, R.EET_ACTIVITIES) if rng.random() < R.CARE_LEAVER_EET[band] \
-                    else _pick(rng, R.NEET_ACTIVITIES)
-                accommodation = _pick(rng, R.SUITABLE_ACCOM) if rng.random() < R.CARE_LEAVER_SUITABLE[band] \
-                    else _pick(rng, R.UNSUITABLE_ACCOM)
+                activity = _pick(rng, self.R.EET_ACTIVITIES) if rng.random() < self.R.CARE_LEAVER_EET[band] \
+                    else _pick(rng, self.R.NEET_ACTIVITIES)
+                accommodation = _pick(rng, self.R.SUITABLE_ACCOM) if rng.random() < self.R.CARE_LEAVER_SUITABLE[band] \
+                    else _pick(rng, self.R.UNSUITABLE_ACCOM)
             else:
                 activity, accommodation = "0", "0"
             self._emit("care_leaver.status", when, LEAVING_CARE_TEAM, child, date=when, age_band=band,
@@ -657,11 +659,11 @@ class Authority:
             cases = self.team_cases[team] = [(s, e) for s, e in self.team_cases[team] if e >= d]
             open_cases = sum(1 for s, e in cases if s <= d)
             short = self._active("staff_shortage", d, team)
-            caseload = (21.0 if short else R.CASELOAD_PER_FTE) * rng.uniform(0.93, 1.07)
+            caseload = (21.0 if short else self.R.CASELOAD_PER_FTE) * rng.uniform(0.93, 1.07)
             case_holding = max(1.0, open_cases / caseload)
-            working = case_holding / R.CASE_HOLDING_SHARE
-            agency_rate = 0.25 if short else R.AGENCY_RATE
-            vacancy_rate = 0.35 if short else R.VACANCY_RATE
+            working = case_holding / self.R.CASE_HOLDING_SHARE
+            agency_rate = 0.25 if short else self.R.AGENCY_RATE
+            vacancy_rate = 0.35 if short else self.R.VACANCY_RATE
             agency = working * agency_rate
             inpost = working - agency
             vacancy = vacancy_rate / (1 - vacancy_rate) * inpost
@@ -669,7 +671,7 @@ class Authority:
                        establishment_fte=round(inpost + vacancy, 1), inpost_fte=round(inpost, 1),
                        vacancy_fte=round(vacancy, 1), agency_fte=round(agency, 1),
                        case_holding_fte=round(case_holding, 1),
-                       leavers_fte=round(inpost * R.TURNOVER_PER_YEAR / 12 * rng.uniform(0.5, 1.5), 1),
+                       leavers_fte=round(inpost * self.R.TURNOVER_PER_YEAR / 12 * rng.uniform(0.5, 1.5), 1),
                        absence_days=round(inpost * rng.uniform(0.5, 1.5), 1))
 
 
@@ -679,14 +681,16 @@ def _sort_key(event: dict, index: int) -> tuple:
 
 def authority_events(la_codes: list[str], population: int, seed: int, history_start: date,
                      until: date | None, scenarios: Iterable[Scenario] = (),
-                     calendar: WorkingDayCalendar | None = None, warmup_years: int = 6) -> Iterator[dict]:
-    """Events of one or more authorities (each sized ``population``), merged in event-time order."""
+                     calendar: WorkingDayCalendar | None = None, warmup_years: int = 6,
+                     profile: str = "national") -> Iterator[dict]:
+    """Events of one or more authorities (each sized ``population``), merged in event-time order;
+    ``profile``: the calibration profile of :mod:`services.simulator.rates` (national or stockton)."""
     calendar = calendar or WorkingDayCalendar()
     scenarios = tuple(scenarios)
     streams = []
     for i, la in enumerate(la_codes):
         authority = Authority(la, population, seed, history_start, calendar, scenarios, index=i,
-                              warmup_years=warmup_years)
+                              warmup_years=warmup_years, profile=profile)
         streams.append(((_sort_key(e, i), e) for e in authority.events(until)))
     if len(streams) == 1:
         yield from (e for _, e in streams[0])

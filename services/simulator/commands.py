@@ -10,7 +10,8 @@ from pathlib import Path
 
 # The stack's living demo authority (``casewatch stack up``): the same seeded history goes to
 # Kafka (``simulate --demo``) and, as daily figures, into Prometheus before it starts.
-DEMO_POPULATION = 40000
+DEMO_PROFILE = "stockton"   # services.simulator.rates.PROFILES: the demo authority E06000004's own rates
+DEMO_POPULATION = 45000     # Stockton-on-Tees's children under 18 (the profile's population)
 DEMO_SEED = 1
 DEMO_HISTORY_DAYS = 730  # two years (``--history-years 2``)
 
@@ -19,7 +20,7 @@ def demo_history_events(settings, until: date):
     """The demo authority's history events up to ``until``, as ``simulate --demo`` publishes them."""
     from services.simulator.authority import authority_events
     return authority_events(settings.la_code_list, DEMO_POPULATION, DEMO_SEED,
-                            until - timedelta(days=DEMO_HISTORY_DAYS), until)
+                            until - timedelta(days=DEMO_HISTORY_DAYS), until, profile=DEMO_PROFILE)
 
 
 def demo_history_payloads(settings, until: date) -> list[dict]:
@@ -45,15 +46,20 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "simulate", help="generate a synthetic authority's case events (history and/or real time)",
         description=(
-            "A seeded synthetic local authority whose flows follow the national rates (domain.md "
-            "§2): contacts, referrals, assessments, S47s, ICPCs, CP plans, children looked after, "
+            "A seeded synthetic local authority whose flows follow a calibration profile "
+            "(--profile stockton: the demo authority's published rates; national: England's, "
+            "docs/definitions.md): contacts, referrals, assessments, S47s, ICPCs, CP plans, children looked after, "
             "care leavers, early help, allocations and workforce. History mode writes N years of "
             "events up to --until in event-time order; --realtime then keeps producing events at "
             "wall-clock pace times --speed. Ids look like raw case-system ids; publishing "
             "pseudonymises them at the ingest edge."),
     )
     p.add_argument("--la", default=None, help="comma-separated ONS codes (default: CASEWATCH_LA_CODES)")
-    p.add_argument("--population", type=int, default=DEMO_POPULATION, help="children aged 0-17 per authority")
+    p.add_argument("--population", type=int, default=None,
+                   help="children aged 0-17 per authority (default: the profile's, 45,000 for stockton)")
+    p.add_argument("--profile", choices=["stockton", "national"], default=DEMO_PROFILE,
+                   help="calibration: stockton (default; the demo authority's own published rates) or "
+                        "national (England averages)")
     p.add_argument("--seed", type=int, default=DEMO_SEED)
     p.add_argument("--history-years", type=float, default=None, help="years of history before --until")
     p.add_argument("--until", type=_date, default=None, help="last day of the history (default today)")
@@ -177,8 +183,10 @@ def _simulate(args) -> int:
         print(f"ERROR: {exc}", file=sys.stderr)
         return 2
 
-    events = authority_events(la_codes, args.population, args.seed, history_start,
-                              None if args.realtime else until, scenarios)
+    from services.simulator.rates import profile as rates_profile
+    population = args.population or rates_profile(args.profile).POPULATION
+    events = authority_events(la_codes, population, args.seed, history_start,
+                              None if args.realtime else until, scenarios, profile=args.profile)
     sinks = []
     if args.out:
         sinks.append(FileSink(args.out))

@@ -1,5 +1,6 @@
-"""The national rates the synthetic authority follows (England, year to 31 March 2025), from
-/work/shared/domain.md §1.3 and §2. Each figure names the indicator it reproduces.
+"""The national rates the synthetic authority follows (England, year to 31 March 2025; the
+indicators and references of docs/definitions.md), and the calibration profiles at the end (the
+demo authority's own rates). Each figure names the indicator it reproduces.
 
 Distributions are given as piecewise-linear inverse CDFs: ``((p0, x0), (p1, x1), ...)`` with
 ``p`` rising from 0 to 1; a uniform draw ``u`` maps to the interpolated ``x``. This pins the
@@ -112,3 +113,50 @@ UNALLOCATED_SPELL = {"cin": 0.12, "cp": 0.03, "lac": 0.06, "care_leaver": 0.08}
 UNALLOCATED_WD = {"cin": (1, 20), "cp": (1, 2), "lac": (1, 10), "care_leaver": (1, 15)}
 
 PARTICIPATION = {"PN1": 0.35, "PN2": 0.08, "PN3": 0.07, "PN4": 0.05, "PN5": 0.15, "PN6": 0.22, "PN7": 0.08}
+
+
+# -- calibration profiles ------------------------------------------------------------------------
+# ``national``: the England rates above. ``stockton``: Stockton-on-Tees (E06000004), the demo
+# authority, from its published 2025 figures (docs/definitions.md gives the national side): about
+# 45,000 children under 18; 3,959 referrals a year; re-referrals 28.8%; assessed not in need 51.4%;
+# CP plans about 282 open and 360 started a year, 20% second or subsequent; 564 looked-after
+# children (125 per 10,000), 161 starts and 180 leavings a year; LAC with 3+ placements 11%;
+# care leavers 19-21 in EET 49% and in suitable accommodation 79% (17-18: 49% / 80%); vacancy
+# 7.5%, turnover 13.9%, caseload 17.2 per case-holding FTE. Only the rates that differ are listed;
+# each reproduces the figure named beside it.
+STOCKTON_CHILDREN = 45_000
+PROFILES: dict[str, dict] = {
+    "national": {"POPULATION": 40_000},
+    "stockton": {
+        "POPULATION": STOCKTON_CHILDREN,
+        "REFERRALS_PER_CHILD_YEAR": 3_959 / STOCKTON_CHILDREN,          # I3 3,959 a year
+        "RE_REFERRAL": 0.283,                                           # I7 28.8% (returning children add to it)
+        # I6 51.4% (national 30.8%): more assessments end in NFA or a step-down to early help.
+        "ASSESSMENT_OUTCOMES": {"nfa": 0.52, "step_down_eh": 0.22, "other": 0.26},
+        "ICPC_TO_PLAN": 0.80,                                           # O3 360 plans started a year
+        "CP_PLAN_DAYS": ((0.0, 35), (0.2, 120), (0.5, 225), (0.8, 365), (0.956, 640), (0.99, 760),
+                         (1.0, 900)),                                   # O2 about 282 open
+        "SUBSEQUENT_PLAN": 0.20,                                        # O6 20%
+        # O4/O5: 161 starts a year (4.1% of referrals, national 5.1%) staying longer (564 open).
+        "CIN_PLAN_TO_LAC": 0.055,
+        "LAC_DAYS": ((0.0, 5), (0.15, 160), (0.35, 600), (0.55, 1450), (0.8, 2700), (1.0, 5200)),
+        "UNSETTLED_SHARE": 0.24,                                        # O10 11%
+        "CARE_LEAVER_EET": {"17-18": 0.49, "19-21": 0.49},              # O13
+        "CARE_LEAVER_SUITABLE": {"17-18": 0.80, "19-21": 0.79},         # O14
+        "VACANCY_RATE": 0.075,                                          # O17 7.5%
+        "TURNOVER_PER_YEAR": 0.139,                                     # O18 13.9%
+        "CASELOAD_PER_FTE": 17.2,                                       # O19 17.2
+    },
+}
+
+
+def profile(name: str = "national"):
+    """The rates of a calibration profile: every constant of this module, with the profile's own
+    values in place of the national ones (an unknown name raises ``ValueError``)."""
+    from types import SimpleNamespace
+    if name not in PROFILES:
+        raise ValueError(f"unknown simulator profile {name!r}: use one of {', '.join(sorted(PROFILES))}")
+    values = {k: v for k, v in globals().items() if k.isupper()}
+    values.update(PROFILES[name])
+    values["PROFILE"] = name
+    return SimpleNamespace(**values)
