@@ -18,7 +18,8 @@ Several returns are merged into one history per child with ``episode_stitching``
   returns give none; ``end_date_estimated`` when they give no date)
 * a review -> ``lac_review.held`` (participation); OC3 -> ``care_leaver.status``.
 
-Identifying columns (UPN, postcodes, URN, DOB, mother's DOB, ethnicity) are never emitted. Rows are
+Identifying columns (UPN, postcodes, URN, mother's DOB, ethnicity) are never emitted, nor the day of the
+child's DOB: only its month, as ``birth_month`` on ``lac.started`` (O11 needs the age). Rows are
 read as they stream; episodes are held in memory grouped by child, which stitching needs (903
 returns are small: one row per episode of the year).
 """
@@ -238,9 +239,16 @@ class Ssda903Import:
             for row in self.progress(_rows(ret.files["reviews"]), "903 reviews"):
                 self.read("reviews", 1)
                 self._review(row, year)
-        if "header" in ret.files:  # nothing of the header is needed; counted for the summary
-            for _ in _rows(ret.files["header"]):
+        self.birth_months = getattr(self, "birth_months", {})
+        if "header" in ret.files:  # only the month of birth is kept (O11 needs the age); never the day
+            for row in _rows(ret.files["header"]):
                 self.read("header", 1)
+                try:
+                    dob = parse_date(row.get("DOB"))
+                except ValueError:
+                    dob = None
+                if dob is not None and row.get("CHILD"):
+                    self.birth_months[row["CHILD"]] = dob.strftime("%Y-%m")
         self._oc3_files = getattr(self, "_oc3_files", [])
         if "oc3" in ret.files:
             self._oc3_files.append((ret.files["oc3"], year))
@@ -356,7 +364,8 @@ class Ssda903Import:
                     self.note("period_began_before_the_returns", 1)
                 self.emit(ctx.event("lac.started", child, (key,), decom=e.decom, rne=e.rne, legal_status=e.ls,
                                     placement=e.place, provider=e.provider, need=e.cin,
-                                    began_before_data=True if before_data else None))
+                                    began_before_data=True if before_data else None,
+                                    birth_month=getattr(self, "birth_months", {}).get(child)))
             else:
                 legal_changed = prev is not None and e.ls != prev.ls
                 if e.rne in PLACEMENT_RNE:

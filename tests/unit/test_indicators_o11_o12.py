@@ -1,0 +1,67 @@
+"""O11 from an SSDA903 return: the header's DOB reaches the events only as a month of birth, and the
+figure read through the domain matches a count worked by hand from the DfE definition.
+
+DfE (Children looked after, long-term stability): "children under 16 who have been looked after
+continuously for at least 2.5 years, and who have been in the same placement for at least 2 years /
+children under 16 looked after continuously for at least 2.5 years" (69% for England, 2025).
+"""
+from __future__ import annotations
+
+from datetime import date
+
+from casewatch.domain.aggregate import Aggregate
+from casewatch.domain.calendar import WorkingDayCalendar
+from casewatch.domain.history import ChildHistory, compact
+from casewatch.domain.indicators import contribution
+from services.feeds.envelope import FeedContext
+from services.feeds.ssda903 import Ssda903Import, find_returns
+
+EPISODES = "CHILD,DECOM,RNE,LS,CIN,PLACE,PLACE_PROVIDER,DEC,REC,REASON_PLACE_CHANGE,HOME_POST,PL_POST,URN"
+
+
+def _import(folder):
+    events, dead = [], []
+    run = Ssda903Import(FeedContext("E06000004", "import:ssda903"), events.append, dead.append,
+                        note=lambda name, n=1: None)
+    returns, _ = find_returns(folder)
+    for ret in returns:
+        run.load(ret)
+    run.run()
+    return events, dead
+
+
+def test_ssda903_header_dob_feeds_o11_as_a_month_only(tmp_path):
+    # a: born 20 Jan 2012, looked after since 15 Jun 2023, never moved: on 31 Mar 2026 aged 14,
+    #    2 years 9 months in care, 2 years 9 months in the placement -> numerator and denominator.
+    # b: born 10 May 2009 (16 on 31 Mar 2026): not under 16 -> neither.
+    # c: no DOB in the header -> age unknown -> neither.
+    # d: born 29 Feb 2016, looked after since 2 Jan 2024 (2.5 years on 2 Jul 2026) -> neither.
+    # So O11 = 1 / 1 by hand.
+    (tmp_path / "SSDA903_2025-26_episodes.csv").write_text("\n".join([
+        EPISODES,
+        "a,15/06/2023,S,C2,N1,U4,PR1,,,,,,",
+        "b,01/02/2020,S,C2,N1,U4,PR1,,,,,,",
+        "c,01/02/2020,S,C2,N1,U4,PR1,,,,,,",
+        "d,02/01/2024,S,C2,N1,U4,PR1,,,,,,",
+    ]) + "\n")
+    (tmp_path / "SSDA903_2025-26_header.csv").write_text(
+        "CHILD,SEX,DOB\na,1,20/01/2012\nb,2,10/05/2009\nc,1,\nd,2,29/02/2016\n")
+    events, dead = _import(tmp_path)
+    assert dead == []
+    starts = [e for e in events if e["event_type"] == "lac.started"]
+    assert sorted(e.get("birth_month") or "-" for e in starts) == ["-", "2009-05", "2012-01", "2016-02"]
+    text = repr(events)
+    for day in ("2012-01-20", "20/01/2012", "2009-05-10", "2016-02-29"):
+        assert day not in text  # never the day of birth
+
+    as_of = date(2026, 3, 31)
+    cal = WorkingDayCalendar()
+    agg = Aggregate(cal, as_of)
+    by_child: dict[str, list] = {}
+    for e in events:
+        by_child.setdefault(e["child_ref"], []).append(compact(e))
+    for evs in by_child.values():
+        agg.apply(None, contribution(ChildHistory(evs), as_of, cal))
+    got = {m: v for m, _labels, v in agg.samples()
+           if m in ("casewatch_lac_long_term_under16", "casewatch_lac_long_term_same_placement_2y")}
+    assert got == {"casewatch_lac_long_term_under16": 1.0, "casewatch_lac_long_term_same_placement_2y": 1.0}
