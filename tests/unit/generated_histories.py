@@ -52,8 +52,8 @@ def case_event(draw, child: str, d: date) -> dict:
               "s47.completed", "icpc.held", "cp_plan.started", "cp_plan.category_changed", "cp_review.held",
               "cp_plan.ended", "lac.started", "lac.started", "lac.legal_status_changed", "placement.changed",
               "placement.changed", "lac.ended", "lac_review.held", "statutory_visit.held", "early_help.opened",
-              "early_help.closed", "court.application", "case.allocated", "case.unallocated",
-              "care_leaver.status"])
+              "early_help.closed", "court.application", "court.final_order", "case.allocated", "case.allocated",
+              "case.unallocated", "care_leaver.status"])
     s = _iso(d)
     f: dict = {}
     if t == "contact.received":
@@ -96,6 +96,7 @@ def case_event(draw, child: str, d: date) -> dict:
              "rne": pick(["P", "B", "T", "U", "L"]) if before else "S"}
         if before:
             f["began_before_data"] = True
+        f["birth_month"] = maybe(pick(["2008-04", "2010-11", "2012-02", "2016-07"]))
     elif t == "lac.legal_status_changed":
         f = {"date": s, "rne": pick(["L", "L", "B", "U"]), "legal_status": pick(LEGAL)}
     elif t == "placement.changed":
@@ -113,8 +114,12 @@ def case_event(draw, child: str, d: date) -> dict:
         f = {"end_date": s, "end_reason": pick(_codes("early_help_end_reason"))}
     elif t == "court.application":
         f = {"court_app_date": s, "order_sought": pick(_codes("order_sought"))}
+    elif t == "court.final_order":
+        f = {"final_order_date": s, "order_made": pick(_codes("final_order"))}
     elif t in ("case.allocated", "case.unallocated"):
         f = {"allocation_date": s, "case_type": pick(_codes("case_type"))}
+        if t == "case.allocated":
+            f["worker_ref"] = maybe(pick(["ps_w1", "ps_w2", "ps_w3", "ps_w4"]))
     elif t == "care_leaver.status":
         f = {"date": s, "age_band": pick(_codes("care_leaver_age_band")), "in_touch": pick(_codes("in_touch")),
              "activity": maybe(pick(_codes("activity"))), "accommodation": maybe(pick(_codes("accommodation")))}
@@ -202,6 +207,9 @@ def lac_event(draw, child: str, d: date) -> dict:
              "rne": pick(["P", "B", "T", "U", "L"]) if before else "S"}
         if before:
             f["began_before_data"] = True
+        month = pick([None, "2008-04", "2010-11", "2012-02", "2016-07"])
+        if month:
+            f["birth_month"] = month
     elif t == "placement.changed":
         f = {"date": s, "rne": pick(["P", "T", "B", "U"]), "placement": pick(PLACEMENTS)}
     elif t == "lac.legal_status_changed":
