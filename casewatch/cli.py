@@ -19,6 +19,7 @@ COMMAND_MODULES = [
     "services.feeds.commands",        # import cin-census | ssda903, feeds serve
     "services.notifier.commands",     # notifier
     "casewatch.erasure",              # erase --child REF --la CODE | --pending
+    "casewatch.deployment",           # secrets init FOLDER
     "dashboards.commands",            # dashboards build | check, grafana push
     "casewatch.packs.commands",       # report cabinet | workload | region
 ]
