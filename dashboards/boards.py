@@ -106,8 +106,9 @@ def ratio_trend(r: Ratio, thresholds: dict[str, float], published: bool = False)
         targets.append(Target(f"{r.record('ratio_la_published')}{_selector(r, True)}",
                               legend="{{la}}" + _extra_legend(r)))
     else:
-        targets.append(Target(f"{r.record('ratio')}{_selector(r, False)}",
-                              legend="{{team}}" + _extra_legend(r)))
+        if not r.la_only:  # (plans start in CP teams, referrals arrive in assessment teams: no team ratio)
+            targets.append(Target(f"{r.record('ratio')}{_selector(r, False)}",
+                                  legend="{{team}}" + _extra_legend(r)))
         targets.append(Target(f"{r.record('ratio_la')}{_selector(r, True)}",
                               legend="{{la}} whole authority" + _extra_legend(r)))
     targets += _reference_target(r)

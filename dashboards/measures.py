@@ -39,6 +39,7 @@ class Ratio:
     unit: str = "percentunit"           # Grafana unit
     row: str = "Processes"              # Inputs / Processes / Outputs
     cohort: bool = False                # a cohort measure: published in the matured cohort windows only
+    la_only: bool = False               # numerator and denominator come from different teams: board shows the LA
 
     @property
     def numerator_by(self) -> tuple[str, ...]:
@@ -110,7 +111,7 @@ RATIOS: list[Ratio] = [
           "(matured 3 months)", "casewatch_cohort_referrals_to_cp_plan", "casewatch_cohort_referrals",
           reference=0.098, cohort=True, row="Outputs"),
     Ratio("conversion_simple", "O9s", "Conversion rate, simple form: CP plans started / referrals in the same period",
-          "casewatch_cp_plans_started", "casewatch_referrals", reference=0.098, row="Outputs"),
+          "casewatch_cp_plans_started", "casewatch_referrals", reference=0.098, row="Outputs", la_only=True),
     Ratio("cp_plan_subsequent", "O6", "Second or subsequent CP plans",
           "casewatch_cp_plans_started_subsequent", "casewatch_cp_plans_started", reference=0.245,
           higher_is_better=False, row="Outputs"),
