@@ -67,7 +67,26 @@ def _up(args) -> int:
         return 1
     print(f"\nAll parts healthy in {time.monotonic() - t0:.1f}s.")
     _print_table(manager.status())
+    _print_where(settings)
     print("\nStop everything with: casewatch stack down")
+
+
+def _print_where(settings) -> None:
+    """Where the secrets this stack uses are (paths only, never their contents), and how to run
+    `casewatch` when it is not on PATH (e.g. after `./dev up`: .venv/bin/casewatch)."""
+    import shutil
+    from pathlib import Path
+
+    from services.notifier.settings import WEBHOOK_SECRET_NAME
+    key = settings.pseudonymisation_key_file or "CASEWATCH_PSEUDONYMISATION_KEY (set in the environment)"
+    tokens = settings.ingest_tokens_file or "CASEWATCH_INGEST_TOKENS (set in the environment)"
+    print("\nSecrets (mode 600; paths only):")
+    print(f"  pseudonymisation key   {key}")
+    print(f"  ingest tokens          {tokens}   (bearer tokens for POST /v1/events, per source system)")
+    print(f"  notifier webhook       {settings.state_dir / WEBHOOK_SECRET_NAME}")
+    if not shutil.which("casewatch"):
+        print(f"\n`casewatch` is not on PATH: run it as {Path(sys.executable).with_name('casewatch')} "
+              "(or add .venv/bin to PATH)")
     return 0
 
 
