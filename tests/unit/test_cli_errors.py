@@ -105,7 +105,14 @@ def test_replay_outside_the_stack_says_kafka_is_not_reachable(home, key_file):
     done = run(home, "replay", str(events), CASEWATCH_PSEUDONYMISATION_KEY_FILE=str(key_file))
     line = one_sentence(done)
     assert done.returncode == 1
-    assert "Kafka at 127.0.0.1:" in line and "not reachable" in line
+    assert "Kafka at 127.0.0.1:" in line and "not reachable" in line and "CASEWATCH_KAFKA_BOOTSTRAP" in line
+
+
+def test_replay_of_a_missing_file_names_it(home, key_file):
+    done = run(home, "replay", "nowhere.jsonl", CASEWATCH_PSEUDONYMISATION_KEY_FILE=str(key_file))
+    line = one_sentence(done)
+    assert done.returncode == 2
+    assert "nowhere.jsonl: no such events file" in line
 
 
 @pytest.mark.parametrize("command, variable, env", [
