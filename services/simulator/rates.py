@@ -130,22 +130,23 @@ PROFILES: dict[str, dict] = {
     "stockton": {
         "POPULATION": STOCKTON_CHILDREN,
         "REFERRALS_PER_CHILD_YEAR": 3_959 / STOCKTON_CHILDREN,          # I3 3,959 a year
-        "RE_REFERRAL": 0.283,                                           # I7 28.8% (returning children add to it)
+        "RE_REFERRAL": 0.292,                                           # I7 28.8% (returning children add to it)
         # I6 51.4% (national 30.8%): more assessments end in NFA or a step-down to early help.
         "ASSESSMENT_OUTCOMES": {"nfa": 0.52, "step_down_eh": 0.22, "other": 0.26},
-        "ICPC_TO_PLAN": 0.80,                                           # O3 360 plans started a year
-        "CP_PLAN_DAYS": ((0.0, 35), (0.2, 120), (0.5, 225), (0.8, 365), (0.956, 640), (0.99, 760),
-                         (1.0, 900)),                                   # O2 about 282 open
+        "ICPC_TO_PLAN": 0.83,                                           # O3 360 plans started a year
+        "CP_PLAN_DAYS": ((0.0, 40), (0.2, 140), (0.5, 255), (0.8, 410), (0.956, 700), (0.99, 800),
+                         (1.0, 950)),                                   # O2 about 282 open
         "SUBSEQUENT_PLAN": 0.20,                                        # O6 20%
         # O4/O5: 161 starts a year (4.1% of referrals, national 5.1%) staying longer (564 open).
         "CIN_PLAN_TO_LAC": 0.055,
-        "LAC_DAYS": ((0.0, 5), (0.15, 160), (0.35, 600), (0.55, 1450), (0.8, 2700), (1.0, 5200)),
-        "UNSETTLED_SHARE": 0.24,                                        # O10 11%
-        "CARE_LEAVER_EET": {"17-18": 0.49, "19-21": 0.49},              # O13
-        "CARE_LEAVER_SUITABLE": {"17-18": 0.80, "19-21": 0.79},         # O14
+        "LAC_DAYS": ((0.0, 5), (0.15, 175), (0.35, 660), (0.55, 1600), (0.8, 3000), (1.0, 5600)),
+        "UNSETTLED_SHARE": 0.14,                                        # O10 11% (longer stays: fewer unsettled)
+        # O13 49% / O14 79%: drawn among care leavers in touch, the published share counts all of them
+        "CARE_LEAVER_EET": {"17-18": 0.52, "19-21": 0.52},
+        "CARE_LEAVER_SUITABLE": {"17-18": 0.93, "19-21": 0.92},
         "VACANCY_RATE": 0.075,                                          # O17 7.5%
         "TURNOVER_PER_YEAR": 0.139,                                     # O18 13.9%
-        "CASELOAD_PER_FTE": 17.2,                                       # O19 17.2
+        "CASELOAD_PER_FTE": 19.0,                                       # O19 17.2 measured (open cases / FTE)
     },
 }
 
