@@ -120,7 +120,12 @@ def test_the_day_the_placement_held_on_the_first_day_leaves_the_look_back():
     history = ChildHistory(events)
     counted = lambda day: ("casewatch_lac_3plus_placements_12m" in {m for m, _ in contribution(history, day, CAL).stocks})  # noqa: E731
     assert counted(date(2026, 3, 31)) and counted(date(2026, 5, 3)) and not counted(date(2026, 5, 4))
-    assert contribution(history, date(2026, 3, 31), CAL).stable_until == date(2026, 5, 4)
+    # the looked-after case has had no recorded activity since 1 Sep 2025: a drifting case (its longest
+    # drift grows each working day) makes the next day the next change, before the 4 May 2026 one
+    assert contribution(history, date(2026, 3, 31), CAL).stable_until == date(2026, 4, 1)
+    from casewatch.domain.indicators import _placement_count_changes  # the O10 change on its own
+    assert _placement_count_changes([[date(2024, 3, 4), date(2025, 5, 5), False], [date(2025, 5, 5), date(2025, 9, 1), True],
+                                     [date(2025, 9, 1), None, True]], date(2026, 3, 31), 12) == date(2026, 5, 4)
     # not looked after on the 24-month first day (1 Apr 2024)? It was (since before the data):
     # held + 2 = 3 -> counted in the 24 months too, until 4 May 2027.
     assert "casewatch_lac_3plus_placements_24m" in {m for m, _ in contribution(history, date(2026, 3, 31), CAL).stocks}
