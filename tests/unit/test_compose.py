@@ -8,6 +8,7 @@ Alertmanager configs it mounts pass promtool/amtool."""
 from __future__ import annotations
 
 import copy
+import importlib
 import importlib.resources
 import json
 import os
@@ -308,3 +309,25 @@ def test_mounted_alertmanager_config_passes_amtool():
     done = subprocess.run(["amtool", "check-config", str(REPO / "prometheus" / "alertmanager.yml")],
                           capture_output=True, text=True, cwd=REPO / "prometheus")
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_every_casewatch_command_in_compose_is_a_real_subcommand_with_valid_flags():
+    from casewatch.cli import build_parser
+    checked = 0
+    for name, service in _services().items():
+        command = service.get("command")
+        if not command or command[0] not in ("casewatch", "python"):
+            continue
+        if command[0] == "casewatch":
+            args = build_parser().parse_args(command[1:])  # SystemExit on an unknown command or flag
+            assert callable(getattr(args, "func", None)), f"{name}: {command} runs nothing"
+        else:
+            assert command[1] == "-c"
+            code = command[2]
+            compile(code, name, "exec")
+            for module, names in re.findall(r"from ([\w.]+) import ([\w, ]+);", code):
+                imported = importlib.import_module(module)
+                for attribute in names.split(","):
+                    assert hasattr(imported, attribute.strip()), f"{name}: {module}.{attribute} does not exist"
+        checked += 1
+    assert checked >= 6
