@@ -10,30 +10,25 @@ def _ingest(args: argparse.Namespace) -> int:
     import json
     import logging
 
+    from casewatch.command_errors import USAGE, CommandError
     from casewatch.config import get_settings
-    from services.ingest.pseudonymise import PseudonymisationKeyError, load_key
+    from services.ingest.pseudonymise import load_key
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     settings = get_settings()
-    try:
-        load_key(settings)
-    except PseudonymisationKeyError as exc:
-        print(f"casewatch ingest: {exc}", file=sys.stderr)
-        return 2
+    load_key(settings)  # no key: PseudonymisationKeyError, said by casewatch.cli's handler (exit 2)
     try:
         tokens = settings.read_ingest_tokens()
     except OSError as exc:
-        print(f"casewatch ingest: the ingest tokens file cannot be read ({exc.strerror})", file=sys.stderr)
-        return 2
+        raise CommandError(f"the ingest tokens file cannot be read ({exc.strerror}): check "
+                           "CASEWATCH_INGEST_TOKENS_FILE", USAGE) from None
     except ValueError as exc:  # our own messages name the source system and the fix, never a token
         detail = str(exc) if not isinstance(exc, json.JSONDecodeError) else "they are not valid JSON"
-        print(f"casewatch ingest: the ingest tokens cannot be used: {detail}", file=sys.stderr)
-        return 2
+        raise CommandError(f"the ingest tokens cannot be used: {detail}", USAGE) from None
     if not tokens:
-        print("casewatch ingest: no ingest tokens: set CASEWATCH_INGEST_TOKENS or CASEWATCH_INGEST_TOKENS_FILE "
-              '(a JSON object {"source_system": "token"} or {"source_system": {"token": "...", "la_codes": [...]}})',
-              file=sys.stderr)
-        return 2
+        raise CommandError(
+            "no ingest tokens: set CASEWATCH_INGEST_TOKENS or CASEWATCH_INGEST_TOKENS_FILE (a JSON object "
+            '{"source_system": "token"} or {"source_system": {"token": "...", "la_codes": [...]}})', USAGE)
     from casewatch.command_errors import require_free_port
     require_free_port(settings.host, settings.ingest_port, "CASEWATCH_INGEST_PORT")
     from services.ingest.api import serve

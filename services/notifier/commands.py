@@ -20,6 +20,7 @@ def register(subparsers) -> None:
 def run(args: argparse.Namespace) -> int:
     import uvicorn
 
+    from casewatch.command_errors import USAGE, CommandError
     from services.notifier.app import create_app
     from services.notifier.rota import RotaError, load_rota
     from services.notifier.settings import NotifierSettings, WebhookSecretError
@@ -30,12 +31,10 @@ def run(args: argparse.Namespace) -> int:
         load_rota(settings.rota_file)
         app = create_app(settings)
     except (RotaError, WebhookSecretError) as exc:
-        print(f"notifier: {exc}")
-        return 2
+        raise CommandError(str(exc), USAGE) from None
     except (OSError, ValueError) as exc:  # our alert rules cannot be read
-        print(f"notifier: the alert rules in {settings.rules_dir} cannot be read ({type(exc).__name__}): "
-              "set CASEWATCH_RULES_DIR")
-        return 2
+        raise CommandError(f"the alert rules in {settings.rules_dir} cannot be read ({type(exc).__name__}): "
+                           "set CASEWATCH_RULES_DIR", USAGE) from None
     from casewatch.command_errors import require_free_port
     require_free_port(args.host or settings.host, args.port or settings.notifier_port,
                       "CASEWATCH_NOTIFIER_PORT (or --port)")
