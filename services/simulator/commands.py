@@ -262,7 +262,9 @@ def _replay(args) -> int:
                            "(e.g. from `casewatch simulate --out`)", USAGE)
     total = sum(1 for line in args.file.open(encoding="utf-8") if line.strip())
     settings = get_settings()
-    # Kafka not reachable: casewatch.cli's handler says so, with the fix (exit 1)
+    # Kafka not reachable: said at once, with the fix (exit 1), not after the admin client's retries
+    from casewatch.command_errors import require_kafka
+    require_kafka(settings)
     from services.ingest.topics import ensure_topics
     created = ensure_topics(settings)  # the events and dead-letter topics, when missing
     if created:
