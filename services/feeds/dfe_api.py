@@ -31,7 +31,8 @@ Mapping (docs/feeds.md has the full table): referral -> ``referral.received``; c
 S47 start/ICPC/end -> ``s47.started``/``icpc.held``/``s47.completed``; CP plan start/end ->
 ``cp_plan.started``/``cp_plan.ended``; placement start (start_reason S) -> ``lac.started``, other
 start reasons -> ``placement.changed``; placement end with a leaving reason -> ``lac.ended``.
-Names, UPNs, postcodes, date of birth, SDQ scores and worker ids are never read.
+Names, UPNs, postcodes, SDQ scores and worker ids are never read; of the date of birth only the
+month is kept, as ``birth_month`` on ``lac.started`` (O11 needs the child's age).
 """
 from __future__ import annotations
 
@@ -118,6 +119,8 @@ def snapshot_events(ctx: FeedContext, child: Mapping[str, Any]) -> tuple[list[Pl
     if child.get("purge"):
         return planned, dead
     base = {"child_ref": child_id}
+    born = _d((child.get("child_details") or {}).get("date_of_birth"))
+    birth_month = born.strftime("%Y-%m") if born is not None else None  # never the day (O11)
 
     def add(event_type: str, identity: tuple, **fields: Any) -> None:
         ev = ctx.event(event_type, child_id, identity, **fields)
@@ -222,7 +225,7 @@ def snapshot_events(ctx: FeedContext, child: Mapping[str, Any]) -> tuple[list[Pl
                 change = change if _code("reason_place_change", change, start) else None
                 if rne == "S":
                     # The API carries no legal status: legal_status is left out (docs/feeds.md).
-                    add("lac.started", key, decom=start, rne="S", placement=place)
+                    add("lac.started", key, decom=start, rne="S", placement=place, birth_month=birth_month)
                 elif rne in PLACEMENT_RNE:
                     add("placement.changed", key, date=start, rne=rne, placement=place, reason_place_change=change)
                 elif rne == "L":

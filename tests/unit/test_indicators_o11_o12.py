@@ -65,3 +65,27 @@ def test_ssda903_header_dob_feeds_o11_as_a_month_only(tmp_path):
     got = {m: v for m, _labels, v in agg.samples()
            if m in ("casewatch_lac_long_term_under16", "casewatch_lac_long_term_same_placement_2y")}
     assert got == {"casewatch_lac_long_term_under16": 1.0, "casewatch_lac_long_term_same_placement_2y": 1.0}
+
+
+def test_dfe_csc_api_date_of_birth_feeds_o11_as_a_month_only():
+    """The DfE CSC API's child_details.date_of_birth reaches lac.started only as its month."""
+    from services.feeds.dfe_api import snapshot_events
+    child = {"la_child_id": "Child12", "child_details": {"date_of_birth": "2012-01-20"},
+             "social_care_episodes": [{
+                 "social_care_episode_id": "EP1", "referral_date": "2023-06-01", "referral_source": "6",
+                 "referral_no_further_action_flag": False,
+                 "child_looked_after_placements": [{"child_looked_after_placement_id": "PL1",
+                                                    "start_date": "2023-06-15", "start_reason": "S",
+                                                    "placement_type": "U4"}]}]}
+    planned, dead = snapshot_events(FeedContext("E06000004", "dfe-csc-api"), child)
+    assert dead == []
+    events = [p.event for p in planned]
+    (start,) = [e for e in events if e["event_type"] == "lac.started"]
+    assert start["birth_month"] == "2012-01"
+    assert "2012-01-20" not in repr(events)
+    # By hand (as_of 31 Mar 2026): aged 14, looked after since 15 Jun 2023 (2.5 years on 15 Dec 2025),
+    # same placement since then (2 years on 15 Jun 2025): in O11's numerator and denominator.
+    as_of = date(2026, 3, 31)
+    cal = WorkingDayCalendar()
+    c = contribution(ChildHistory([{**e, "event_id": f"e{i}"} for i, e in enumerate(events)]), as_of, cal)
+    assert {m for m, _ in c.stocks} >= {"casewatch_lac_long_term_under16", "casewatch_lac_long_term_same_placement_2y"}
