@@ -52,6 +52,7 @@ class CabinetPack:
     not_available: tuple[str, ...]
     generated_at: str
     queries: int = 0
+    to_date: bool = False       # the period has not ended: its figures so far (live)
 
 
 def _cell(m: Measure, key: str) -> str:
@@ -210,5 +211,7 @@ def build(src: PrometheusSource, la: str, period: Period, published: bool = Fals
                            "total": fmt(shown.get(_cell(total_measure, period.label)))})
         blocks.append({"key": block, "heading": heading, "rows": rows, "tables": tables, "sentences": sentences,
                        "commentary": (commentary or {}).get(block, "")})
+    from casewatch.packs.source import today
     return CabinetPack(la, period, published, blocks, headlines, missing, NOT_YET_AVAILABLE,
-                       datetime.now(timezone.utc).strftime("%d %B %Y %H:%M UTC"), len(src.log))
+                       datetime.now(timezone.utc).strftime("%d %B %Y %H:%M UTC"), len(src.log),
+                       to_date=period.end >= today())

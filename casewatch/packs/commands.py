@@ -10,7 +10,7 @@ from pathlib import Path
 
 from casewatch.packs.periods import PeriodError, parse_period
 from casewatch.packs.render import RenderError, page_count, print_pdf, render_html
-from casewatch.packs.source import PrometheusSource, SourceError, default_prometheus_url
+from casewatch.packs.source import PrometheusSource, SourceError, default_prometheus_url, today
 
 _LA = re.compile(r"^[EWSN]\d{8}$")
 
@@ -37,7 +37,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     c.set_defaults(func=_cabinet)
 
     w = rsub.add_parser("workload", help="one A4 landscape page for the fortnightly workload-pressures meeting")
-    w.add_argument("--as-of", required=True, help="the day, YYYY-MM-DD")
+    w.add_argument("--as-of", default=None, help="the day, YYYY-MM-DD (default: today, the live figures)")
     w.add_argument("--la", default=None, help="ONS code (default: the first of CASEWATCH_LA_CODES)")
     common(w)
     w.set_defaults(func=_workload)
@@ -121,7 +121,7 @@ def _workload(args) -> int:
 
     def body() -> int:
         try:
-            as_of = date.fromisoformat(args.as_of)
+            as_of = date.fromisoformat(args.as_of) if args.as_of else today()
         except ValueError:
             raise ValueError(f"{args.as_of!r} is not a date: write --as-of YYYY-MM-DD") from None
         la = _la(args.la)

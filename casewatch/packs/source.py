@@ -21,7 +21,18 @@ class SourceError(RuntimeError):
     """Prometheus could not be asked or refused the query; the message says which."""
 
 
+def today() -> date:
+    from datetime import datetime
+    from zoneinfo import ZoneInfo
+    return datetime.now(ZoneInfo("Europe/London")).date()
+
+
 def at(day: date) -> int:
+    """The instant a day's figures are read at: its sample (00:00 UTC) for a day that has passed;
+    now (the live figures, e.g. a quarter to date) for today or a later day."""
+    if day >= today():
+        import time
+        return int(time.time())
     return sample_timestamp(day)
 
 
@@ -70,6 +81,11 @@ class PrometheusSource:
         """One range query (a step of a day) over ``days``, read at each of them."""
         if not days:
             return {}
+        live = [d for d in days if d >= today()]
+        days = [d for d in days if d < today()]
+        out_live = {d: self.scalar(expr, d) for d in live}
+        if not days:
+            return out_live
         first, last = min(days), max(days)
         data = self._get("/api/v1/query_range", {"query": expr, "start": at(first), "end": at(last),
                                                  "step": 86400})
@@ -79,7 +95,7 @@ class PrometheusSource:
         out = {d: values.get(at(d)) for d in days}
         for d, v in out.items():
             self.log.append((expr, at(d), v))
-        return out
+        return {**out, **out_live}
 
     def has_data(self, la: str, day: date) -> bool:
         """Whether Prometheus holds any casewatch figure of ``la`` on ``day``. The engine publishes
