@@ -86,7 +86,7 @@ def _print_where(settings) -> None:
     print(f"  notifier webhook       {settings.state_dir / WEBHOOK_SECRET_NAME}")
     if not shutil.which("casewatch"):
         print(f"\n`casewatch` is not on PATH: run it as {Path(sys.executable).with_name('casewatch')} "
-              "(or add .venv/bin to PATH)")
+              "(from the checkout: ./dev cw ...)")
     return 0
 
 
