@@ -184,9 +184,16 @@ def test_cabinet_pdf_has_every_measure_with_the_prometheus_figures(pack_promethe
 
 
 def test_cabinet_two_month_period_sums_the_months(pack_prometheus, tmp_path):
+    notes = tmp_path / "notes.md"
+    notes.write_text("# Processes\nTwo conferences waited for a chair.\n# Outputs\nSibling groups entered care.\n")
     done = casewatch("report", "cabinet", "--period", "2026-07/08", "--la", LA, "--prometheus",
-                     pack_prometheus.url, "--out", str(tmp_path), "--no-pdf")
+                     pack_prometheus.url, "--out", str(tmp_path), "--no-pdf", "--commentary", str(notes))
     assert done.returncode == 0, done.stderr[-3000:]
+    doc = lxml_html.fromstring((tmp_path / f"cabinet-{LA}-2026-07-08.html").read_text(encoding="utf-8"))
+    processes = " ".join(doc.xpath("//section[@aria-labelledby='block-processes']")[0].text_content().split())
+    outputs = " ".join(doc.xpath("//section[@aria-labelledby='block-outputs']")[0].text_content().split())
+    assert "Two conferences waited for a chair." in processes and "Sibling groups" not in processes
+    assert "Sibling groups entered care." in outputs
     rows = rows_of(tmp_path / f"cabinet-{LA}-2026-07-08.html")
     # July and August: each month's figure is the month window on its last day (docs/metrics.md)
     url = pack_prometheus.url
