@@ -24,3 +24,25 @@ def test_stack_up_names_each_secret_file_and_never_prints_a_secret(tmp_path, cap
     token = json.loads((state / "ingest-tokens.json").read_text())["demo"]["token"]
     assert key not in out and token not in out
     assert "is not on PATH: run it as " in out and "/bin/casewatch" in out
+
+
+def test_secrets_init_never_replaces_a_secret_and_names_a_wrong_owner_in_one_sentence(tmp_path):
+    import subprocess
+
+    from tests.conftest import REPO
+    casewatch = str(REPO / ".venv" / "bin" / "casewatch")
+    folder = tmp_path / "secrets"
+    first = subprocess.run([casewatch, "secrets", "init", str(folder), "--source", "mosaic"],
+                           capture_output=True, text=True, cwd=tmp_path)
+    assert first.returncode == 0 and first.stdout.count("created ") == 3, first.stderr
+    before = {p.name: p.read_text() for p in folder.iterdir()}
+    assert set(json.loads(before["ingest-tokens.json"])) == {"mosaic"}
+    again = subprocess.run([casewatch, "secrets", "init", str(folder), "--source", "other"],
+                           capture_output=True, text=True, cwd=tmp_path)
+    assert again.returncode == 0 and again.stdout.count("kept ") == 3
+    assert {p.name: p.read_text() for p in folder.iterdir()} == before
+    wrong = subprocess.run([casewatch, "secrets", "init", str(folder), "--owner", "no-such-user-h10"],
+                           capture_output=True, text=True, cwd=tmp_path)
+    lines = [line for line in wrong.stderr.splitlines() if line.strip()]
+    assert wrong.returncode == 2 and len(lines) == 1 and "Traceback" not in wrong.stderr
+    assert "--owner" in lines[0]
