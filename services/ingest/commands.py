@@ -31,6 +31,9 @@ def _ingest(args: argparse.Namespace) -> int:
             '{"source_system": "token"} or {"source_system": {"token": "...", "la_codes": [...]}})', USAGE)
     from casewatch.command_errors import require_free_port
     require_free_port(settings.host, settings.ingest_port, "CASEWATCH_INGEST_PORT")
+    if settings.ingest_read_port and settings.ingest_read_port != settings.ingest_port:
+        require_free_port(settings.ingest_read_host or settings.host, settings.ingest_read_port,
+                          "CASEWATCH_INGEST_READ_PORT")
     from services.ingest.api import serve
     serve(settings)
     return 0

@@ -119,6 +119,7 @@ def test_replay_of_a_missing_file_names_it(home, key_file):
     ("engine", "CASEWATCH_ENGINE_METRICS_PORT", "CASEWATCH_ENGINE_METRICS_PORT"),
     ("ingest", "CASEWATCH_INGEST_PORT", "CASEWATCH_INGEST_PORT"),
     ("notifier", "CASEWATCH_NOTIFIER_PORT", "CASEWATCH_NOTIFIER_PORT"),
+    ("ingest", "CASEWATCH_INGEST_READ_PORT", "CASEWATCH_INGEST_READ_PORT"),
 ])
 def test_a_port_already_taken_is_named_with_the_setting_that_moves_it(home, key_file, taken_port,
                                                                        command, variable, env):
@@ -126,9 +127,10 @@ def test_a_port_already_taken_is_named_with_the_setting_that_moves_it(home, key_
     tokens.write_text('{"mosaic": "%s"}' % secrets.token_urlsafe(24))
     webhook = home / "webhook.secret"
     webhook.write_text(secrets.token_urlsafe(32))
+    free = {"CASEWATCH_INGEST_PORT": str(_closed_port())}  # not the default: a stack may run here
     done = run(home, command, CASEWATCH_PSEUDONYMISATION_KEY_FILE=str(key_file),
                CASEWATCH_INGEST_TOKENS_FILE=str(tokens), CASEWATCH_NOTIFIER_WEBHOOK_CREDENTIALS_FILE=str(webhook),
-               **{env: str(taken_port)})
+               **{**free, env: str(taken_port)})
     line = one_sentence(done)
     assert done.returncode == 1
     assert f"port {taken_port} on 127.0.0.1 is already in use" in line and variable in line
