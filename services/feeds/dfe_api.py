@@ -31,8 +31,10 @@ Mapping (docs/feeds.md has the full table): referral -> ``referral.received``; c
 S47 start/ICPC/end -> ``s47.started``/``icpc.held``/``s47.completed``; CP plan start/end ->
 ``cp_plan.started``/``cp_plan.ended``; placement start (start_reason S) -> ``lac.started``, other
 start reasons -> ``placement.changed``; placement end with a leaving reason -> ``lac.ended``.
-Names, UPNs, postcodes, SDQ scores and worker ids are never read; of the date of birth only the
-month is kept, as ``birth_month`` on ``lac.started`` (O11 needs the child's age).
+Names, UPNs, postcodes and SDQ scores are never read; of the date of birth only the month is kept,
+as ``birth_month`` on ``lac.started`` (O11 needs the child's age); a social worker's id leaves only
+as the ``worker_ref`` of ``case.allocated`` (care_worker_details start dates), which the publisher
+pseudonymises like every reference (O12 counts distinct workers).
 """
 from __future__ import annotations
 
@@ -151,6 +153,18 @@ def snapshot_events(ctx: FeedContext, child: Mapping[str, Any]) -> tuple[list[Pl
                                        "social_care_episodes.closure_reason", dict(base)))
             else:
                 add("cin_episode.closed", ep_key, closure_date=closure, reason=reason, episode_ref=episode_ref)
+
+        # Allocated social workers (O12 counts a looked-after child's distinct workers in 12 months):
+        # the worker id goes out only as worker_ref, which the publisher pseudonymises; the event's
+        # identity holds the start date and a same-day counter, never the id.
+        same_day: dict[date, int] = {}
+        for w in sorted(episode.get("care_worker_details") or [], key=lambda w: str(w.get("start_date"))):
+            worker, started = w.get("worker_id"), _d(w.get("start_date"))
+            if not worker or started is None:
+                continue
+            same_day[started] = same_day.get(started, 0) + 1
+            add("case.allocated", (*ep_key, "worker", started.isoformat(), same_day[started]), case_type="cin",
+                allocation_date=started, worker_ref=worker)
 
         plan_starts = {_d(p.get("start_date")) for p in episode.get("child_protection_plans") or []
                        if not p.get("purge")}

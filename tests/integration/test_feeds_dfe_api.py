@@ -90,10 +90,11 @@ def test_the_schemas_own_example_is_accepted(client):
     assert len(r.json()) == 36  # a receipt: a UUID string
     types = sorted(ev["event_type"] for ev in client.sent)
     # The example's episode: referral, closure, assessment started and authorised, S47 with ICPC
-    # and end, CP plan started and ended, placement started (S) and ended (E3).
+    # and end, CP plan started and ended, placement started (S) and ended (E3), its care worker
+    # (case.allocated: worker_ref, pseudonymised by the publisher, for O12).
     assert types == sorted(["referral.received", "cin_episode.closed", "assessment.started",
                             "assessment.completed", "s47.started", "icpc.held", "s47.completed",
-                            "cp_plan.started", "cp_plan.ended", "lac.started", "lac.ended"])
+                            "cp_plan.started", "cp_plan.ended", "lac.started", "lac.ended", "case.allocated"])
     # the example's name, UPN, postcode and date of birth reach no event
     text = json.dumps(client.sent)
     for value in ("John", "Doe", "ABC0123456789", "AB12 3DE", "DEF0123456789"):

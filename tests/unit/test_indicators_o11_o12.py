@@ -89,3 +89,31 @@ def test_dfe_csc_api_date_of_birth_feeds_o11_as_a_month_only():
     cal = WorkingDayCalendar()
     c = contribution(ChildHistory([{**e, "event_id": f"e{i}"} for i, e in enumerate(events)]), as_of, cal)
     assert {m for m, _ in c.stocks} >= {"casewatch_lac_long_term_under16", "casewatch_lac_long_term_same_placement_2y"}
+
+
+def test_dfe_csc_api_care_workers_feed_o12():
+    """DfE (Children looked after, social worker changes): "looked-after children with 3 or more
+    social workers during the year" / looked-after children (27% for England, 2024). A looked-after
+    child whose episode names workers SW1 (from 2024), SW2 (1 Jun 2025) and SW3 (31 Mar 2026): as of
+    31 Mar 2026 the look-back is 1 Apr 2025..31 Mar 2026: SW1 held on its first day + SW2 + SW3 = 3."""
+    from services.feeds.dfe_api import snapshot_events
+    child = {"la_child_id": "Child13", "social_care_episodes": [{
+        "social_care_episode_id": "EP1", "referral_date": "2024-01-02", "referral_source": "6",
+        "referral_no_further_action_flag": False,
+        "care_worker_details": [{"worker_id": "SW3", "start_date": "2026-03-31"},
+                                {"worker_id": "SW1", "start_date": "2024-01-02", "end_date": "2025-06-01"},
+                                {"worker_id": "SW2", "start_date": "2025-06-01", "end_date": "2026-03-31"}],
+        "child_looked_after_placements": [{"child_looked_after_placement_id": "PL1", "start_date": "2024-02-01",
+                                           "start_reason": "S", "placement_type": "U4"}]}]}
+    planned, dead = snapshot_events(FeedContext("E06000004", "dfe-csc-api"), child)
+    assert dead == []
+    events = [p.event for p in planned]
+    allocated = sorted((e["allocation_date"], e["worker_ref"]) for e in events if e["event_type"] == "case.allocated")
+    assert allocated == [("2024-01-02", "SW1"), ("2025-06-01", "SW2"), ("2026-03-31", "SW3")]
+    c = contribution(ChildHistory([{**e, "event_id": f"e{i}"} for i, e in enumerate(events)]),
+                     date(2026, 3, 31), WorkingDayCalendar())
+    assert any(m == "casewatch_lac_3plus_social_workers_12m" for m, _ in c.stocks)
+    # on 2 Jun 2026 the first day is 3 Jun 2025: SW2 held then + SW3 = 2 workers (SW1 has left the look-back)
+    later = contribution(ChildHistory([{**e, "event_id": f"e{i}"} for i, e in enumerate(events)]),
+                         date(2026, 6, 2), WorkingDayCalendar())
+    assert not any(m == "casewatch_lac_3plus_social_workers_12m" for m, _ in later.stocks)
