@@ -31,6 +31,11 @@ def engine_settings(local_stack):
     settings = local_stack.settings_for(fixed_today=TODAY)
     ensure_topics(settings)
     local_stack.start_engine(settings)
+    # /metrics answers from the app's first start, before the worker has declared its topics and
+    # joined the group: wait for a fully started worker (partitions assigned, caught up) so the
+    # faults below hit a running engine, not its start-up.
+    wait_until_caught_up([f"http://{settings.host}:{settings.engine_metrics_port}/metrics"], settings.bootstrap,
+                         settings.events_topic, timeout=300)
     yield settings
     local_stack.stop("engine")
 
