@@ -24,11 +24,32 @@ from services.feeds.dfe_api import SnapshotAdapter
 from services.feeds.snapshot_state import SqliteSnapshotStore
 from services.ingest.publisher import EventPublisher
 from services.ingest.pseudonymise import Pseudonymiser
+from tests.conftest import LocalStack, _session_settings
 from tests.support.engine_runs import wait_until_settled
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(900)]
 REPO = Path(__file__).resolve().parents[2]
 LA = "E06000004"
+
+
+@pytest.fixture(scope="module")
+def local_stack():
+    """A broker and a state directory of this module's own. Erasure scans every topic of the
+    cluster and every file of the state directory by design; on the session's shared stack that
+    would mean the whole test session's data (minutes per scan), here only this module's."""
+    import tempfile
+
+    from casewatch.stack.manager import StackManager
+    state_dir = Path(tempfile.mkdtemp(prefix="casewatch-erase-test-"))
+    manager = StackManager(_session_settings(state_dir), parts=["kafka"], demo=False,
+                           log=lambda msg: print(msg, file=sys.stderr))
+    try:
+        manager.up()
+    except stack_components.StackError as exc:
+        manager.down()
+        pytest.fail(f"the erasure tests' broker could not start: {exc}", pytrace=False)
+    yield LocalStack(manager.settings, manager)
+    manager.down()
 
 
 def _child(ref: str, episode: str, referral: str) -> dict:
