@@ -386,22 +386,9 @@ def create_app(settings: Settings | None = None, publisher: EventPublisher | Non
 
 
 def serve(settings: Settings) -> None:
-    """Run the API with uvicorn on ``settings.host:settings.ingest_port`` (blocks); the read endpoints
-    on ``ingest_read_host:ingest_read_port`` as well when a separate read port is configured."""
-    import asyncio
-
-    import uvicorn
+    """Run the API on ``settings.host:settings.ingest_port`` (blocks); the read endpoints on
+    ``ingest_read_host:ingest_read_port`` instead when a separate read port is configured."""
+    from casewatch import http_serving
     app = create_app(settings)
-    if settings.ingest_read_port is None:
-        uvicorn.run(app, host=settings.host, port=settings.ingest_port, log_level="info", access_log=False)
-        return
-    servers = [uvicorn.Server(uvicorn.Config(app, host=settings.host, port=settings.ingest_port,
-                                             log_level="info", access_log=False)),
-               uvicorn.Server(uvicorn.Config(app.state.read_app, host=settings.ingest_read_host or settings.host,
-                                             port=settings.ingest_read_port, log_level="warning",
-                                             access_log=False, lifespan="off"))]
-
-    async def both() -> None:
-        await asyncio.gather(*(server.serve() for server in servers))
-
-    asyncio.run(both())
+    http_serving.serve(app, settings.host, settings.ingest_port, app.state.read_app,
+                       settings.ingest_read_host, settings.ingest_read_port)

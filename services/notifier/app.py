@@ -74,11 +74,15 @@ def create_app(settings: NotifierSettings | None = None,
     app = FastAPI(title="casewatch notifier", docs_url=None, redoc_url=None)
     app.state.settings = settings
 
-    @app.get("/healthz")
+    reader = app if settings.notifier_read_port is None else FastAPI(
+        title="casewatch notifier (read endpoints)", docs_url=None, redoc_url=None, openapi_url=None)
+    app.state.read_app = reader
+
+    @reader.get("/healthz")
     def healthz() -> dict:
         return {"status": "ok"}
 
-    @app.get("/metrics")
+    @reader.get("/metrics")
     def metrics() -> Response:
         return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
 

@@ -18,8 +18,6 @@ def register(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import uvicorn
-
     from casewatch.command_errors import USAGE, CommandError
     from services.notifier.app import create_app
     from services.notifier.rota import RotaError, load_rota
@@ -38,6 +36,10 @@ def run(args: argparse.Namespace) -> int:
     from casewatch.command_errors import require_free_port
     require_free_port(args.host or settings.host, args.port or settings.notifier_port,
                       "CASEWATCH_NOTIFIER_PORT (or --port)")
-    uvicorn.run(app, host=args.host or settings.host, port=args.port or settings.notifier_port,
-                log_level="warning")
+    if settings.notifier_read_port is not None:
+        require_free_port(settings.notifier_read_host or args.host or settings.host, settings.notifier_read_port,
+                          "CASEWATCH_NOTIFIER_READ_PORT")
+    from casewatch import http_serving
+    http_serving.serve(app, args.host or settings.host, args.port or settings.notifier_port, app.state.read_app,
+                       settings.notifier_read_host, settings.notifier_read_port, log_level="warning")
     return 0

@@ -17,6 +17,9 @@ class NotifierSettings(BaseSettings):
 
     host: str = "127.0.0.1"
     notifier_port: int = 29181
+    # /healthz and /metrics on a listener of their own (e.g. a monitoring interface), else on the webhook's.
+    notifier_read_host: str | None = None
+    notifier_read_port: int | None = None
     smtp_host: str = "127.0.0.1"
     smtp_port: int = 25
     smtp_from: str = "casewatch@localhost"

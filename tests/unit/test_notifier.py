@@ -346,3 +346,22 @@ def test_every_annotation_our_rules_render_is_recognised():
                         assert catalogue.rendered_by_rule(rule_test["alertname"], key, text, labels), (key, text)
                         checked += 1
     assert checked >= 20
+
+
+def test_read_endpoints_can_live_on_a_listener_of_their_own(tmp_path):
+    """With CASEWATCH_NOTIFIER_READ_PORT set, /healthz and /metrics answer only on the read app (a
+    monitoring interface); the webhook's listener serves /alerts alone."""
+    rota_file = tmp_path / "rota.yml"
+    rota_file.write_text(EXAMPLE.read_text())
+    secret = tmp_path / "webhook.secret"
+    secret.write_text(WEBHOOK_SECRET + "\n")
+    settings = NotifierSettings(rota_file=rota_file, notifier_webhook_credentials_file=secret,
+                                notifier_read_port=1)  # serve() binds it; the apps are what is tested
+    app = create_app(settings, now=lambda: utc(2026, 1, 12, 10, 0), send=Outbox(False))
+    with TestClient(app) as writer, TestClient(app.state.read_app) as reader:
+        assert writer.get("/metrics").status_code == 404
+        assert writer.get("/healthz").status_code == 404
+        assert reader.get("/healthz").json() == {"status": "ok"}
+        assert b"casewatch_notifier" in reader.get("/metrics").content
+        assert reader.post("/alerts", json={}).status_code in (404, 405)
+        assert writer.post("/alerts", json={}).status_code == 401  # the webhook stays, locked
