@@ -17,6 +17,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.kafka_topics import read_records
+
 pytestmark = pytest.mark.integration
 REPO = Path(__file__).resolve().parents[2]
 
@@ -136,26 +138,6 @@ def _start_prometheus(data_dir: Path, tmp_path: Path) -> tuple[subprocess.Popen,
             time.sleep(0.5)
 
 
-def _records_with_headers(settings, topic: str) -> list:
-    from kafka import KafkaConsumer, TopicPartition
-    consumer = KafkaConsumer(bootstrap_servers=settings.bootstrap, group_id=None, enable_auto_commit=False,
-                             consumer_timeout_ms=10000, receive_message_max_bytes=64 * 1024 * 1024)
-    try:
-        tps = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or [])]
-        consumer.assign(tps)
-        consumer.seek_to_beginning(*tps)
-        ends = consumer.end_offsets(tps)
-        out = []
-        while any(consumer.position(tp) < ends[tp] for tp in tps):
-            batch = consumer.poll(timeout_ms=5000, max_records=5000)
-            assert batch, "the topic stopped short of its end offsets"
-            for messages in batch.values():
-                out.extend(messages)
-        return out
-    finally:
-        consumer.close()
-
-
 def test_history_load_publishes_one_replay_run_and_backfills(local_stack, tmp_path):
     """`casewatch history load`: the valid events reach Kafka as one replay-marked run ending with
     a replay-end on every partition, the invalid one is rejected and named in the summary, and the
@@ -189,7 +171,7 @@ def test_history_load_publishes_one_replay_run_and_backfills(local_stack, tmp_pa
     assert f"valid events       {len(events)}" in done.stdout
     assert "rejected           1" in done.stdout
 
-    records = _records_with_headers(settings, settings.events_topic)
+    records = read_records(settings.bootstrap, settings.events_topic)
     control = [r for r in records if dict(r.headers).get(CONTROL_HEADER) == REPLAY_END]
     data = [r for r in records if CONTROL_HEADER not in dict(r.headers)]
     runs = {dict(r.headers).get(REPLAY_HEADER) for r in records}

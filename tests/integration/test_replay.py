@@ -23,10 +23,10 @@ from datetime import date
 
 import pytest
 
-from kafka import KafkaConsumer, TopicPartition
 
 from casewatch.replay_marking import CONTROL_HEADER, CONTROL_KEY, REPLAY_HEADER
 from tests.conftest import REPO, TEST_KEY, free_port
+from tests.support.kafka_topics import read_records
 from tests.support.engine_runs import EndOffsets, figures, health, indicator_names, scrape, wait_until_caught_up
 
 pytestmark = pytest.mark.integration
@@ -64,25 +64,6 @@ def cli_on_terminal(args: list[str], env: dict[str, str]) -> tuple[int, str, str
     reader.join(10)
     os.close(master)
     return proc.returncode, stdout, shown.decode(errors="replace")
-
-
-def read_records(bootstrap: str, topic: str) -> list:
-    """Every record of ``topic`` (kafka-python ConsumerRecords, with their headers)."""
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False)
-    try:
-        tps = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or [])]
-        consumer.assign(tps)
-        consumer.seek_to_beginning(*tps)
-        ends = consumer.end_offsets(tps)
-        out = []
-        while any(consumer.position(tp) < ends[tp] for tp in tps):
-            batch = consumer.poll(timeout_ms=5000, max_records=5000)
-            assert batch, "the topic stopped short of its end offsets"
-            for messages in batch.values():
-                out.extend(messages)
-        return out
-    finally:
-        consumer.close()
 
 
 @pytest.fixture(scope="module")

@@ -10,36 +10,18 @@ import sys
 from pathlib import Path
 
 import pytest
-from kafka import KafkaConsumer, TopicPartition
 
 from casewatch.replay_marking import CONTROL_HEADER, CONTROL_KEY, REPLAY_HEADER
 from services.ingest.topics import ensure_topics
 from tests.conftest import REPO, TEST_KEY, free_port
 from tests.statutory import dfe_counting
 from tests.support.engine_runs import scrape, wait_until_caught_up
+from tests.support.kafka_topics import read_records
 
 pytestmark = pytest.mark.integration
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "ssda903-five-year"
 YEARS = (2018, 2019, 2020, 2021, 2022)
-
-
-def _records(bootstrap: str, topic: str) -> list:
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False)
-    try:
-        tps = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or [])]
-        consumer.assign(tps)
-        consumer.seek_to_beginning(*tps)
-        ends = consumer.end_offsets(tps)
-        out = []
-        while any(consumer.position(tp) < ends[tp] for tp in tps):
-            batch = consumer.poll(timeout_ms=5000, max_records=5000)
-            assert batch, "the topic stopped short of its end offsets"
-            for messages in batch.values():
-                out.extend(messages)
-        return out
-    finally:
-        consumer.close()
 
 
 @pytest.fixture(scope="module")
@@ -91,7 +73,7 @@ def test_the_engine_figures_at_31_march_2022_equal_the_dfe_counting(imported):
 
 def test_the_import_is_one_marked_run_ended_on_every_partition(imported):
     settings = imported["settings"]
-    records = _records(settings.bootstrap, settings.events_topic)
+    records = read_records(settings.bootstrap, settings.events_topic)
     events = [r for r in records if r.key != CONTROL_KEY]
     controls = [r for r in records if r.key == CONTROL_KEY]
     runs = {dict(r.headers).get(REPLAY_HEADER) for r in events}

@@ -6,9 +6,10 @@ from kafka import KafkaConsumer, TopicPartition
 from casewatch.config import Settings
 
 
-def read_topic(settings: Settings, topic: str) -> list[tuple[bytes | None, bytes]]:
-    """Every record (key, value) of ``topic`` from the beginning to its current end."""
-    consumer = KafkaConsumer(bootstrap_servers=settings.bootstrap, group_id=None, enable_auto_commit=False,
+def read_records(bootstrap: str, topic: str) -> list:
+    """Every record of ``topic`` from the beginning to its current end (kafka-python
+    ConsumerRecords: key, value, headers, partition, offset)."""
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False,
                              consumer_timeout_ms=10000, receive_message_max_bytes=64 * 1024 * 1024)
     try:
         tps = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or [])]
@@ -20,7 +21,12 @@ def read_topic(settings: Settings, topic: str) -> list[tuple[bytes | None, bytes
             batch = consumer.poll(timeout_ms=5000, max_records=5000)
             assert batch, "the topic stopped short of its end offsets"
             for messages in batch.values():
-                out.extend((m.key, m.value) for m in messages)
+                out.extend(messages)
         return out
     finally:
         consumer.close()
+
+
+def read_topic(settings: Settings, topic: str) -> list[tuple[bytes | None, bytes]]:
+    """Every record (key, value) of ``topic`` from the beginning to its current end."""
+    return [(m.key, m.value) for m in read_records(settings.bootstrap, topic)]
