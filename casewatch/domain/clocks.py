@@ -115,6 +115,15 @@ def _own_due_in_time(ev: Event) -> bool:
     return due is not None and ev.date is not None and ev.date <= due
 
 
+def superseded_episode(closed_ref, open_ref) -> bool:
+    """Whether a ``cin_episode.closed`` naming ``closed_ref`` closes an earlier episode than the open
+    one (``open_ref``: the episode_ref of the referral that opened it). An episode may close on the
+    day the child's next referral arrives; the referral sorts first that day, so the closure then
+    names the earlier episode and the new one stays open. Without both references the closure
+    closes whatever is open."""
+    return closed_ref is not None and open_ref is not None and closed_ref != open_ref
+
+
 def _refs(ev: Event) -> set:
     refs = {ev.event_id, ev.root_id}
     for name in ("referral_ref", "episode_ref"):
@@ -226,6 +235,24 @@ class _Walk:
         self._complete(clock, ev)
 
     def _on_cin_episode_closed(self, ev: Event, d: date) -> None:
+        latest = self.episode_referrals[-1] if self.episode_referrals else None
+        if latest is not None and superseded_episode(ev.f.get("episode_ref"), latest.f.get("episode_ref")):
+            # An earlier episode closes after the next referral opened a new one: stop only what
+            # started before that referral; the new episode's clocks run on.
+            opened = latest.date
+            def before(clock: Clock) -> bool:
+                began = clock.opened or clock.start
+                return began is None or began < opened
+            for key, (clock, _) in list(self.assessments.items()):
+                if before(clock):
+                    self._stop(clock, d)
+                    del self.assessments[key]
+            for key, clock in list(self.s47.items()):
+                if before(clock):
+                    self._stop(clock, d)
+                    del self.s47[key]
+            self.episode_referrals = [r for r in self.episode_referrals if r.date >= opened]
+            return
         self._stop_referral_clocks(d)
         for clock, _ in self.assessments.values():
             self._stop(clock, d)

@@ -114,7 +114,7 @@ _OWN_KEEP: dict[str, tuple[str, ...]] = {
     "contact.received": ("outcome", "early_help_active"),
     "referral.received": ("source", "referral_nfa", "referral_ref", "episode_ref"),
     "referral.outcome": ("outcome", "referral_ref"),
-    "cin_episode.closed": ("reason",),
+    "cin_episode.closed": ("reason", "episode_ref"),
     "assessment.started": ("assessment_ref", "referral_ref"),
     "assessment.completed": ("assessment_ref", "factors"),
     "strategy_discussion.held": ("decision",),

@@ -23,7 +23,8 @@ Definitions and conventions (see also docs/definitions.md and the module docs of
   start + 2 years.
 * CIN open (O1, and the caseload numerator ``open_cases``): a CIN episode opened by a referral not
   marked ``referral_nfa`` and not yet closed by ``cin_episode.closed``, or an open CP plan, or an
-  open period of care.
+  open period of care. A closure naming an earlier episode than the one the latest referral opened
+  (an episode closed on the day the next is referred) leaves the later episode open.
 * LAC (O4): an open period of care (opened by ``lac.started``, ended by any reason but X1) whose
   current legal status is not V3/V4 (short breaks are never LAC). ``lac_started`` (O5) counts a
   period's beginning: never a period marked ``began_before_data`` (its beginning precedes the data;
@@ -59,7 +60,7 @@ from typing import Mapping
 
 from casewatch.domain import groups as G
 from casewatch.domain.calendar import WorkingDayCalendar, add_calendar_months
-from casewatch.domain.clocks import compute_clocks
+from casewatch.domain.clocks import compute_clocks, superseded_episode
 from casewatch.domain.history import ChildHistory, Event
 
 __all__ = ["Contribution", "contribution", "INDICATORS", "Indicator", "MAX_METRICS", "FLOW_METRICS",
@@ -146,12 +147,13 @@ def _first_day_outside(d: date, months: int) -> date:
 
 
 class _State:
-    __slots__ = ("episode_open", "plans", "plans_seen", "lac_open", "lac_ls", "placements",
+    __slots__ = ("episode_open", "episode_ref", "plans", "plans_seen", "lac_open", "lac_ls", "placements",
                  "unallocated", "care_leaver", "workforce", "latest", "referral_dates", "episode_referrals",
                  "last_plan_end", "birth_month", "period_start", "allocations")
 
     def __init__(self) -> None:
         self.episode_open = False
+        self.episode_ref: object = None            # episode_ref of the latest referral that opened one
         self.plans: dict[object, list] = {}        # ref -> [start, category, open]
         self.plans_seen = 0
         self.lac_open = False
@@ -330,12 +332,20 @@ def _feed(st: _State, ev: Event, d: date, flow) -> None:
                 st.episode_referrals = []
             st.episode_referrals.append([d, lab, False, False])
             st.episode_open = True
+            st.episode_ref = f.get("episode_ref")
     elif t == "cin_episode.closed":
         if f.get("reason") in G.CLOSURE_ASSESSED_NOT_IN_NEED:
             flow(P + "referrals_assessed_not_in_need", lab, d)
-        st.episode_open = False
-        st.episode_referrals = []
-        st.unallocated.pop("cin", None)
+        if superseded_episode(f.get("episode_ref"), st.episode_ref if st.episode_open else None):
+            # It closes an earlier episode; a later referral has opened the one that stays open
+            # (an episode closed on the day the next referral arrives). Only the earlier
+            # episode's cohort referrals go.
+            opened = st.episode_referrals[-1][0] if st.episode_referrals else d
+            st.episode_referrals = [r for r in st.episode_referrals if r[0] >= opened]
+        else:
+            st.episode_open = False
+            st.episode_referrals = []
+            st.unallocated.pop("cin", None)
     elif t == "assessment.completed":
         families = {G.factor_family(code) for code in (f.get("factors") or ())}
         families.discard(None)

@@ -168,3 +168,29 @@ def test_drift_thresholds_are_configurable_and_a_mistake_is_one_sentence():
     for bad in ("cp=0", "cp=ten", "care_leaver=5", "cp"):
         with pytest.raises(ValueError, match="write e.g. cin=20,cp=10,lac=20"):
             drift_workdays(bad)
+
+
+def test_an_episode_closed_on_the_day_the_next_is_referred_leaves_the_child_in_need():
+    # CIN census: a child is in need at a date when an episode of need is open then. Episode E1
+    # (referred 1 Sep 2025) closes on 2 Feb 2026, the day E2 is referred; E2 is still open on
+    # 31 Mar 2026, so the child is in need then (1), its open assessment of E2 runs on (1 clock),
+    # while E1's unfinished assessment stopped with E1 (not counted). Worked by hand.
+    history = ChildHistory([
+        ev("r1", "referral.received", referral_date="2025-09-01", source="6", episode_ref="E1"),
+        ev("a1", "assessment.started", start_date="2025-09-03", assessment_ref="A1"),
+        ev("r2", "referral.received", referral_date="2026-02-02", source="2A", episode_ref="E2"),
+        ev("x1", "cin_episode.closed", closure_date="2026-02-02", reason="RC7", episode_ref="E1"),
+        ev("a2", "assessment.started", start_date="2026-02-03", assessment_ref="A2"),
+    ])
+    s = stocks(contribution(history, date(2026, 3, 31), CAL))
+    assert s[("casewatch_cin_open", ())] == 1.0
+    assert s[("casewatch_clocks_open", (("process", "assessment"),))] == 1.0
+    # The same closure naming E2 (or naming no episode) closes what is open: not in need.
+    for ref in ("E2", None):
+        closing = [
+            ev("r1", "referral.received", referral_date="2025-09-01", source="6", episode_ref="E1"),
+            ev("r2", "referral.received", referral_date="2026-02-02", source="2A", episode_ref="E2"),
+            ev("x1", "cin_episode.closed", closure_date="2026-02-02", reason="RC7",
+               **({"episode_ref": ref} if ref else {}))]
+        s = stocks(contribution(ChildHistory(closing), date(2026, 3, 31), CAL))
+        assert ("casewatch_cin_open", ()) not in s
