@@ -149,16 +149,7 @@ class CinCensusImport:
             for _, el in etree.iterparse(str(path), events=("end",), remove_comments=True, huge_tree=False):
                 name = _local(el)
                 if name == "Header":
-                    details = next(iter(_children(el, "CollectionDetails")), None)
-                    source = next(iter(_children(el, "Source")), None)
-                    if details is not None:
-                        header.year = _text(details, "Year")
-                        try:
-                            header.reference_date = parse_date(_text(details, "ReferenceDate"))
-                        except ValueError:
-                            header.reference_date = None
-                    if source is not None:
-                        header.lea = _text(source, "LEA")
+                    _read_header_element(el, header)
                 elif name == "Child":
                     if ctx is None:
                         ctx = self.ctx_for(header)
@@ -453,6 +444,20 @@ class CinCensusImport:
             self.emit(ctx.event("cp_plan.ended", child, ident, plan_ref=plan_ref, end_date=end, end_route="other"))
 
 
+def _read_header_element(el, header: CinHeader) -> None:
+    """The collection year, census reference date and LA number of a ``Header`` element."""
+    details = next(iter(_children(el, "CollectionDetails")), None)
+    source = next(iter(_children(el, "Source")), None)
+    if details is not None:
+        header.year = _text(details, "Year")
+        try:
+            header.reference_date = parse_date(_text(details, "ReferenceDate"))
+        except ValueError:
+            header.reference_date = None
+    if source is not None:
+        header.lea = _text(source, "LEA")
+
+
 def read_header(path: Path) -> CinHeader:
     """The header of a CIN census file (read up to its end, the children are not parsed)."""
     header = CinHeader()
@@ -460,16 +465,7 @@ def read_header(path: Path) -> CinHeader:
         for _, el in etree.iterparse(str(path), events=("end",), remove_comments=True):
             name = _local(el)
             if name == "Header":
-                details = next(iter(_children(el, "CollectionDetails")), None)
-                source = next(iter(_children(el, "Source")), None)
-                if details is not None:
-                    header.year = _text(details, "Year")
-                    try:
-                        header.reference_date = parse_date(_text(details, "ReferenceDate"))
-                    except ValueError:
-                        header.reference_date = None
-                if source is not None:
-                    header.lea = _text(source, "LEA")
+                _read_header_element(el, header)
                 break
             if name == "Child":
                 break
