@@ -55,7 +55,7 @@ from jsonschema import Draft7Validator, FormatChecker
 
 from schemas.code_lists import codes as code_list, collection_year_of
 
-from services.ingest.api import json_depth
+from casewatch.access import grant_for_token, json_depth
 from services.feeds.envelope import FEEDS_NAMESPACE, OLD_LA_NUMBERS, DeadLetter, FeedContext, parse_date
 from services.feeds.snapshot_state import MemorySnapshotStore, SnapshotStateStore
 
@@ -396,14 +396,13 @@ Authenticate = Callable[[Optional[str]], Optional[str]]
 
 def supplier_doors(settings) -> tuple[Authenticate, Callable[[str, str], bool]]:
     """(authenticate, may_write) for suppliers. They present the bearer tokens of the ingest API
-    (one per source system, ``CASEWATCH_INGEST_TOKENS``), checked by ingest's own code
-    (``services.ingest.api``, every token compared in constant time); a token may write only for
+    (one per source system, ``CASEWATCH_INGEST_TOKENS``), checked by the doors ingest uses too
+    (``casewatch.access``, every token compared in constant time); a token may write only for
     the authorities of its grant (``la_codes``)."""
-    from services.ingest.api import _authenticate
     grants = settings.read_ingest_grants()
 
     def authenticate(presented: str | None) -> str | None:
-        grant = _authenticate(grants, presented)
+        grant = grant_for_token(grants, presented)
         return grant.source if grant is not None else None
 
     def may_write(source: str, la_code: str) -> bool:

@@ -16,25 +16,30 @@ validated and published to Kafka.
   that safe; the engine de-duplicates on it).
 * 401 without a valid token, 413 for a body over ``ingest_max_body_bytes`` or too many events;
   a body nested deeper than ``ingest_max_json_depth`` or with invalid Unicode is 422 and dead-lettered.
-* ``/healthz`` (Kafka metadata reachable), ``/metrics`` (Prometheus), OpenAPI at ``/docs``.
+* ``/healthz`` (Kafka metadata reachable), ``/metrics`` (Prometheus).
+* The contract (``services/ingest/openapi.py``): ``/openapi.json`` with every event type's schema and
+  example, the answers and the bearer scheme; Swagger UI at ``/docs`` and ReDoc at ``/redoc``, both
+  served from the package (``fastapi-offline``), so they work with no network.
 
 Log lines carry counts and outcomes only: never identifiers, payloads or tokens.
 """
 from __future__ import annotations
 
-import hmac
 import json
 import logging
-import re
 from contextlib import asynccontextmanager
 from typing import Any
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, Request, Security
 from fastapi.responses import JSONResponse, Response
+from fastapi.security import HTTPAuthorizationCredentials
+from fastapi_offline import FastAPIOffline
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, generate_latest
 from starlette.concurrency import run_in_threadpool
 
+from casewatch.access import grant_for_token, json_depth
 from casewatch.config import IngestGrant, Settings, get_settings
+from services.ingest import openapi
 from services.ingest.authorisation import UUID_RE, door_checks
 from services.ingest.event_sources import EventSources, Origin
 from services.ingest.publisher import STAGE_DECODE, Checked, EventPublisher, KafkaUnavailable
@@ -45,21 +50,6 @@ RETRY_AFTER_SECONDS = 5
 REQUEST_OUTCOMES = ("accepted", "partially_accepted", "rejected", "unauthorized", "forbidden", "too_large",
                     "unavailable")
 EVENT_OUTCOMES = ("accepted", "rejected", "forbidden", "unavailable")
-_JSON_STRING = re.compile(rb'"(?:[^"\\]|\\.)*"', re.DOTALL)
-_JSON_BRACKET = re.compile(rb"[\[\]{}]")
-
-
-def json_depth(body: bytes) -> int:
-    """How deeply a JSON text nests arrays and objects (strings skipped), without parsing it, so
-    a deep body is refused before the parser recurses."""
-    depth = deepest = 0
-    for match in _JSON_BRACKET.finditer(_JSON_STRING.sub(b"", body)):
-        if match.group() in (b"[", b"{"):
-            depth += 1
-            deepest = max(deepest, depth)
-        else:
-            depth -= 1
-    return deepest
 
 
 class RequestSources:
@@ -106,22 +96,6 @@ class IngestMetrics:
             self.events.labels(o)
 
 
-def _bearer(request: Request) -> str | None:
-    header = request.headers.get("authorization", "")
-    scheme, _, token = header.partition(" ")
-    return token.strip() if scheme.lower() == "bearer" and token.strip() else None
-
-
-def _authenticate(grants: dict[str, IngestGrant], presented: str | None) -> IngestGrant | None:
-    """The grant of the source system whose token was presented (every token compared, in constant time)."""
-    found = None
-    candidate = (presented or "").encode("utf-8", errors="replace")
-    for grant in grants.values():
-        if hmac.compare_digest(candidate, grant.token.encode("utf-8")) and presented:
-            found = grant
-    return found
-
-
 def _result(index: int | None, checked: Checked) -> dict:
     out: dict[str, Any] = {} if index is None else {"index": index}
     if checked.ok:
@@ -151,8 +125,11 @@ def create_app(settings: Settings | None = None, publisher: EventPublisher | Non
         await run_in_threadpool(publisher.close)
         await run_in_threadpool(sources.close)
 
-    app = FastAPI(title="casewatch ingest", version="1", lifespan=lifespan,
-                  description="Case events from source systems into Kafka (see docs/events.md).")
+    app = FastAPIOffline(title="casewatch ingest", version="1", lifespan=lifespan,
+                         description="Case events from source systems into Kafka (docs/api.md, docs/events.md).",
+                         # no call to the public validator.swagger.io: the page works with no network
+                         swagger_ui_parameters={"validatorUrl": None})
+    openapi.install(app, max_batch)
     app.state.publisher = publisher
     app.state.metrics = metrics
     app.state.event_sources = sources
@@ -182,8 +159,9 @@ def create_app(settings: Settings | None = None, publisher: EventPublisher | Non
                              "detail": "this source system may not write what the request holds; nothing of it "
                                        "was stored", "results": results}, status_code=403)
 
-    async def read_request(request: Request) -> tuple[IngestGrant | None, bytes | None, JSONResponse | None]:
-        source = _authenticate(grants, _bearer(request))
+    async def read_request(request: Request, credentials: HTTPAuthorizationCredentials | None
+                           ) -> tuple[IngestGrant | None, bytes | None, JSONResponse | None]:
+        source = grant_for_token(grants, credentials.credentials if credentials is not None else None)
         if source is None:
             metrics.requests.labels("unauthorized").inc()
             return None, None, JSONResponse({"status": "unauthorized", "detail": "a valid bearer token is required"},
@@ -298,12 +276,11 @@ def create_app(settings: Settings | None = None, publisher: EventPublisher | Non
         metrics.events.labels("rejected").inc(rejected)
         return accepted, rejected
 
-    @app.post("/v1/events", status_code=202, summary="one case event",
-              responses={202: {"description": "stored in Kafka"}, 401: {},
-                         403: {"description": "outside the source system's grant; nothing stored"}, 413: {},
-                         422: {"description": "invalid; dead-lettered"}, 503: {"description": "Kafka unavailable"}})
-    async def post_event(request: Request):
-        source, body, refusal = await read_request(request)
+    @app.post("/v1/events", status_code=202, summary="one case event", responses=openapi.EVENT_RESPONSES,
+              openapi_extra=openapi.event_body())
+    async def post_event(request: Request,
+                         credentials: HTTPAuthorizationCredentials | None = Security(openapi.bearer)):
+        source, body, refusal = await read_request(request, credentials)
         if refusal is not None:
             return refusal
         ok, record = decode(body)
@@ -325,12 +302,11 @@ def create_app(settings: Settings | None = None, publisher: EventPublisher | Non
         log.info("event rejected and dead-lettered (%d errors)", len(checked.errors))
         return JSONResponse(_result(None, checked), status_code=422)
 
-    @app.post("/v1/events:batch", summary="a JSON array of case events",
-              responses={202: {"description": "all stored"}, 207: {"description": "some stored, some rejected"},
-                         401: {}, 403: {"description": "a record outside the source system's grant; nothing stored"},
-                         413: {}, 422: {"description": "none valid; all dead-lettered"}, 503: {}})
-    async def post_batch(request: Request):
-        source, body, refusal = await read_request(request)
+    @app.post("/v1/events:batch", status_code=202, summary="a JSON array of case events",
+              responses=openapi.BATCH_RESPONSES, openapi_extra=openapi.batch_body())
+    async def post_batch(request: Request,
+                         credentials: HTTPAuthorizationCredentials | None = Security(openapi.bearer)):
+        source, body, refusal = await read_request(request, credentials)
         if refusal is not None:
             return refusal
         ok, records = decode(body)
@@ -371,7 +347,7 @@ def create_app(settings: Settings | None = None, publisher: EventPublisher | Non
         title="casewatch ingest (read endpoints)", version="1", docs_url=None, redoc_url=None, openapi_url=None)
     app.state.read_app = reader
 
-    @reader.get("/healthz", summary="Kafka reachable")
+    @reader.get("/healthz", summary="Kafka reachable", responses=openapi.HEALTH_RESPONSES)
     async def healthz():
         if await run_in_threadpool(publisher.healthy):
             return {"status": "ok"}
