@@ -42,6 +42,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from casewatch.domain.events import WORKFORCE_KEY_PREFIX, event_partition_key  # noqa: E402  (after the path)
+
 REF_FIELDS = ("child_ref", "episode_ref", "worker_ref", "referral_ref", "assessment_ref", "s47_ref",
               "from_contact_ref", "plan_ref")
 BENCH_KEY = b"benchmark-pseudonymisation-key-0123456789"
@@ -83,7 +85,7 @@ def load_topic(bootstrap: str, topic: str, events: list[dict], partitions: int) 
     producer = KafkaProducer(bootstrap_servers=bootstrap, linger_ms=20, batch_size=256 * 1024, acks=1)
     t0 = time.perf_counter()
     for e in events:
-        key = (e.get("child_ref") or f"wf:{e['la_code']}:{e['team']}").encode()
+        key = event_partition_key(e).encode()
         producer.send(topic, key=key, value=json.dumps(e, separators=(",", ":")).encode())
     producer.flush()
     producer.close()
@@ -98,7 +100,7 @@ def load_topic_grouped(bootstrap: str, topic: str, events: list[dict], partition
     create_topic(bootstrap, topic, partitions)
     groups: dict[str, list] = {}
     for e in events:
-        groups.setdefault(e.get("child_ref") or f"wf:{e['la_code']}:{e['team']}", []).append(e)
+        groups.setdefault(event_partition_key(e), []).append(e)
     producer = KafkaProducer(bootstrap_servers=bootstrap, linger_ms=20, batch_size=256 * 1024, acks=1,
                              max_request_size=8 * 1024 * 1024)
     messages = 0
@@ -281,7 +283,7 @@ async def load_topic_fast(bootstrap: str, topic: str, events: list[dict]) -> flo
     t0 = time.perf_counter()
     try:
         for e in events:
-            key = (e.get("child_ref") or f"wf:{e['la_code']}:{e['team']}").encode()
+            key = event_partition_key(e).encode()
             await producer.send(topic, json.dumps(e, separators=(",", ":")).encode(), key=key)
         await producer.flush()
     finally:
@@ -376,7 +378,7 @@ def stored_bytes_per_child(bootstrap: str, app_id: str) -> tuple[float, int]:
                              enable_auto_commit=False, consumer_timeout_ms=5000, group_id=None)
     latest: dict[bytes, int] = {}
     for record in consumer:
-        if record.key is None or record.key.startswith(b"wf:"):
+        if record.key is None or record.key.startswith(WORKFORCE_KEY_PREFIX.encode()):
             continue
         if record.value is None:
             latest.pop(record.key, None)
@@ -413,7 +415,7 @@ def render_time_20_authorities(population: int, partitions: int) -> tuple[float,
     settings = Settings(la_codes=",".join(las))
     by_partition: dict[int, dict[str, list]] = {p: {} for p in range(partitions)}
     for e in authority_events(las, population, 9, date(2025, 10, 1), as_of, warmup_years=1):
-        key = e.get("child_ref") or f"wf:{e['la_code']}:{e['team']}"
+        key = event_partition_key(e)
         key = f"{e['la_code']}:{key}"
         by_partition[zlib.crc32(key.encode()) % partitions].setdefault(key, []).append(compact(e))
     figures = PartitionedFigures(make_calendar(settings), lambda: as_of)

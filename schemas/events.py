@@ -14,6 +14,7 @@ from pydantic import (BaseModel, ConfigDict, Field, Strict, StringConstraints, T
                       field_validator, model_validator)
 from pydantic_core import PydanticCustomError
 
+from casewatch.domain.events import EVENT_TABLE, partition_key
 from schemas import code_lists
 from schemas.types import (COLLECTION_YEAR_PATTERN, PSEUDONYM_PATTERN, Count, EventId, Flag, Fte, IsoDate, LaCode, Ref, Rfc3339,
                            SourceSystem, Team, _iso_date_text, _rfc3339_text, code, codes_list)
@@ -59,6 +60,8 @@ class EventBase(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True, json_schema_extra=_json_schema_extra)
 
+    # the event type's main date field: from the domain's event table (casewatch.domain.events),
+    # set on each concrete model when it is defined
     MAIN_DATE_FIELD: ClassVar[str | None] = None
     ORDER_RULES: ClassVar[tuple[tuple[str, str, str], ...]] = ()
     CHILD_REF_REQUIRED: ClassVar[bool] = True
@@ -152,12 +155,18 @@ class EventBase(BaseModel):
             raise PydanticCustomError("missing", "field required")
         return value
 
+    @classmethod
+    def __pydantic_init_subclass__(cls, **kwargs: Any) -> None:
+        super().__pydantic_init_subclass__(**kwargs)
+        field = cls.model_fields.get("event_type")
+        if field is not None:  # a concrete event type: its row of the domain's table (KeyError if none)
+            cls.MAIN_DATE_FIELD = EVENT_TABLE[field.annotation.__args__[0]].main_date
+
     @property
     def partition_key(self) -> str:
-        """The Kafka key: the child, so each child's events share a partition."""
-        if self.child_ref is not None:
-            return self.child_ref
-        return f"wf:{self.la_code}:{self.team}"
+        """The Kafka key: the child, so each child's events share a partition (the domain's
+        ``partition_key``: ``wf:<la>:<team>`` for an event about no child)."""
+        return partition_key(self.child_ref, self.la_code, self.team)
 
     def to_wire(self) -> dict:
         return self.model_dump(mode="json", exclude_none=True)
@@ -168,7 +177,6 @@ class EventBase(BaseModel):
 
 class ContactReceived(EventBase):
     event_type: Literal["contact.received"]
-    MAIN_DATE_FIELD: ClassVar[str] = "contact_date"
     contact_date: IsoDate
     source: code("referral_source")
     outcome: code("contact_outcome")
@@ -178,7 +186,6 @@ class ContactReceived(EventBase):
 
 class ReferralReceived(EventBase):
     event_type: Literal["referral.received"]
-    MAIN_DATE_FIELD: ClassVar[str] = "referral_date"
     referral_date: IsoDate
     source: code("referral_source")
     from_contact_ref: Ref | None = None
@@ -189,7 +196,6 @@ class ReferralReceived(EventBase):
 
 class ReferralOutcome(EventBase):
     event_type: Literal["referral.outcome"]
-    MAIN_DATE_FIELD: ClassVar[str] = "outcome_date"
     outcome_date: IsoDate
     outcome: code("referral_outcome")
     referral_ref: Ref | None = None
@@ -197,7 +203,6 @@ class ReferralOutcome(EventBase):
 
 class CinEpisodeClosed(EventBase):
     event_type: Literal["cin_episode.closed"]
-    MAIN_DATE_FIELD: ClassVar[str] = "closure_date"
     closure_date: IsoDate
     reason: code("reason_for_closure")
 
@@ -207,7 +212,6 @@ class CinEpisodeClosed(EventBase):
 
 class AssessmentStarted(EventBase):
     event_type: Literal["assessment.started"]
-    MAIN_DATE_FIELD: ClassVar[str] = "start_date"
     assessment_ref: Ref
     start_date: IsoDate
     referral_ref: Ref | None = None
@@ -215,7 +219,6 @@ class AssessmentStarted(EventBase):
 
 class AssessmentCompleted(EventBase):
     event_type: Literal["assessment.completed"]
-    MAIN_DATE_FIELD: ClassVar[str] = "authorisation_date"
     assessment_ref: Ref
     authorisation_date: IsoDate
     factors: codes_list("assessment_factor") | None = None
@@ -225,14 +228,12 @@ class AssessmentCompleted(EventBase):
 
 class StrategyDiscussionHeld(EventBase):
     event_type: Literal["strategy_discussion.held"]
-    MAIN_DATE_FIELD: ClassVar[str] = "date"
     date: IsoDate
     decision: code("strategy_decision")
 
 
 class S47Started(EventBase):
     event_type: Literal["s47.started"]
-    MAIN_DATE_FIELD: ClassVar[str] = "start_date"
     ORDER_RULES = (("icpc_target_date", "start_date", "the ICPC target date is before the S47 start date"),)
     s47_ref: Ref
     start_date: IsoDate
@@ -241,7 +242,6 @@ class S47Started(EventBase):
 
 class S47Completed(EventBase):
     event_type: Literal["s47.completed"]
-    MAIN_DATE_FIELD: ClassVar[str] = "end_date"
     s47_ref: Ref
     end_date: IsoDate
     icpc_not_required: Flag | None = None
@@ -250,7 +250,6 @@ class S47Completed(EventBase):
 
 class IcpcHeld(EventBase):
     event_type: Literal["icpc.held"]
-    MAIN_DATE_FIELD: ClassVar[str] = "date"
     date: IsoDate
     s47_ref: Ref | None = None
     resulted_in_cpp: Flag
@@ -263,7 +262,6 @@ class IcpcHeld(EventBase):
 
 class CpPlanStarted(EventBase):
     event_type: Literal["cp_plan.started"]
-    MAIN_DATE_FIELD: ClassVar[str] = "start_date"
     plan_ref: Ref
     start_date: IsoDate
     # Optional: the DfE CSC API feed does not carry a category; counted as `not_recorded`.
@@ -273,7 +271,6 @@ class CpPlanStarted(EventBase):
 
 class CpPlanCategoryChanged(EventBase):
     event_type: Literal["cp_plan.category_changed"]
-    MAIN_DATE_FIELD: ClassVar[str] = "date"
     plan_ref: Ref
     date: IsoDate
     latest_category: code("abuse_category")
@@ -281,7 +278,6 @@ class CpPlanCategoryChanged(EventBase):
 
 class CpReviewHeld(EventBase):
     event_type: Literal["cp_review.held"]
-    MAIN_DATE_FIELD: ClassVar[str] = "date"
     plan_ref: Ref
     date: IsoDate
     due_date: IsoDate | None = None
@@ -292,7 +288,6 @@ class CpReviewHeld(EventBase):
 
 class CpPlanEnded(EventBase):
     event_type: Literal["cp_plan.ended"]
-    MAIN_DATE_FIELD: ClassVar[str] = "end_date"
     plan_ref: Ref
     end_date: IsoDate
     end_route: code("cp_end_route")
@@ -308,7 +303,6 @@ class LacStarted(EventBase):
     in any window and no first-review clock), or when an import's stitching rule found a new period
     without an S row (``began_before_data`` false: a start)."""
     event_type: Literal["lac.started"]
-    MAIN_DATE_FIELD: ClassVar[str] = "decom"
     JSON_SCHEMA_FORBIDDEN = ({"properties": {"rne": {"const": "S"}, "began_before_data": {"const": True}},
                               "required": ["rne", "began_before_data"]},)
     decom: IsoDate
@@ -337,7 +331,6 @@ class LacStarted(EventBase):
 
 class LacLegalStatusChanged(EventBase):
     event_type: Literal["lac.legal_status_changed"]
-    MAIN_DATE_FIELD: ClassVar[str] = "date"
     date: IsoDate
     rne: code("reason_new_episode", only=("L", "B", "U"))
     legal_status: code("legal_status")
@@ -345,7 +338,6 @@ class LacLegalStatusChanged(EventBase):
 
 class PlacementChanged(EventBase):
     event_type: Literal["placement.changed"]
-    MAIN_DATE_FIELD: ClassVar[str] = "date"
     date: IsoDate
     rne: code("reason_new_episode", only=("P", "T", "B", "U"))
     placement: code("placement")
@@ -360,7 +352,6 @@ class LacEnded(EventBase):
     = not recorded: the end is known to have happened but not why (counted as a leaving with
     outcome group ``not_recorded``); ``end_date_estimated`` says ``dec`` is not the real date."""
     event_type: Literal["lac.ended"]
-    MAIN_DATE_FIELD: ClassVar[str] = "dec"
     dec: IsoDate
     reason_ceased: code("reason_ceased") | None = None
     end_date_estimated: Flag = False
@@ -368,7 +359,6 @@ class LacEnded(EventBase):
 
 class LacReviewHeld(EventBase):
     event_type: Literal["lac_review.held"]
-    MAIN_DATE_FIELD: ClassVar[str] = "date"
     date: IsoDate
     due_date: IsoDate | None = None
     participation: code("participation") | None = None
@@ -376,7 +366,6 @@ class LacReviewHeld(EventBase):
 
 class StatutoryVisitHeld(EventBase):
     event_type: Literal["statutory_visit.held"]
-    MAIN_DATE_FIELD: ClassVar[str] = "date"
     date: IsoDate
     due_date: IsoDate | None = None
 
@@ -386,7 +375,6 @@ class StatutoryVisitHeld(EventBase):
 
 class EarlyHelpOpened(EventBase):
     event_type: Literal["early_help.opened"]
-    MAIN_DATE_FIELD: ClassVar[str] = "start_date"
     start_date: IsoDate
     lead_agency: code("referral_source")
     stepped_down_from: code("stepped_down_from") | None = None
@@ -394,14 +382,12 @@ class EarlyHelpOpened(EventBase):
 
 class EarlyHelpClosed(EventBase):
     event_type: Literal["early_help.closed"]
-    MAIN_DATE_FIELD: ClassVar[str] = "end_date"
     end_date: IsoDate
     end_reason: code("early_help_end_reason")
 
 
 class CourtApplication(EventBase):
     event_type: Literal["court.application"]
-    MAIN_DATE_FIELD: ClassVar[str] = "court_app_date"
     ORDER_RULES = (
         ("letter_before_proceedings", "pre_proceedings_start",
          "the letter before proceedings is dated before the pre-proceedings start"),
@@ -420,14 +406,12 @@ class CourtFinalOrder(EventBase):
     """Care proceedings end: the final order (or the application withdrawn). Stops the 26-week
     care proceedings clock that ``court.application`` (ico, care_order or supervision_order) opened."""
     event_type: Literal["court.final_order"]
-    MAIN_DATE_FIELD: ClassVar[str] = "final_order_date"
     final_order_date: IsoDate
     order_made: code("final_order")
 
 
 class CaseAllocated(EventBase):
     event_type: Literal["case.allocated"]
-    MAIN_DATE_FIELD: ClassVar[str] = "allocation_date"
     case_type: code("case_type")
     allocation_date: IsoDate
     change_reason: code("sw_change_reason") | None = None
@@ -435,7 +419,6 @@ class CaseAllocated(EventBase):
 
 class CaseUnallocated(EventBase):
     event_type: Literal["case.unallocated"]
-    MAIN_DATE_FIELD: ClassVar[str] = "allocation_date"
     case_type: code("case_type")
     allocation_date: IsoDate = Field(description="the date the case became unallocated")
     change_reason: code("sw_change_reason") | None = None
@@ -443,7 +426,6 @@ class CaseUnallocated(EventBase):
 
 class CareLeaverStatus(EventBase):
     event_type: Literal["care_leaver.status"]
-    MAIN_DATE_FIELD: ClassVar[str] = "date"
     date: IsoDate
     age_band: code("care_leaver_age_band")
     in_touch: code("in_touch")
@@ -453,7 +435,6 @@ class CareLeaverStatus(EventBase):
 
 class WorkforceSnapshot(EventBase):
     event_type: Literal["workforce.snapshot"]
-    MAIN_DATE_FIELD: ClassVar[str] = "date"
     CHILD_REF_REQUIRED: ClassVar[bool] = False
     NO_CHILD: ClassVar[bool] = True
     date: IsoDate

@@ -15,7 +15,7 @@ built from the key's events in any order and with any repeats, and always gives 
   ``effective_date``), then by a fixed event-type precedence (the order things happen in a case on
   one day: a referral before its outcome, an S47 before its ICPC, a plan start before its review,
   ``case.unallocated`` before ``case.allocated`` so a same-day reallocation ends allocated), then
-  ``event_id``.
+  ``event_id``. Main date fields and precedence are the event table's (``casewatch.domain.events``).
 * **Cross-event rules**: an event that breaks one is reported in ``rejections`` as
   ``(event_id, reason)`` (reasons: ``casewatch.domain.rejections``) and counts nowhere (it stays stored, so a later correction can mend it):
 
@@ -35,113 +35,14 @@ from datetime import date, datetime
 from typing import Any, Iterable, Mapping
 
 from casewatch.domain.calendar import as_date
+from casewatch.domain.events import ENVELOPE_KEEP, EVENT_PRECEDENCE, MAIN_DATE_FIELD, OWN_KEEP, VOID
 from casewatch.domain.rejections import END_BEFORE_START, ICPC_BEFORE_S47, REVIEW_BEFORE_PLAN
 
 __all__ = ["ChildHistory", "Event", "compact", "MAIN_DATE_FIELD", "EVENT_PRECEDENCE"]
 
-VOID = "event.voided"
-
-# The event's own main date field (docs/events.md): the date of the event for every figure.
-MAIN_DATE_FIELD: dict[str, str] = {
-    "contact.received": "contact_date",
-    "referral.received": "referral_date",
-    "referral.outcome": "outcome_date",
-    "cin_episode.closed": "closure_date",
-    "assessment.started": "start_date",
-    "assessment.completed": "authorisation_date",
-    "strategy_discussion.held": "date",
-    "s47.started": "start_date",
-    "s47.completed": "end_date",
-    "icpc.held": "date",
-    "cp_plan.started": "start_date",
-    "cp_plan.category_changed": "date",
-    "cp_review.held": "date",
-    "cp_plan.ended": "end_date",
-    "lac.started": "decom",
-    "lac.legal_status_changed": "date",
-    "placement.changed": "date",
-    "lac.ended": "dec",
-    "lac_review.held": "date",
-    "statutory_visit.held": "date",
-    "early_help.opened": "start_date",
-    "early_help.closed": "end_date",
-    "court.application": "court_app_date",
-    "court.final_order": "final_order_date",
-    "case.allocated": "allocation_date",
-    "case.unallocated": "allocation_date",
-    "care_leaver.status": "date",
-    "workforce.snapshot": "date",
-}
-
-# Same-day order: the order things happen in a case.
-EVENT_PRECEDENCE: dict[str, int] = {t: i for i, t in enumerate([
-    "contact.received",
-    "referral.received",
-    "referral.outcome",
-    "early_help.opened",
-    "assessment.started",
-    "strategy_discussion.held",
-    "s47.started",
-    "assessment.completed",
-    "s47.completed",
-    "icpc.held",
-    "cp_plan.started",
-    "cp_plan.category_changed",
-    "cp_review.held",
-    "cp_plan.ended",
-    "lac.started",
-    "lac.legal_status_changed",
-    "placement.changed",
-    "statutory_visit.held",
-    "lac_review.held",
-    "lac.ended",
-    "court.application",
-    "court.final_order",
-    "case.unallocated",
-    "case.allocated",
-    "care_leaver.status",
-    "early_help.closed",
-    "cin_episode.closed",
-    "workforce.snapshot",
-    VOID,
-])}
+# The per-type knowledge (main date field, same-day precedence, kept fields) is the domain's event
+# table, casewatch.domain.events; these names stay importable from here.
 _UNKNOWN_PRECEDENCE = len(EVENT_PRECEDENCE)
-
-_ENVELOPE_KEEP = ("event_id", "event_type", "la_code", "team", "correction_of")
-
-# Own fields the indicators read, per event type (the main date field is always kept).
-_OWN_KEEP: dict[str, tuple[str, ...]] = {
-    "contact.received": ("outcome", "early_help_active"),
-    "referral.received": ("source", "referral_nfa", "referral_ref", "episode_ref"),
-    "referral.outcome": ("outcome", "referral_ref"),
-    "cin_episode.closed": ("reason", "episode_ref"),
-    "assessment.started": ("assessment_ref", "referral_ref"),
-    "assessment.completed": ("assessment_ref", "factors"),
-    "strategy_discussion.held": ("decision",),
-    "s47.started": ("s47_ref",),
-    "s47.completed": ("s47_ref", "icpc_not_required", "outcome"),
-    "icpc.held": ("s47_ref", "resulted_in_cpp", "transfer_in", "child_participation"),
-    "cp_plan.started": ("plan_ref", "initial_category", "previous_plans"),
-    "cp_plan.category_changed": ("plan_ref", "latest_category"),
-    "cp_review.held": ("plan_ref", "due_date", "child_participation"),
-    "cp_plan.ended": ("plan_ref", "end_route"),
-    "lac.started": ("legal_status", "rne", "began_before_data", "birth_month"),
-    "lac.legal_status_changed": ("rne", "legal_status"),
-    "placement.changed": ("rne",),
-    "lac.ended": ("reason_ceased",),
-    "lac_review.held": ("due_date", "participation"),
-    "statutory_visit.held": ("due_date",),
-    "early_help.opened": ("lead_agency",),
-    "early_help.closed": (),
-    "court.application": ("order_sought",),
-    "court.final_order": ("order_made",),
-    "case.allocated": ("case_type", "worker_ref"),
-    "case.unallocated": ("case_type",),
-    "care_leaver.status": ("age_band", "in_touch", "activity", "accommodation"),
-    "workforce.snapshot": ("establishment_fte", "inpost_fte", "vacancy_fte", "agency_fte",
-                           "case_holding_fte", "leavers_fte"),
-    VOID: (),
-}
 
 
 def _json_value(value: Any) -> Any:
@@ -163,7 +64,7 @@ def compact(event: Mapping[str, Any]) -> dict[str, Any]:
     when the event has no main date field of its own."""
     event_type = event.get("event_type")
     out: dict[str, Any] = {}
-    for name in _ENVELOPE_KEEP:
+    for name in ENVELOPE_KEEP:
         value = event.get(name)
         if value is not None:
             out[name] = value
@@ -176,7 +77,7 @@ def compact(event: Mapping[str, Any]) -> dict[str, Any]:
         out["effective_date"] = _json_value(event["effective_date"])
     elif event.get("occurred_at") is not None:
         out["effective_date"] = str(_json_value(event["occurred_at"]))[:10]
-    for name in _OWN_KEEP.get(event_type, ()):
+    for name in OWN_KEEP.get(event_type, ()):
         value = event.get(name)
         if value is not None:
             out[name] = _json_value(value)

@@ -59,6 +59,7 @@ import yaml
 
 from casewatch.domain.aggregate import Aggregate
 from casewatch.domain.calendar import WorkingDayCalendar
+from casewatch.domain.events import event_partition_key
 from casewatch.domain.history import ChildHistory, compact
 from casewatch.domain.indicators import contribution
 
@@ -70,13 +71,6 @@ MARKER = "casewatch-backfill.json"  # in the Prometheus data dir: what was backf
 DAY = 86400
 EVAL_BASE = 946684800   # 2000-01-01T00:00Z, a multiple of the 2-hour block length
 EVAL_SPACING = 5        # seconds between two days on the compressed line (1,440 days a block)
-
-
-def event_key(event: dict) -> str | None:
-    """The Kafka key the engine groups by: the child, or ``wf:<la>:<team>`` for workforce."""
-    if event.get("event_type") == "workforce.snapshot":
-        return f"wf:{event.get('la_code')}:{event.get('team')}"
-    return event.get("child_ref")
 
 
 def sample_timestamp(d: date) -> int:
@@ -108,9 +102,7 @@ def daily_samples(events: Iterable[dict], first: date, last: date, calendar: Wor
     ``(metric, labels as sorted (name, value) pairs, value)`` as the engine's figures give them."""
     by_key: dict[str, list[dict]] = {}
     for event in events:
-        key = event_key(event)
-        if key:
-            by_key.setdefault(key, []).append(compact(event))
+        by_key.setdefault(event_partition_key(event), []).append(compact(event))
     histories = {k: ChildHistory(v) for k, v in by_key.items()}
     aggregate = Aggregate(calendar, first)
     current: dict[str, object] = {}
