@@ -56,6 +56,9 @@ PROCESS_TITLES = {
 }
 
 
+CLOCKS = "When each clock starts, stops and is due: docs/definitions.md (Statutory clocks)."
+
+
 def _percent(value: float) -> str:
     return f"{value * 100:.1f}%".replace(".0%", "%")
 
@@ -288,10 +291,14 @@ def workload_board() -> Board:
                         "or October) to the day shown; the value on a month's or quarter's last day is that "
                         "period's figure."))
     panels.append(row("Open cases"))
-    for metric, title in (("casewatch_cin_open", "Children in need"), ("casewatch_cp_plans_open", "CP plans"),
-                          ("casewatch_lac_open", "Looked-after children"), ("casewatch_care_leavers", "Care leavers")):
+    for metric, title, definition in (
+            ("casewatch_cin_open", "Children in need", "O1: open CIN episodes"),
+            ("casewatch_cp_plans_open", "CP plans", "O2: open child protection plans"),
+            ("casewatch_lac_open", "Looked-after children", "O4: open periods of care"),
+            ("casewatch_care_leavers", "Care leavers", "Care leavers, the denominator of O13 and O14")):
         panels.append(stat_panel(title, [query(f"sum({metric}{{{SEL}}})", legend=title)],
-                                 width=4, height=5, unit="none", decimals=0, no_value=count))
+                                 width=4, height=5, unit="none", decimals=0, no_value=count,
+                                 description=f"{definition} (docs/definitions.md)."))
     panels.append(timeseries_panel("Open cases over time", [
         query(f"sum({m}{{{SEL}}})", legend=lbl) for m, lbl in (
             ("casewatch_cin_open", "CIN"), ("casewatch_cp_plans_open", "CP"), ("casewatch_lac_open", "LAC"))
@@ -312,20 +319,21 @@ def workload_board() -> Board:
     panels.append(bargauge_panel(
         "Longest unallocated (working days)",
         [query(f"max by (case_type) (casewatch_unallocated_max_workdays{{{SEL}}})", legend="{{case_type}}")],
-        width=8, height=8, unit="none", decimals=0, steps=[(None, GREEN), (1, RED)], no_value=count))
+        width=8, height=8, unit="none", decimals=0, steps=[(None, GREEN), (1, RED)], no_value=count,
+        description="O16: working days the longest-unallocated open case of each type has waited."))
     panels.append(bargauge_panel(
         "Drift: open cases with no recorded activity, by team",
         [query(f"sum by (team, case_type) (casewatch_drift_cases{{{SEL}}})", legend="{{team}} {{case_type}}")],
         width=8, height=8, unit="none", decimals=0, steps=[(None, GREEN), (1, AMBER)], no_value=count,
         description="Open CIN, CP and LAC cases with no recorded activity for at least 20 (CIN), "
                     "10 (CP) or 20 (LAC) working days (configurable), counted under the child's "
-                    "most intensive open case and the team of its latest event."))
+                    "most intensive open case and the team of its latest event (docs/definitions.md, Drift)."))
     panels.append(bargauge_panel(
         "Longest drift (working days)",
         [query(f"max by (case_type) (casewatch_drift_max_workdays{{{SEL}}})", legend="{{case_type}}")],
         width=8, height=8, unit="none", decimals=0, steps=[(None, GREEN), (1, AMBER)], no_value=count,
         description="Working days since the last recorded activity of the longest-drifting case "
-                    "(0 when no case drifts)."))
+                    "(0 when no case drifts; docs/definitions.md, Drift)."))
     panels.append(ratio_stat(r["vacancy_rate"], t, None))
     panels.append(ratio_stat(r["agency_rate"], t, None))
     panels.append(bargauge_panel(
@@ -343,7 +351,8 @@ def workload_board() -> Board:
     panels.append(bargauge_panel(
         "Overdue statutory work",
         [query(f"sum by (process) (casewatch_clocks_overdue{{{SEL}}})", legend="{{process}}")],
-        width=12, height=7, unit="none", decimals=0, steps=[(None, GREEN), (1, RED)], no_value=count))
+        width=12, height=7, unit="none", decimals=0, steps=[(None, GREEN), (1, RED)], no_value=count,
+        description=f"Open statutory clocks past their due date, by process. {CLOCKS}"))
     return Board(UID_WORKLOAD, "Workload pressure",
                  "The fortnightly workload meeting: demand against last year, open cases, caseload, "
                  "unallocated work, staffing and timeliness (red/amber/green from the alert thresholds). "
@@ -357,28 +366,34 @@ def timeliness_board() -> Board:
     panels.append(bargauge_panel(
         "Overdue by process",
         [query(f"sum by (process) (casewatch_clocks_overdue{{{SEL}}})", legend="{{process}}")],
-        width=12, height=7, unit="none", decimals=0, steps=[(None, GREEN), (1, RED)], no_value=count))
+        width=12, height=7, unit="none", decimals=0, steps=[(None, GREEN), (1, RED)], no_value=count,
+        description=f"Open statutory clocks past their due date. {CLOCKS}"))
     panels.append(bargauge_panel(
         "Due within 2 working days by process",
         [query(f"sum by (process) (casewatch_clocks_due_soon{{{SEL}}})", legend="{{process}}")],
-        width=12, height=7, unit="none", decimals=0, steps=[(None, GREEN), (1, AMBER)], no_value=count))
+        width=12, height=7, unit="none", decimals=0, steps=[(None, GREEN), (1, AMBER)], no_value=count,
+        description=f"Open statutory clocks due today or within the next 2 working days. {CLOCKS}"))
     for process, title in PROCESS_TITLES.items():
         psel = f'{SEL}, process="{process}"'
         panels.append(row(title))
         panels.append(bargauge_panel(
             "Open by team", [query(f"sum by (team) (casewatch_clocks_open{{{psel}}})", legend="{{team}}")],
-            width=6, height=6, unit="none", decimals=0, no_value=count))
+            width=6, height=6, unit="none", decimals=0, no_value=count,
+            description=f"{title}: open clocks. {CLOCKS}"))
         panels.append(bargauge_panel(
             "Overdue by team", [query(f"sum by (team) (casewatch_clocks_overdue{{{psel}}})", legend="{{team}}")],
-            width=6, height=6, unit="none", decimals=0, steps=[(None, GREEN), (1, RED)], no_value=count))
+            width=6, height=6, unit="none", decimals=0, steps=[(None, GREEN), (1, RED)], no_value=count,
+            description=f"{title}: open clocks past their due date. {CLOCKS}"))
         panels.append(bargauge_panel(
             "Due within 2 working days by team",
             [query(f"sum by (team) (casewatch_clocks_due_soon{{{psel}}})", legend="{{team}}")],
-            width=6, height=6, unit="none", decimals=0, steps=[(None, GREEN), (1, AMBER)], no_value=count))
+            width=6, height=6, unit="none", decimals=0, steps=[(None, GREEN), (1, AMBER)], no_value=count,
+            description=f"{title}: open clocks due today or within the next 2 working days. {CLOCKS}"))
         panels.append(stat_panel(
             "Most overdue (working days past due)",
             [query(f"max(casewatch_clocks_max_overdue_workdays{{{psel}}})", legend="working days")],
-            width=6, height=6, unit="none", decimals=0, steps=[(None, GREEN), (1, RED)], no_value=count))
+            width=6, height=6, unit="none", decimals=0, steps=[(None, GREEN), (1, RED)], no_value=count,
+            description=f"{title}: working days past the due date of the most overdue open clock. {CLOCKS}"))
     return Board(UID_TIMELINESS, "Timeliness and overdue work",
                  "Open statutory clocks per process and team: overdue now and due within the next 2 "
                  "working days (England working days).", panels, [var_la(), var_team()], time_from="now-7d")

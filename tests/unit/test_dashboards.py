@@ -244,3 +244,79 @@ def test_a_local_change_with_a_name_or_a_bad_date_is_refused_in_one_sentence(tmp
     bad.write_text("changes:\n  - {la: E06000004, date: 4 Nov 2013, title: revised protocol}\n")
     with pytest.raises(LocalChangesError, match="date must be YYYY-MM-DD"):
         load_local_changes(bad)
+
+
+# --- noValue, definitions, the SDK ---------------------------------------------------------------
+# What a panel shows when its query returns nothing, worked out here from the panel's own queries:
+# a ratio (a recorded :ratio series, or a sum over a sum) is absent when its denominator is 0 ("n/a");
+# on the published board a ratio is also absent when suppressed; everything else counts something (0).
+SPECIAL_NO_VALUE = {("casewatch-pipeline", "Age of the newest event"): "no events",
+                    ("casewatch-pipeline", "Bank-holiday calendar covers until"): "unknown"}
+
+
+def _expected_no_value(uid: str, panel: dict) -> str:
+    exprs = [t["expr"] for t in panel["targets"]]
+    if (uid, panel["title"]) in SPECIAL_NO_VALUE:
+        return SPECIAL_NO_VALUE[(uid, panel["title"])]
+    if any(re.search(r"casewatch:\w+:ratio_la_published\{", e) for e in exprs):
+        return "suppressed"
+    if any(re.search(r"casewatch:\w+:ratio(_la)?\{", e) or re.search(r"\) / \(sum\(", e) for e in exprs):
+        return "n/a"
+    return "0"
+
+
+def test_every_panel_has_the_right_no_value():
+    seen = set()
+    for uid, board in _boards().items():
+        for panel in board["panels"]:
+            if panel["type"] == "row":
+                continue
+            expected = _expected_no_value(uid, panel)
+            assert panel["fieldConfig"]["defaults"].get("noValue") == expected, (uid, panel["title"])
+            seen.add((uid, expected))
+    # every kind occurs where it should (so the rule above is not vacuous)
+    assert {("casewatch-activity-published", "suppressed"), ("casewatch-activity-published", "0"),
+            ("casewatch-activity", "n/a"), ("casewatch-activity", "0"), ("casewatch-workload", "n/a"),
+            ("casewatch-timeliness", "0"), ("casewatch-pipeline", "no events")} <= seen
+    assert not {u for u, v in seen if v == "suppressed"} - {"casewatch-activity-published"}
+
+
+def test_published_counts_show_zero_and_small_counts_as_under_six():
+    board = _boards()["casewatch-activity-published"]
+    i1 = [p for p in board["panels"] if p["title"] == "I1 Contacts"][0]
+    assert i1["fieldConfig"]["defaults"]["noValue"] == "0"
+    assert i1["fieldConfig"]["defaults"]["mappings"][0]["options"] == {"from": 1, "to": 5, "result": {"text": "<6"}}
+
+
+def test_descriptions_point_at_our_definitions_and_nothing_outside_the_repository():
+    definitions = (ROOT / "docs" / "definitions.md").read_text()
+    ids_defined = set(re.findall(r"^\| ([IPO]\d+[a-z]?) ", definitions, flags=re.M))
+    ids_defined |= {"I5s"} if "| I5 by agency |" in definitions else set()
+    for path in GENERATED_DIR.glob("*.json"):
+        text = path.read_text()
+        assert "../shared" not in text and "shared/external" not in text, path.name
+    indicator_panels = 0
+    for uid, board in _boards().items():
+        for panel in board["panels"]:
+            m = re.match(r"([IPO]\d+[a-z]?) ", panel["title"])
+            if panel["type"] == "row" or not m:
+                continue
+            indicator_panels += 1
+            assert m.group(1) in ids_defined, (uid, panel["title"])
+            assert "docs/definitions.md" in panel["description"], (uid, panel["title"])
+    assert indicator_panels > 50
+
+
+@pytest.mark.parametrize("uid", sorted(UIDS))
+def test_each_board_is_a_grafana_foundation_sdk_dashboard(uid):
+    """The committed JSON reads back into the SDK's dashboard model unchanged, apart from the query
+    variables' ``definition`` (a field the SDK's model lacks, added by dashboards/builder.py)."""
+    from grafana_foundation_sdk.cog.encoder import JSONEncoder
+    from grafana_foundation_sdk.cog.plugins import register_default_plugins
+    from grafana_foundation_sdk.models.dashboard import Dashboard
+    register_default_plugins()
+    board = _boards()[uid]
+    for variable in board["templating"]["list"]:
+        if variable["type"] == "query":
+            assert variable.pop("definition") == variable["query"]["query"]
+    assert json.loads(json.dumps(Dashboard.from_json(board), cls=JSONEncoder)) == board
