@@ -12,6 +12,9 @@ would not fit; a row starts a new line. (The SDK's ``Dashboard.with_panel`` plac
 current position even when it runs past column 24, so each panel's position is computed here and set
 on the panel before it is added.) Panel ids and target refIds are assigned here too, so they are
 unique and stable as long as the board definition does not change.
+
+The boards carry the SDK's ``schemaVersion`` (36, the default of the dashboard kind the pinned SDK
+models); Grafana migrates an older schema version when it loads a board.
 """
 from __future__ import annotations
 
@@ -185,21 +188,18 @@ class Board:
                  .annotations(list(self.annotations)).links([]))
         x, y, line_height = 0, 0, 0
         for panel_id, builder in enumerate(self.panels, 1):
-            model = builder.build()
-            model.id_val = panel_id
-            if isinstance(model, dashboard.RowPanel):
+            builder.id(panel_id)
+            if isinstance(builder, sdk_dashboard.Row):
                 y, x, line_height = y + line_height, 0, 0
-                model.grid_pos = dashboard.GridPos(h=1, w=GRID_WIDTH, x=0, y=y)
-                board.with_row(builder)
+                board.with_row(builder.grid_pos(dashboard.GridPos(h=1, w=GRID_WIDTH, x=0, y=y)))
                 y += 1
                 continue
-            grid = model.grid_pos
-            if x + grid.w > GRID_WIDTH:
+            size = builder.build().grid_pos      # the panel's span and height
+            if x + size.w > GRID_WIDTH:
                 x, y, line_height = 0, y + line_height, 0
-            grid.x, grid.y = x, y
-            board.with_panel(builder)
-            x += grid.w
-            line_height = max(line_height, grid.h)
+            board.with_panel(builder.grid_pos(dashboard.GridPos(h=size.h, w=size.w, x=x, y=y)))
+            x += size.w
+            line_height = max(line_height, size.h)
         return board.build()
 
     def render(self) -> dict[str, Any]:
