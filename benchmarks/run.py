@@ -406,7 +406,7 @@ def render_time_20_authorities(population: int, partitions: int) -> tuple[float,
     events); also the series count and the body size."""
     from casewatch.config import Settings
     from casewatch.domain.history import compact
-    from services.engine.app import make_calendar
+    from casewatch.bootstrap import make_calendar
     from services.engine.exposition import EngineMetrics, start_exposition
     from services.engine.state import PartitionedFigures
     from services.simulator.authority import authority_events

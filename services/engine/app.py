@@ -29,7 +29,7 @@ from datetime import date, datetime, timezone
 import faust
 
 from casewatch.config import Settings, get_settings
-from casewatch.domain.calendar import WorkingDayCalendar
+from casewatch.bootstrap import make_calendar  # one owner of Settings -> calendar
 from schemas import EVENT_TYPES
 from casewatch.kafka_security import faust_credentials
 from casewatch.replay_marking import is_control, replay_marking
@@ -52,13 +52,6 @@ def today_for(settings: Settings):
     from zoneinfo import ZoneInfo
     london = ZoneInfo("Europe/London")
     return lambda: datetime.now(london).date()
-
-
-def make_calendar(settings: Settings) -> WorkingDayCalendar:
-    def dates(text: str):
-        return [date.fromisoformat(d.strip()) for d in text.split(",") if d.strip()]
-    return WorkingDayCalendar(extra_holidays=dates(settings.extra_holidays),
-                              removed_holidays=dates(settings.removed_holidays))
 
 
 class EngineApp(faust.App):

@@ -57,6 +57,7 @@ from typing import Callable, Iterable, Iterator
 
 import yaml
 
+from casewatch.bootstrap import make_calendar
 from casewatch.domain.aggregate import Aggregate
 from casewatch.domain.calendar import WorkingDayCalendar
 from casewatch.domain.events import event_partition_key
@@ -156,10 +157,14 @@ def write_openmetrics_days(events: Iterable[dict], out_dir: Path, first: date, l
     named after their first day); returns the number of samples. ``extra_labels`` (``job``,
     ``instance``) are added to every series; ``allowed_labels`` bound label values as the
     engine's exposition does. With ``compressed_dir`` the same samples also go, on the
-    compressed time line (:func:`compressed_timestamp`), into ``compressed_dir/figures.om``."""
+    compressed time line (:func:`compressed_timestamp`), into ``compressed_dir/figures.om``.
+    ``calendar``: default, the deployment's (:func:`casewatch.bootstrap.make_calendar` of the
+    settings), never a bare England calendar: extra and removed holidays always apply."""
     from services.engine.exposition import FiguresCollector
 
-    calendar = calendar or WorkingDayCalendar()
+    if calendar is None:
+        from casewatch.config import get_settings
+        calendar = make_calendar(get_settings())
     extra = dict(extra_labels or {})
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -461,7 +466,6 @@ def backfill_data_dir(events: Iterable[dict], data_dir: Path, first: date, last:
     ``labels``: the scrape's labels (default: the local stack's, :func:`scrape_labels`). ``bar``:
     a tqdm bar (or None) that is told each phase and step. ``marker`` is written to
     ``data_dir/casewatch-backfill.json`` when done."""
-    from services.engine.app import make_calendar
     from services.engine.exposition import bounded_label_values
 
     t0 = time.monotonic()

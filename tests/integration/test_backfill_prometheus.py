@@ -249,3 +249,36 @@ def test_the_backfill_counts_in_the_configured_working_day_calendar(tmp_path):
     assert 0 < in_time < made
     made_h, in_time_h = decisions(",".join(d.isoformat() for d in holidays), "holidays")
     assert made_h == made and in_time_h == made_h
+
+
+def test_the_backfill_default_calendar_is_the_configured_one(tmp_path, monkeypatch):
+    """Without a calendar passed in, the backfill still counts in the deployment's calendar
+    (casewatch.bootstrap.make_calendar of the settings), never a bare England calendar: an extra
+    holiday on each weekday before the day makes every referral decision of the 28 days in time."""
+    from casewatch.config import get_settings
+    from services.simulator.authority import authority_events
+    from services.simulator.backfill import write_openmetrics
+
+    day = date(2025, 6, 30)
+    events = list(authority_events(["E06000004"], 6000, 5, date(2025, 3, 1), day, warmup_years=0))
+    holidays = [day - timedelta(days=i) for i in range(42) if (day - timedelta(days=i)).weekday() < 5]
+
+    def decisions(extra: str, name: str) -> tuple[float, float]:
+        monkeypatch.setenv("CASEWATCH_EXTRA_HOLIDAYS", extra)
+        get_settings.cache_clear()
+        out = tmp_path / f"{name}.om"
+        write_openmetrics(events, out, day, day)
+        totals = {"casewatch_referral_decisions": 0.0, "casewatch_referral_decisions_in_time": 0.0}
+        for line in out.read_text().splitlines():
+            name_, _, rest = line.partition("{")
+            if name_ in totals and 'window="28d"' in rest:
+                totals[name_] += float(rest.rsplit("} ", 1)[1].split()[0])
+        return totals["casewatch_referral_decisions"], totals["casewatch_referral_decisions_in_time"]
+
+    try:
+        made, in_time = decisions("", "ordinary")
+        assert 0 < in_time < made
+        made_h, in_time_h = decisions(",".join(d.isoformat() for d in holidays), "holidays")
+        assert made_h == made and in_time_h == made_h
+    finally:
+        get_settings.cache_clear()
