@@ -35,6 +35,10 @@ class Settings(BaseSettings):
     ingest_read_host: str | None = None  # default: host
     ingest_read_port: int | None = None
     notifier_port: int = 29181
+    # The notifier's read endpoints (/healthz, /metrics) on a listener of their own, like ingest's
+    # (read by services/notifier/settings.py; here so `stack up` checks and scrapes that port).
+    notifier_read_host: str | None = None  # default: host
+    notifier_read_port: int | None = None
     # The local stack's mailbox: an SMTP server that files the on-call mails under state_dir/mailbox.
     smtp_port: int = 29025
 

@@ -5,7 +5,9 @@ import argparse
 import sys
 import time
 
+from casewatch.command_errors import RUNTIME, USAGE, CommandError
 from casewatch.config import get_settings
+from casewatch.stack.manager import START_ORDER
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -27,6 +29,15 @@ def register(sub: argparse._SubParsersAction) -> None:
                          "engine,ingest,simulator)")
     up.set_defaults(func=_up)
 
+    restart = ssub.add_parser(
+        "restart", help="stop parts and start them again, so changed settings take effect",
+        description="Stop the named parts (default: every part that runs) and start them again with the "
+                    "current settings (environment and .env), e.g. after changing CASEWATCH_FIXED_TODAY. "
+                    "The ports are checked once the parts have stopped, before any starts.")
+    restart.add_argument("part", nargs="*", metavar="PART",
+                         help=f"{', '.join(START_ORDER)} or all (default: all, i.e. every part that runs)")
+    restart.set_defaults(func=_restart)
+
     install = ssub.add_parser("install", help="install what the stack needs (Kafka jars, Debian "
                                                      "packages prometheus and prometheus-alertmanager)")
     install.set_defaults(func=_install)
@@ -39,7 +50,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     status.set_defaults(func=_status)
 
     logs = ssub.add_parser("logs", help="show the last lines of one part's log")
-    logs.add_argument("part", help="kafka, prometheus, alertmanager, notifier, engine, ingest or simulator")
+    logs.add_argument("part", help=", ".join(START_ORDER))
     logs.add_argument("-n", "--lines", type=int, default=40)
     logs.set_defaults(func=_logs)
     stack.set_defaults(func=lambda args: (stack.print_help(), 2)[1])
@@ -65,10 +76,54 @@ def _up(args) -> int:
         print(f"\nERROR: {exc}", file=sys.stderr)
         print("Parts already started keep running; `casewatch stack down` stops them.", file=sys.stderr)
         return 1
+    if manager.stale:
+        _print_table(manager.status())
+        raise CommandError(_stale_sentence(manager.stale), RUNTIME)
     print(f"\nAll parts healthy in {time.monotonic() - t0:.1f}s.")
     _print_table(manager.status())
     _print_where(settings)
     print("\nStop everything with: casewatch stack down")
+
+
+def _stale_sentence(stale: dict[str, list[str]]) -> str:
+    names = [n for n in START_ORDER if n in stale]
+    variables = sorted({v for changed in stale.values() for v in changed})
+    shown = ", ".join(variables[:4]) + (f" and {len(variables) - 4} more" if len(variables) > 4 else "")
+    parts = names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
+    verb = "runs" if len(names) == 1 else "run"
+    return (f"{parts} {verb} with settings changed since {'it' if len(names) == 1 else 'they'} started "
+            f"({shown}): `casewatch stack restart {' '.join(names)}` applies them")
+
+
+def _restart(args) -> int:
+    from casewatch.stack.components import StackError
+    from casewatch.stack.manager import StackManager
+    from casewatch.stack.processes import ProcessTable
+    settings = get_settings()
+    unknown = [p for p in args.part if p not in (*START_ORDER, "all")]
+    if unknown:
+        raise CommandError(f"no part of the stack is called {unknown[0]!r}: name one of "
+                           f"{', '.join(START_ORDER)}, or all", USAGE)
+    names = [n for n in START_ORDER if n in args.part and "all" not in args.part]
+    if not names:
+        running = {p.name for p in ProcessTable(settings.state_dir).all() if p.alive}
+        names = [n for n in START_ORDER if n in running]
+        if not names:
+            raise CommandError(f"no part of the stack runs (state dir {settings.state_dir}): start it with "
+                               "`casewatch stack up`", USAGE)
+    from casewatch.stack.secrets import ensure_demo_secrets
+    ensure_demo_secrets(settings)
+    manager = StackManager(settings, parts=names, demo="simulator" in names)
+    print(f"casewatch stack restart {' '.join(names)} (state and logs in {settings.state_dir})")
+    try:
+        manager.restart()
+    except StackError as exc:
+        print(f"\nERROR: {exc}", file=sys.stderr)
+        print("`casewatch stack status` shows what runs; `casewatch stack down` stops it.", file=sys.stderr)
+        return 1
+    print()
+    _print_table(manager.status())
+    return 0
 
 
 def _print_where(settings) -> None:

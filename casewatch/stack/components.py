@@ -99,6 +99,39 @@ def kafka_libs(settings: Settings, log: Callable[[str], None] = print) -> Path:
 
 
 # ---------------------------------------------------------------------------------------------
+# Java properties files (Kafka's server.properties)
+# ---------------------------------------------------------------------------------------------
+
+def _escape_properties(text: str, key: bool) -> str:
+    """java.util.Properties escaping: backslash, line ends, the separators ('=', ':') and comment
+    marks; leading spaces of a value and every space in a key; anything but printable ASCII as \\uXXXX."""
+    out = []
+    for i, ch in enumerate(text):
+        if ch == "\\":
+            out.append("\\\\")
+        elif ch in "\n\r\t\f":
+            out.append({"\n": "\\n", "\r": "\\r", "\t": "\\t", "\f": "\\f"}[ch])
+        elif ch == " " and (key or i == 0):
+            out.append("\\ ")
+        elif ch in "=:#!":
+            out.append("\\" + ch)
+        elif ord(ch) < 0x20 or ord(ch) > 0x7E:
+            units = ch.encode("utf-16-be")  # a character beyond the BMP is a surrogate pair
+            out.append("".join(f"\\u{int.from_bytes(units[j:j + 2], 'big'):04x}" for j in range(0, len(units), 2)))
+        else:
+            out.append(ch)
+    return "".join(out)
+
+
+def write_properties(path: Path, values: dict[str, str]) -> Path:
+    """Write ``values`` as a Java properties file (ASCII, every key and value escaped)."""
+    lines = [f"{_escape_properties(k, key=True)}={_escape_properties(str(v), key=False)}"
+             for k, v in values.items()]
+    path.write_text("\n".join(lines) + "\n", encoding="ascii")
+    return path
+
+
+# ---------------------------------------------------------------------------------------------
 # Components
 # ---------------------------------------------------------------------------------------------
 
@@ -111,6 +144,9 @@ class Component:
     env: dict[str, str] = field(default_factory=dict)
     start_timeout: float = 90.0
     optional_module: str | None = None        # a casewatch service that may not exist yet
+    # The settings (CASEWATCH_* variable -> value) the part is started with: `stack up` compares
+    # them with those it was started with and names `stack restart` when they differ.
+    config: dict[str, str] = field(default_factory=dict)
 
     def available(self) -> bool:
         if self.optional_module is None:
@@ -130,26 +166,7 @@ def kafka_component(settings: Settings, log: Callable[[str], None] = print) -> C
         libs = kafka_libs(settings, log)
         data_dir.mkdir(parents=True, exist_ok=True)
         props = data_dir / "server.properties"
-        props.write_text("\n".join([
-            "process.roles=broker,controller",
-            "node.id=1",
-            f"controller.quorum.voters=1@{host}:{cport}",
-            f"listeners=PLAINTEXT://{host}:{port},CONTROLLER://{host}:{cport}",
-            f"advertised.listeners=PLAINTEXT://{host}:{port}",
-            "controller.listener.names=CONTROLLER",
-            "listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
-            "inter.broker.listener.name=PLAINTEXT",
-            f"log.dirs={data_dir / 'logs'}",
-            "num.partitions=1",
-            "offsets.topic.replication.factor=1",
-            "offsets.topic.num.partitions=6",
-            "transaction.state.log.replication.factor=1",
-            "transaction.state.log.min.isr=1",
-            "group.initial.rebalance.delay.ms=0",
-            "auto.create.topics.enable=false",
-            "log.retention.hours=-1",
-            "",
-        ]))
+        write_properties(props, kafka_server_properties(settings))
         classpath = f"{libs}/*"
         java = ["java", "-Xms256m", "-Xmx768m", "-XX:+UseG1GC", "-Djava.awt.headless=true",
                 f"-Dlog4j2.configurationFile={KAFKA_DIR / 'log4j2.properties'}", "-cp", classpath]
@@ -167,7 +184,33 @@ def kafka_component(settings: Settings, log: Callable[[str], None] = print) -> C
         ok, why = kafka_answers_metadata(f"{host}:{port}")
         return ok, "broker answers metadata requests" if ok else why
 
-    return Component("kafka", f"kafka://{host}:{port}", prepare, health, start_timeout=120)
+    return Component("kafka", f"kafka://{host}:{port}", prepare, health, start_timeout=120,
+                     config=settings_variables(settings, "host", "kafka_port", "kafka_controller_port",
+                                               "state_dir", "cache_dir"))
+
+
+def kafka_server_properties(settings: Settings) -> dict[str, str]:
+    """The single-node KRaft broker's server.properties, as data (written by :func:`write_properties`)."""
+    host, port, cport = settings.host, settings.kafka_port, settings.kafka_controller_port
+    return {
+        "process.roles": "broker,controller",
+        "node.id": "1",
+        "controller.quorum.voters": f"1@{host}:{cport}",
+        "listeners": f"PLAINTEXT://{host}:{port},CONTROLLER://{host}:{cport}",
+        "advertised.listeners": f"PLAINTEXT://{host}:{port}",
+        "controller.listener.names": "CONTROLLER",
+        "listener.security.protocol.map": "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
+        "inter.broker.listener.name": "PLAINTEXT",
+        "log.dirs": str(settings.state_dir / "kafka" / "logs"),
+        "num.partitions": "1",
+        "offsets.topic.replication.factor": "1",
+        "offsets.topic.num.partitions": "6",
+        "transaction.state.log.replication.factor": "1",
+        "transaction.state.log.min.isr": "1",
+        "group.initial.rebalance.delay.ms": "0",
+        "auto.create.topics.enable": "false",
+        "log.retention.hours": "-1",
+    }
 
 
 def kafka_answers_metadata(bootstrap: str, timeout_ms: int = 3000, **client_config) -> tuple[bool, str]:
@@ -199,60 +242,94 @@ def new_kafka_cluster_id() -> str:
             return cluster_id
 
 
-def _rewrite_targets(text: str, mapping: dict[str, str]) -> str:
-    for old, new in mapping.items():
-        text = text.replace(old, new)
-    return text
-
-
 def compose_target_mapping(settings: Settings) -> dict[str, str]:
-    """How the docker-compose host names in prometheus/ configs map to the local stack's ports."""
+    """How the docker-compose addresses in prometheus/ configs map to the local stack's: each
+    service's scrape address (its read port when it has one of its own)."""
     h = settings.host
     return {
         "engine:29100": f"{h}:{settings.engine_metrics_port}",
-        "ingest:29180": f"{h}:{settings.ingest_port}",
-        "notifier:29181": f"{h}:{settings.notifier_port}",
+        "ingest:29180": (f"{settings.ingest_read_host or h}:{settings.ingest_read_port}"
+                         if settings.ingest_read_port is not None else f"{h}:{settings.ingest_port}"),
+        "notifier:29181": (f"{settings.notifier_read_host or h}:{settings.notifier_read_port}"
+                           if settings.notifier_read_port is not None else f"{h}:{settings.notifier_port}"),
         "alertmanager:9093": f"{h}:{settings.alertmanager_port}",
         "prometheus:9090": f"{h}:{settings.prometheus_port}",
     }
 
 
+def _local_target(target: str, mapping: dict[str, str]) -> str:
+    if target not in mapping:
+        raise StackError(f"prometheus/prometheus.yml names {target}, which the local stack does not run "
+                         "(casewatch/stack/components.py, compose_target_mapping)")
+    return mapping[target]
+
+
+def _local_targets(static_configs: list[dict] | None, mapping: dict[str, str]) -> None:
+    for static in static_configs or []:
+        static["targets"] = [_local_target(t, mapping) for t in static.get("targets") or []]
+
+
+def prometheus_config(settings: Settings, extra_engine_targets: list[str] | None = None) -> dict:
+    """prometheus/prometheus.yml as data, with the local stack's addresses and absolute rule paths."""
+    config = yaml.safe_load((PROJECT_ROOT / "prometheus" / "prometheus.yml").read_text())
+    mapping = compose_target_mapping(settings)
+    config["rule_files"] = [str(PROJECT_ROOT / "prometheus" / p) for p in config.get("rule_files") or []]
+    for alertmanagers in (config.get("alerting") or {}).get("alertmanagers") or []:
+        _local_targets(alertmanagers.get("static_configs"), mapping)
+    for job in config.get("scrape_configs") or []:
+        _local_targets(job.get("static_configs"), mapping)
+        if job.get("job_name") == "casewatch-engine" and extra_engine_targets:
+            job["static_configs"][0]["targets"].extend(extra_engine_targets)
+    return config
+
+
 def render_prometheus_config(settings: Settings, extra_engine_targets: list[str] | None = None) -> Path:
-    """prometheus/prometheus.yml with local addresses and absolute rule paths."""
+    """Write :func:`prometheus_config` to <state_dir>/prometheus/prometheus.yml."""
     out_dir = settings.state_dir / "prometheus"
     out_dir.mkdir(parents=True, exist_ok=True)
-    text = _rewrite_targets((PROJECT_ROOT / "prometheus" / "prometheus.yml").read_text(),
-                            compose_target_mapping(settings))
-    config = yaml.safe_load(text)
-    config["rule_files"] = [str(PROJECT_ROOT / "prometheus" / p) for p in config.get("rule_files", [])]
-    if extra_engine_targets:
-        for job in config.get("scrape_configs", []):
-            if job.get("job_name") == "casewatch-engine":
-                job["static_configs"][0]["targets"].extend(extra_engine_targets)
     path = out_dir / "prometheus.yml"
-    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    path.write_text(yaml.safe_dump(prometheus_config(settings, extra_engine_targets), sort_keys=False))
     return path
 
 
-def render_alertmanager_config(settings: Settings) -> Path:
-    out_dir = settings.state_dir / "alertmanager"
-    out_dir.mkdir(parents=True, exist_ok=True)
-    text = _rewrite_targets((PROJECT_ROOT / "prometheus" / "alertmanager.yml").read_text(),
-                            compose_target_mapping(settings))
-    config = yaml.safe_load(text)
+def _local_url(url: str, mapping: dict[str, str]) -> str:
+    """A compose URL (http://notifier:29181/alerts) with the local stack's address."""
+    from urllib.parse import urlsplit, urlunsplit
+    parts = urlsplit(url)
+    return urlunsplit(parts._replace(netloc=_local_target(parts.netloc, mapping)))
+
+
+def alertmanager_config(settings: Settings) -> dict:
+    """prometheus/alertmanager.yml as data, for the local stack: the notifier's local webhook
+    address, the templates from the checkout, the webhook secret generated in the state dir."""
+    config = yaml.safe_load((PROJECT_ROOT / "prometheus" / "alertmanager.yml").read_text())
+    # Alertmanager posts to the notifier's webhook (its write port, never the read port).
+    mapping = {"notifier:29181": f"{settings.host}:{settings.notifier_port}"}
     # Compose mounts the templates elsewhere; locally they are read from the checkout.
     config["templates"] = [str(PROJECT_ROOT / "prometheus" / "templates" / Path(t).name)
                            for t in config.get("templates") or []]
     # The notifier's webhook credentials: generated once (600) in the state dir, read by both.
     from services.notifier.settings import WEBHOOK_SECRET_NAME, ensure_webhook_secret
     secret = ensure_webhook_secret(settings.state_dir / WEBHOOK_SECRET_NAME)
+    done: set[int] = set()  # the receivers share one webhook (a YAML anchor): rewrite it once
     for receiver in config.get("receivers") or []:
         for webhook in receiver.get("webhook_configs") or []:
+            if id(webhook) in done:
+                continue
+            done.add(id(webhook))
+            webhook["url"] = _local_url(webhook["url"], mapping)
             auth = (webhook.get("http_config") or {}).get("authorization")
             if auth and auth.get("credentials_file"):
                 auth["credentials_file"] = str(secret)
+    return config
+
+
+def render_alertmanager_config(settings: Settings) -> Path:
+    """Write :func:`alertmanager_config` to <state_dir>/alertmanager/alertmanager.yml."""
+    out_dir = settings.state_dir / "alertmanager"
+    out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / "alertmanager.yml"
-    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    path.write_text(yaml.safe_dump(alertmanager_config(settings), sort_keys=False))
     return path
 
 
@@ -269,7 +346,11 @@ def prometheus_component(settings: Settings, log: Callable[[str], None] = print)
                 "--web.enable-lifecycle",  # no --web.enable-admin-api: no TSDB delete/snapshot over HTTP
                 "--storage.tsdb.retention.time=5y", "--log.level=warn"]
 
-    return Component("prometheus", base, prepare, lambda: http_ok(f"{base}/-/ready"))
+    return Component("prometheus", base, prepare, lambda: http_ok(f"{base}/-/ready"),
+                     config=settings_variables(settings, "host", "prometheus_port", "alertmanager_port",
+                                               "engine_metrics_port", "ingest_port", "ingest_read_host",
+                                               "ingest_read_port", "notifier_port", "notifier_read_host",
+                                               "notifier_read_port", "state_dir"))
 
 
 def alertmanager_component(settings: Settings, log: Callable[[str], None] = print) -> Component:
@@ -284,7 +365,9 @@ def alertmanager_component(settings: Settings, log: Callable[[str], None] = prin
                 f"--web.listen-address={settings.host}:{settings.alertmanager_port}",
                 "--cluster.listen-address=", "--log.level=warn"]
 
-    return Component("alertmanager", base, prepare, lambda: http_ok(f"{base}/-/ready"))
+    return Component("alertmanager", base, prepare, lambda: http_ok(f"{base}/-/ready"),
+                     config=settings_variables(settings, "host", "alertmanager_port", "notifier_port",
+                                               "state_dir"))
 
 
 def settings_env(settings: Settings) -> dict[str, str]:
@@ -297,6 +380,13 @@ def settings_env(settings: Settings) -> dict[str, str]:
     return env
 
 
+def settings_variables(settings: Settings, *fields: str) -> dict[str, str]:
+    """The given settings as CASEWATCH_* variables (unset ones left out)."""
+    env = settings_env(settings)
+    return {f"CASEWATCH_{f.upper()}": env[f"CASEWATCH_{f.upper()}"] for f in fields
+            if f"CASEWATCH_{f.upper()}" in env}
+
+
 def casewatch_component(settings: Settings, name: str, args: list[str], health_url: str,
                         module: str, extra_env: dict[str, str] | None = None) -> Component:
     def prepare() -> list[str]:
@@ -305,7 +395,7 @@ def casewatch_component(settings: Settings, name: str, args: list[str], health_u
     env = settings_env(settings)
     env.update(extra_env or {})
     return Component(name, health_url.rsplit("/", 1)[0] + "/", prepare, lambda: http_ok(health_url),
-                     env=env, optional_module=module)
+                     env=env, optional_module=module, config=dict(env))
 
 
 def engine_component(settings: Settings) -> Component:
@@ -314,7 +404,9 @@ def engine_component(settings: Settings) -> Component:
 
 
 def ingest_component(settings: Settings) -> Component:
-    url = f"http://{settings.host}:{settings.ingest_port}/healthz"
+    # /healthz is on the read listener when ingest has one of its own
+    url = (f"http://{settings.ingest_read_host or settings.host}:{settings.ingest_read_port}/healthz"
+           if settings.ingest_read_port is not None else f"http://{settings.host}:{settings.ingest_port}/healthz")
     return casewatch_component(settings, "ingest", ["ingest"], url, "services.ingest.api")
 
 
@@ -330,11 +422,13 @@ def mailbox_component(settings: Settings) -> Component:
                 "-c", "aiosmtpd.handlers.Mailbox", str(maildir)]
 
     return Component("mailbox", f"smtp://{settings.host}:{settings.smtp_port} -> {maildir}", prepare,
-                     lambda: (port_open(settings.host, settings.smtp_port), "SMTP"), start_timeout=30)
+                     lambda: (port_open(settings.host, settings.smtp_port), "SMTP"), start_timeout=30,
+                     config=settings_variables(settings, "host", "smtp_port", "state_dir"))
 
 
 def notifier_component(settings: Settings) -> Component:
-    url = f"http://{settings.host}:{settings.notifier_port}/healthz"
+    url = (f"http://{settings.notifier_read_host or settings.host}:{settings.notifier_read_port}/healthz"
+           if settings.notifier_read_port is not None else f"http://{settings.host}:{settings.notifier_port}/healthz")
     return casewatch_component(settings, "notifier", ["notifier"], url, "services.notifier.app")
 
 
@@ -349,6 +443,7 @@ def simulator_component(settings: Settings, until=None) -> Component | None:
         command = [sys.executable, "-m", "casewatch.cli", "simulate", "--demo", "--publish"]
         return command + (["--until", until.isoformat()] if until else [])
 
+    env = settings_env(settings)
     return Component("simulator", "(publishes demo events)", prepare,
-                     lambda: (True, "running"), env=settings_env(settings),
+                     lambda: (True, "running"), env=env, config=dict(env),
                      optional_module="services.simulator.commands", start_timeout=5)

@@ -1,9 +1,13 @@
 """``casewatch stack up | down | status | logs``: the whole stack on one machine, no Docker.
 
-``up`` is idempotent: a part already running and healthy is left alone. It waits for each part to
-be healthy before starting the next, prints what runs where, and when a part fails it says which
-part, why (the last lines of its log) and where the full log is. ``down`` stops every process that
-``up`` started (by pid file, checked against the live process) and nothing else.
+``up`` is idempotent: a part already running and healthy is left alone; one running with other
+settings than it was started with (say a changed ``CASEWATCH_FIXED_TODAY``) is left alone too and
+named in ``stale``, for ``restart``. Before it starts anything, ``up`` checks every port the parts
+it will start listen on (casewatch/stack/ports.py). It waits for each part to be healthy before
+starting the next, prints what runs where, and when a part fails it says which part, why (the last
+lines of its log) and where the full log is. ``restart`` stops the given parts and starts them again
+with the current settings. ``down`` stops every process that ``up`` started (by pid file, checked
+against the live process) and nothing else.
 """
 from __future__ import annotations
 
@@ -15,7 +19,8 @@ from typing import Callable
 
 from casewatch.config import Settings
 from casewatch.stack import components as c
-from casewatch.stack.processes import ProcessTable
+from casewatch.stack.ports import check_ports, stack_ports
+from casewatch.stack.processes import ProcessTable, changed_settings
 
 START_ORDER = ["kafka", "prometheus", "alertmanager", "mailbox", "notifier", "engine", "ingest", "simulator"]
 
@@ -31,6 +36,8 @@ class StackManager:
         # The demo's last history day, fixed once so the Prometheus backfill and the simulator's
         # replay into Kafka are the same history even when `up` runs across midnight.
         self.demo_until = demo_until or (_london_today() - timedelta(days=1))
+        # Parts found running with settings that changed since they started: name -> variables.
+        self.stale: dict[str, list[str]] = {}
 
     def components(self) -> list[c.Component]:
         s = self.settings
@@ -56,6 +63,10 @@ class StackManager:
     # -- up ----------------------------------------------------------------------------------
     def up(self) -> list[c.Component]:
         started = []
+        components = self.components()
+        # Every port of every part about to start, before anything starts (a running part holds its own).
+        ports = stack_ports(self.settings)
+        check_ports([use for comp in components if not self._alive(comp.name) for use in ports[comp.name]])
         # The state dir holds pseudonymised events (Kafka segments), mails and secrets: owner only.
         self.settings.state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         self.settings.state_dir.chmod(0o700)
@@ -63,7 +74,6 @@ class StackManager:
         # catch-up on the demo history), and Prometheus, which must not start before it, last.
         backfill: threading.Thread | None = None
         failure: list[BaseException] = []
-        components = self.components()
         held = [comp for comp in components if comp.name == "prometheus" and self.demo]
         if held:
             def run_backfill() -> None:
@@ -126,8 +136,23 @@ class StackManager:
         from casewatch.topics import ensure_topics
         ensure_topics(self.settings)
 
+    def restart(self) -> list[c.Component]:
+        """Stop this manager's parts (those running) and start them again with the current settings."""
+        for comp in reversed(self.components()):
+            self.processes.stop(comp.name)
+        return self.up()
+
+    def _alive(self, name: str) -> bool:
+        running = self.processes.get(name)
+        return bool(running and running.alive)
+
     def start_component(self, comp: c.Component) -> None:
         running = self.processes.get(comp.name)
+        changed = changed_settings(running.settings, comp.config) if running and running.alive else []
+        if changed:
+            self.stale[comp.name] = changed
+            self.log(f"  {comp.name:<13} running with changed settings ({', '.join(changed)})  {comp.url}")
+            return
         if running and running.alive and comp.health()[0]:
             self.log(f"  {comp.name:<13} already running  {comp.url}")
             return
@@ -138,7 +163,7 @@ class StackManager:
             command = comp.prepare()
         except c.StackError as exc:
             raise c.StackError(f"{comp.name} could not be prepared: {exc}") from exc
-        proc = self.processes.start(comp.name, command, env=comp.env, cwd=c.PROJECT_ROOT)
+        proc = self.processes.start(comp.name, command, env=comp.env, cwd=c.PROJECT_ROOT, settings=comp.config)
         deadline = t0 + comp.start_timeout
         detail = ""
         while time.monotonic() < deadline:

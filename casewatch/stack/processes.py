@@ -6,6 +6,7 @@ same start time, so a recycled pid never makes us kill somebody else's program.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import signal
@@ -13,6 +14,22 @@ import subprocess
 import time
 from dataclasses import dataclass
 from pathlib import Path
+
+
+def settings_digests(settings: dict[str, str]) -> dict[str, str]:
+    """Variable -> a short SHA-256 digest of its value: enough to see that a value changed, and no
+    value (a key, a token) written to a pid file."""
+    return {name: hashlib.sha256(f"{name}={value}".encode()).hexdigest()[:16]
+            for name, value in sorted(settings.items())}
+
+
+def changed_settings(recorded: dict[str, str] | None, settings: dict[str, str]) -> list[str]:
+    """The variables whose value differs from the one recorded (set, unset or changed); none when
+    nothing was recorded."""
+    if recorded is None:
+        return []
+    now = settings_digests(settings)
+    return sorted(name for name in set(recorded) | set(now) if recorded.get(name) != now.get(name))
 
 
 def _proc_start_ticks(pid: int) -> int | None:
@@ -41,6 +58,9 @@ class ManagedProcess:
     start_ticks: int | None
     command: list[str]
     log_path: str
+    # What the part was started with: CASEWATCH_* variable -> a digest of its value (never the value,
+    # which may be a secret); None in pid files written before this was recorded.
+    settings: dict[str, str] | None = None
 
     @property
     def alive(self) -> bool:
@@ -82,7 +102,9 @@ class ProcessTable:
         return found
 
     def start(self, name: str, command: list[str], env: dict[str, str] | None = None,
-              cwd: Path | None = None) -> ManagedProcess:
+              cwd: Path | None = None, settings: dict[str, str] | None = None) -> ManagedProcess:
+        """Start ``command`` in a process group of its own; ``settings`` (variable -> value) are
+        recorded as digests in the pid file (:func:`settings_digests`)."""
         log_path = self.log_path(name)
         log = open(log_path, "ab")
         log.write(f"\n==== {time.strftime('%Y-%m-%d %H:%M:%S')} starting {name} ====\n".encode())
@@ -98,6 +120,7 @@ class ProcessTable:
         proc = ManagedProcess(
             name=name, pid=popen.pid, pgid=popen.pid, start_ticks=_proc_start_ticks(popen.pid),
             command=command, log_path=str(log_path),
+            settings=settings_digests(settings) if settings is not None else None,
         )
         self._pid_file(name).write_text(json.dumps(proc.__dict__))
         # Keep a reference so Python does not warn about a child still running at exit.
