@@ -20,6 +20,7 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from casewatch.config import Settings
+from casewatch.prometheus_text import escape_label_value as _escape, sample_value as _number
 from casewatch.domain.indicators import MAX_METRICS
 from casewatch.domain.rejections import REJECTION_REASONS
 from schemas import code_lists
@@ -100,19 +101,6 @@ class FiguresCollector:
                 else:
                     out.append(f"{metric} {_number(value)}\n")
         return "".join(out).encode()
-
-
-def _escape(value: str) -> str:
-    return value.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
-
-
-def _number(value: float) -> str:
-    value = float(value)
-    if value != value:
-        return "NaN"
-    if value in (float("inf"), float("-inf")):
-        return "+Inf" if value > 0 else "-Inf"
-    return repr(value)
 
 
 def _help(metric: str) -> str:

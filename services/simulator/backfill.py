@@ -63,6 +63,7 @@ from casewatch.domain.calendar import WorkingDayCalendar
 from casewatch.domain.events import event_partition_key
 from casewatch.domain.history import ChildHistory, compact
 from casewatch.domain.indicators import contribution
+from casewatch.prometheus_text import escape_label_value as _escape, sample_value as _number
 
 PROMTOOL = "/usr/bin/promtool"
 PROMETHEUS = "/usr/bin/prometheus"
@@ -77,19 +78,6 @@ EVAL_SPACING = 5        # seconds between two days on the compressed line (1,440
 def sample_timestamp(d: date) -> int:
     """The instant day ``d``'s figures are stamped with: 00:00 UTC of ``d``."""
     return int(datetime.combine(d, clock_time(0), timezone.utc).timestamp())
-
-
-def _escape(value: str) -> str:
-    return value.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
-
-
-def _number(value: float) -> str:
-    value = float(value)
-    if value != value:
-        return "NaN"
-    if value in (float("inf"), float("-inf")):
-        return "+Inf" if value > 0 else "-Inf"
-    return str(int(value)) if value == int(value) else repr(value)
 
 
 def _series_line(metric: str, labels: dict, value: float, ts: int) -> str:
