@@ -26,7 +26,6 @@ import asyncio
 import json
 import os
 import re
-import socket
 import statistics
 import subprocess
 import threading
@@ -43,16 +42,11 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from casewatch.domain.events import WORKFORCE_KEY_PREFIX, event_partition_key  # noqa: E402  (after the path)
+from casewatch.stack.loopback import free_port  # noqa: E402
 
 REF_FIELDS = ("child_ref", "episode_ref", "worker_ref", "referral_ref", "assessment_ref", "s47_ref",
               "from_contact_ref", "plan_ref")
 BENCH_KEY = b"benchmark-pseudonymisation-key-0123456789"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def pseudonymise(event: dict) -> dict:

@@ -23,15 +23,10 @@ from casewatch.config import Settings
 from casewatch.stack import components as stack_components
 from casewatch.stack.manager import StackManager
 from casewatch.stack.processes import ProcessTable
+from tests.support.ports import free_port  # noqa: F401  (tests import it from here too)
 
 REPO = Path(__file__).resolve().parents[1]
 TEST_KEY = "test-pseudonymisation-key-0123456789abcdef"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @dataclass

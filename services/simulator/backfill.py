@@ -42,7 +42,6 @@ import heapq
 import json
 import re
 import shutil
-import socket
 import subprocess
 import tempfile
 import time
@@ -64,6 +63,7 @@ from casewatch.domain.events import event_partition_key
 from casewatch.domain.history import ChildHistory, compact
 from casewatch.domain.indicators import contribution
 from casewatch.prometheus_text import escape_label_value as _escape, sample_value as _number
+from casewatch.stack.loopback import free_port
 
 PROMTOOL = "/usr/bin/promtool"
 PROMETHEUS = "/usr/bin/prometheus"
@@ -285,12 +285,6 @@ def inline_records(rules: list[RecordingRule]) -> dict[str, str]:
     for r in rules:
         expand(r.record, ())
     return done
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class TemporaryPrometheus:
