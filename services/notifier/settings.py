@@ -7,6 +7,8 @@ from pathlib import Path
 
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from casewatch.config import Settings
+
 PACKAGE_DIR = Path(__file__).resolve().parent
 PROJECT_ROOT = PACKAGE_DIR.parents[1]
 WEBHOOK_SECRET_NAME = "notifier-webhook.secret"
@@ -21,7 +23,10 @@ class NotifierSettings(BaseSettings):
     notifier_read_host: str | None = None
     notifier_read_port: int | None = None
     smtp_host: str = "127.0.0.1"
-    smtp_port: int = 25
+    # One default for CASEWATCH_SMTP_PORT, owned by casewatch.config.Settings (29025, the local
+    # stack's mailbox): a notifier started without the setting mails the local mailbox, never a
+    # relay on port 25 by accident; a deployment sets its relay's port (deploy/, .env.example).
+    smtp_port: int = Settings.model_fields["smtp_port"].default
     smtp_from: str = "casewatch@localhost"
     smtp_timeout_seconds: float = 10.0
     rota_file: Path = PACKAGE_DIR / "rota.example.yml"
