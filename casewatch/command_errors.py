@@ -2,7 +2,8 @@
 
 ``casewatch.cli.main`` is the one place that turns a failure into a message and an exit code:
 
-* ``2`` — a usage or configuration mistake (invalid setting, missing file, key or token);
+* ``2`` — a usage or configuration mistake (invalid setting, missing file, key or token; a port
+  `casewatch stack up` / `restart` finds taken before it starts anything, casewatch/stack/ports.py);
 * ``1`` — a runtime failure (Kafka unreachable, credentials refused, a port already taken);
 * ``130`` — interrupted (Ctrl-C).
 

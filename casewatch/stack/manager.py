@@ -199,6 +199,10 @@ class StackManager:
                 rows.append((comp.name, "stopped", comp.url, ""))
                 continue
             ok, detail = comp.health()
+            changed = changed_settings(proc.settings, comp.config)
+            if changed:
+                detail = (f"{detail}; started with other {', '.join(changed)}: "
+                          f"`casewatch stack restart {comp.name}`")
             rows.append((comp.name, "healthy" if ok else "unhealthy", comp.url, detail))
         return rows
 
