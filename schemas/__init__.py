@@ -3,8 +3,8 @@ exported JSON Schema.
 
     from schemas import parse_event, ValidationFailure, event_adapter
 """
-from schemas.events import EVENT_CLASSES, EVENT_TYPES, IDENTIFIER_FIELDS, Event, EventBase, event_adapter
+from schemas.events import EVENT_CLASSES, EVENT_TYPES, IDENTIFIER_FIELDS, EventBase, WireEvent, event_adapter
 from schemas.validation import ValidationFailure, parse_event, parse_wire, public_errors
 
-__all__ = ["EVENT_CLASSES", "EVENT_TYPES", "IDENTIFIER_FIELDS", "Event", "EventBase", "ValidationFailure",
+__all__ = ["EVENT_CLASSES", "EVENT_TYPES", "IDENTIFIER_FIELDS", "EventBase", "WireEvent", "ValidationFailure",
            "event_adapter", "parse_event", "parse_wire", "public_errors"]

@@ -465,5 +465,6 @@ EVENT_CLASSES: tuple[type[EventBase], ...] = (
 EVENT_TYPES: dict[str, type[EventBase]] = {
     cls.model_fields["event_type"].annotation.__args__[0]: cls for cls in EVENT_CLASSES}
 
-Event = Annotated[Union[tuple(EVENT_CLASSES)], Field(discriminator="event_type")]
-event_adapter: TypeAdapter = TypeAdapter(Event)
+# Any one wire event (the domain's parsed event is casewatch.domain.history.Event: another thing).
+WireEvent = Annotated[Union[tuple(EVENT_CLASSES)], Field(discriminator="event_type")]
+event_adapter: TypeAdapter = TypeAdapter(WireEvent)

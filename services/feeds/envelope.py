@@ -12,8 +12,10 @@ from __future__ import annotations
 import re
 import uuid
 from dataclasses import dataclass, field
-from datetime import date, datetime, timezone
+from datetime import date, datetime
 from typing import Any, Callable, Iterable, Mapping
+
+from services.ingest.dead_letters import DeadLetterRecord
 
 # Fixed namespace of every feed event id (never change it: ids would change and count twice).
 FEEDS_NAMESPACE = uuid.UUID("6f1f2a8e-3c4b-5d2e-9a77-0c1a5e0fd903")
@@ -150,17 +152,18 @@ class DeadLetter:
     msg: str = ""
     also: list[tuple[str, str]] = field(default_factory=list)  # further (reason, loc) of the same record
 
-    def to_record(self, source: str, received_at: str | None = None) -> dict:
+    def record(self, source: str, received_at: str | None = None) -> DeadLetterRecord:
+        """The dead-letter topic's record of this rejection (stage ``map``)."""
         errors = [{"loc": self.loc, "msg": self.msg or REASON_MESSAGES.get(self.reason, self.reason),
                    "type": self.reason}]
         errors += [{"loc": loc, "msg": REASON_MESSAGES.get(reason, reason), "type": reason} for reason, loc in self.also]
-        return {
-            "payload": self.payload,
-            "errors": errors,
-            "source": source,
-            "received_at": received_at or datetime.now(timezone.utc).isoformat(timespec="milliseconds"),
-            "stage": "map",
-        }
+        if received_at is None:
+            return DeadLetterRecord(self.payload, errors, source, "map")
+        return DeadLetterRecord(self.payload, errors, source, "map", received_at)
+
+    def to_record(self, source: str, received_at: str | None = None) -> dict:
+        """:meth:`record` as its JSON object (for a dead-letter file, or to publish)."""
+        return self.record(source, received_at).to_dict()
 
 
 REASON_MESSAGES = {

@@ -6,35 +6,90 @@ stage (ingest and loader rejections) against today's code lists and configuratio
 the ones that now pass to the events topic. A correction is replayed only when its target is now
 stored and of the same source system as the correction (as at the ingest API). Dead letters stay in the topic (it is append-only);
 replaying twice republishes the same event ids, which the engine de-duplicates.
+
+:class:`DeadLetterRecord` is the one record of the dead-letter topic, written (ingest and loader
+rejections: services/ingest/publisher.py; feed mapping rejections: services/feeds/envelope.py)
+and read (here) through its :meth:`~DeadLetterRecord.encode` and :meth:`~DeadLetterRecord.decode`.
 """
 from __future__ import annotations
 
 import json
 import sys
 from dataclasses import dataclass, field
-from typing import Iterator
+from datetime import datetime, timezone
+from typing import TYPE_CHECKING, Any, Iterator
 
 from kafka import KafkaConsumer, TopicPartition
 
 from casewatch.kafka_security import kafka_python_config
 from casewatch.config import Settings
-from services.ingest.publisher import STAGE_VALIDATION, EventPublisher, KafkaUnavailable
+
+if TYPE_CHECKING:
+    from services.ingest.publisher import EventPublisher
 
 REPLAYABLE_SOURCES = ("ingest", "loader", "replay")
+_FIELDS = ("payload", "errors", "source", "received_at", "stage")
+
+
+@dataclass(frozen=True)
+class DeadLetterRecord:
+    """One record of the dead-letter topic: what was refused (``payload``, identifiers
+    pseudonymised and free text redacted by its writer), why (``errors``: ``loc``, ``msg``,
+    ``type`` each, the type a fixed reason code), who refused it (``source``: ingest, loader,
+    replay, a feed, the engine), when (``received_at``, RFC 3339 UTC) and at which ``stage``
+    (decode, validation, map, rules...). A field a record read back lacks is None."""
+
+    payload: Any
+    errors: list[dict]
+    source: str | None
+    stage: str | None
+    received_at: str | None = field(default_factory=lambda: datetime.now(timezone.utc).isoformat(
+        timespec="milliseconds"))
+
+    def to_dict(self) -> dict:
+        """The JSON object of the record (fields that are None left out, ``payload`` always kept)."""
+        out = {"payload": self.payload, "errors": self.errors, "source": self.source,
+               "received_at": self.received_at, "stage": self.stage}
+        return {k: v for k, v in out.items() if v is not None or k == "payload"}
+
+    def encode(self) -> bytes:
+        """The record's bytes on the topic: compact UTF-8 JSON (a value JSON cannot hold, as text)."""
+        return json.dumps(self.to_dict(), separators=(",", ":"), ensure_ascii=False, default=str).encode("utf-8")
+
+    @classmethod
+    def from_dict(cls, value: dict) -> "DeadLetterRecord":
+        errors = value.get("errors")
+        return cls(value.get("payload"), errors if isinstance(errors, list) else [],
+                   *(value.get(k) if isinstance(value.get(k), str) else None
+                     for k in ("source", "stage", "received_at")))
+
+    @classmethod
+    def decode(cls, raw: bytes | None) -> "DeadLetterRecord":
+        """The record from its bytes; bytes that are no record give one that says so."""
+        try:
+            value = json.loads(raw)
+        except (ValueError, UnicodeDecodeError, TypeError):
+            return cls(None, [{"loc": "", "msg": "unreadable dead letter", "type": "undecodable"}], None, None, None)
+        return cls.from_dict(value if isinstance(value, dict) else {})
 
 
 @dataclass
-class DeadLetter:
+class StoredDeadLetter:
+    """A dead letter read back from the topic: its place (partition, offset) and its record."""
     partition: int
     offset: int
-    value: dict
+    record: DeadLetterRecord
 
     @property
     def number(self) -> str:
         return f"{self.partition}:{self.offset}"
 
+    @property
+    def value(self) -> dict:
+        return self.record.to_dict()
 
-def read_dead_letters(settings: Settings, timeout: float = 10.0) -> Iterator[DeadLetter]:
+
+def read_dead_letters(settings: Settings, timeout: float = 10.0) -> Iterator[StoredDeadLetter]:
     """Every dead letter from the start of the topic to its current end, in order."""
     consumer = KafkaConsumer(bootstrap_servers=settings.bootstrap, group_id=None, enable_auto_commit=False,
                              consumer_timeout_ms=int(timeout * 1000), client_id="casewatch-dlq",
@@ -57,19 +112,14 @@ def read_dead_letters(settings: Settings, timeout: float = 10.0) -> Iterator[Dea
                 for message in messages:
                     if message.offset >= ends[tp]:
                         continue
-                    try:
-                        value = json.loads(message.value)
-                    except (ValueError, UnicodeDecodeError, TypeError):
-                        value = {"payload": None, "errors": [{"loc": "", "msg": "unreadable dead letter",
-                                                              "type": "undecodable"}]}
-                    yield DeadLetter(tp.partition, message.offset, value if isinstance(value, dict) else {})
+                    yield StoredDeadLetter(tp.partition, message.offset, DeadLetterRecord.decode(message.value))
                 if consumer.position(tp) >= ends[tp]:
                     remaining.discard(tp)
     finally:
         consumer.close()
 
 
-def _summary_line(letter: DeadLetter) -> str:
+def _summary_line(letter: StoredDeadLetter) -> str:
     value = letter.value
     payload = value.get("payload")
     event_type = payload.get("event_type") if isinstance(payload, dict) else None
@@ -81,7 +131,7 @@ def _summary_line(letter: DeadLetter) -> str:
             f"{value.get('stage', '?'):<10}  {str(event_type or '-'):<26}  {reason}{more}")
 
 
-def find(settings: Settings, number: str) -> DeadLetter | None:
+def find(settings: Settings, number: str) -> StoredDeadLetter | None:
     partition, _, offset = number.rpartition(":")
     want = (int(partition) if partition else 0, int(offset))
     for letter in read_dead_letters(settings):
@@ -103,6 +153,7 @@ def replay(settings: Settings, publisher: EventPublisher, dry_run: bool = False,
            event_sources=None) -> ReplaySummary:
     from services.ingest.authorisation import correction_checks
     from services.ingest.event_sources import EventSources
+    from services.ingest.publisher import STAGE_VALIDATION
     sources = event_sources if event_sources is not None else EventSources(settings)
     summary = ReplaySummary()
     futures = []
@@ -160,6 +211,7 @@ def cmd_show(args) -> int:
 def cmd_replay(args) -> int:
     from casewatch.config import get_settings
     from services.ingest.pseudonymise import PseudonymisationKeyError
+    from services.ingest.publisher import EventPublisher, KafkaUnavailable
     settings = get_settings()
     try:
         publisher = EventPublisher(settings, source_system="replay", source="replay")

@@ -33,6 +33,7 @@ from casewatch.config import Settings
 from schemas import EventBase, ValidationFailure, parse_event
 from schemas import IDENTIFIER_FIELDS
 from schemas.types import TEAM_PATTERN
+from services.ingest.dead_letters import DeadLetterRecord
 from services.ingest.pseudonymise import (PSEUDONYM_RE, REDACTED, Pseudonymiser, dead_letter_payload,
                                           has_lone_surrogate)
 
@@ -187,8 +188,10 @@ class EventPublisher:
         return self._producer
 
     def _send(self, topic: str, key: str | None, value: Any):
+        """Send ``value`` (bytes as they are, anything else as compact JSON) under ``key``."""
         try:
-            return self.producer.send(topic, key=key.encode("utf-8") if key else None, value=compact_json(value))
+            return self.producer.send(topic, key=key.encode("utf-8") if key else None,
+                                      value=value if isinstance(value, bytes) else compact_json(value))
         except KafkaError as exc:  # e.g. KafkaTimeoutError: no metadata within max_block_ms
             raise KafkaUnavailable(f"Kafka did not take the record ({type(exc).__name__})") from None
 
@@ -268,9 +271,8 @@ class EventPublisher:
         key = payload.get("child_ref") if isinstance(payload, dict) else None
         if not (isinstance(key, str) and key.startswith("ps_")):
             key = None
-        value = {"payload": payload, "errors": errors, "source": source or self.source,
-                 "received_at": now_rfc3339(), "stage": stage}
-        return self._send(self.settings.deadletter_topic, key, value)
+        record = DeadLetterRecord(payload, errors, source or self.source, stage, now_rfc3339())
+        return self._send(self.settings.deadletter_topic, key, record.encode())
 
     def send(self, raw: Any) -> Checked:
         """Check one record and publish it (event or dead letter) without waiting for the ack."""
