@@ -24,7 +24,13 @@ from casewatch.packs.suppression import NOT_APPLICABLE, SUPPRESSED, Group, hide_
 
 # A breakdown's total is the same figure as this measure's value for the period.
 BREAKDOWN_TOTAL_OF = {"referrals_by_source": "referrals", "lac_by_legal_status": "lac_open",
-                      "permanence_exits": "lac_ceased", "unallocated_by_type": "unallocated_cases"}
+                      "permanence_exits": "lac_ceased", "unallocated_by_type": "unallocated_cases",
+                      "drift_by_type": "drift_cases"}
+
+
+def count_of(rate: Measure) -> Measure:
+    """The count a rate per 10,000 children is worked from (a suppressed count hides its rate)."""
+    return next(m for m in CABINET_MEASURES if m.source == rate.source and m.kind == rate.kind and not m.per_10k)
 
 
 @dataclass
@@ -120,7 +126,7 @@ def build(src: PrometheusSource, la: str, period: Period, published: bool = Fals
              "rolling": figures.rolling_12m(src, m, la, period),
              "trend": figures.trend(src, m, la, period)}
         readings[m.key] = r
-        if not m.is_ratio:
+        if not m.is_ratio and not m.per_10k:
             cells[_cell(m, period.label)] = this.value
             cells[_cell(m, prev.label)] = r["previous"].value
             cells[_cell(m, last_year.label)] = r["last_year"].value
@@ -150,6 +156,13 @@ def build(src: PrometheusSource, la: str, period: Period, published: bool = Fals
     def show_count(m: Measure, key: str):
         return shown.get(_cell(m, key))
 
+    def show_rate(m: Measure, reading, key: str) -> object:
+        if reading is None:
+            return NOT_APPLICABLE
+        if published and reading.value is not None and shown.get(_cell(count_of(m), key)) == SUPPRESSED:
+            return SUPPRESSED
+        return reading.value
+
     def show_ratio(reading) -> object:
         if reading is None or reading.undefined:
             return NOT_APPLICABLE
@@ -171,8 +184,12 @@ def build(src: PrometheusSource, la: str, period: Period, published: bool = Fals
                                   this.denominator if m.is_ratio and m.is_flow else None)
             else:
                 mark = NO_MARK
-            decimals = 1 if (m.is_ratio and not m.percent) else 0
-            if m.is_ratio:
+            decimals = 1 if ((m.is_ratio and not m.percent) or m.per_10k) else 0
+            if m.per_10k:
+                values = [show_rate(m, r["this"], period.label), show_rate(m, r["previous"], prev.label),
+                          show_rate(m, r["last_year"], last_year.label), NOT_APPLICABLE]
+                trend_vals = [None if (v := show_rate(m, rd, q.label)) == SUPPRESSED else v for q, rd in r["trend"]]
+            elif m.is_ratio:
                 values = [show_ratio(r[k]) for k in ("this", "previous", "last_year")] + [show_ratio(r["rolling"])]
                 trend_vals = [None if (v := show_ratio(rd)) in (SUPPRESSED,) else v for _, rd in r["trend"]]
             else:
@@ -187,7 +204,7 @@ def build(src: PrometheusSource, la: str, period: Period, published: bool = Fals
             row = Row(m, *(fmt(v, percent=m.percent, decimals=decimals) for v in values),
                       reference=fmt_reference(m.reference, m.percent), mark=mark,
                       chart=line_chart(labels, trend_vals, percent=m.percent, reference=m.reference
-                                       if m.is_ratio else None),
+                                       if (m.is_ratio or m.per_10k) else None),
                       chart_alt=alt, raw=r)
             rows.append(row)
             if m.headline:
@@ -206,7 +223,7 @@ def build(src: PrometheusSource, la: str, period: Period, published: bool = Fals
             if parts is None:
                 continue
             total_measure = next(m for m in CABINET_MEASURES if m.key == BREAKDOWN_TOTAL_OF[b.key])
-            tables.append({"title": f"{b.indicator} {b.title}, {period.label}", "label": b.label_name.replace("_", " "),
+            tables.append({"title": f"{b.code} {b.title}, {period.label}".strip(), "label": b.label_name.replace("_", " "),
                            "rows": [(name.replace("_", " "), fmt(shown[f"{b.key}|{name}"])) for name in sorted(parts)],
                            "total": fmt(shown.get(_cell(total_measure, period.label)))})
         blocks.append({"key": block, "heading": heading, "rows": rows, "tables": tables, "sentences": sentences,

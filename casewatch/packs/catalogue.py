@@ -11,7 +11,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from casewatch.domain.indicators import INDICATORS
+from casewatch.domain.indicators import DRIFT_WORKDAYS, INDICATORS
+from casewatch.packs.population import england_rate
 from dashboards.measures import RATIO_BY_NAME
 
 INDICATOR_BY_ID = {i.id: i for i in INDICATORS}
@@ -34,7 +35,10 @@ REFERENCE_SOURCES = {
     "O6": "England 2025, DfE Children in need", "O7": "England 2025, DfE Children in need",
     "O7b": "England, 31 March 2025, DfE Children in need",
     "O9s": "England 2025, derived from DfE Children in need",
-    "O10": "England 2025, DfE Children looked after", "O13": "England 2025, ages 19-21, DfE Children looked after",
+    "O10": "England 2025, DfE Children looked after",
+    "O11": "England 2025, DfE Children looked after (placement stability)",
+    "O12": "England 2024, DfE Children looked after (social workers in the year)",
+    "O13": "England 2025, ages 19-21, DfE Children looked after",
     "O14": "England 2025, ages 19-21, DfE Children looked after",
     "O16": "expectation", "O17": "England, 30 September 2025, DfE Children's social work workforce",
     "O18": "England 2025, DfE Children's social work workforce",
@@ -53,6 +57,12 @@ class Measure:
     label: str = ""     # wording when it differs from the catalogue's title
     threshold: str = "" # key prefix in the thresholds file
     headline: bool = False
+    per_10k: bool = False  # a stock per 10,000 children aged 0-17 (casewatch.packs.population)
+
+    @property
+    def code(self) -> str:
+        """The id printed before the title (drift, a local measure, has none)."""
+        return "" if self.indicator == "DRIFT" else self.indicator
 
     @property
     def title(self) -> str:
@@ -78,11 +88,23 @@ class Measure:
 
     @property
     def reference(self) -> float | None:
+        if self.per_10k:
+            return england_rate(INDICATOR_BY_ID[self.indicator].national_reference)
         return INDICATOR_BY_ID[self.indicator].national_reference
 
     @property
     def reference_source(self) -> str:
+        if self.per_10k:
+            return PER_10K_SOURCES.get(self.indicator, "")
         return REFERENCE_SOURCES.get(self.indicator, "")
+
+
+# England's rates per 10,000 children: the national count over England's children aged 0-17.
+PER_10K_SOURCES = {
+    "O1": "England, 31 March 2025, derived: DfE Children in need count per 10,000 children",
+    "O2": "England, 31 March 2025, derived: DfE Children in need count per 10,000 children",
+    "O4": "England, 31 March 2025, DfE Children looked after",
+}
 
 
 CABINET_MEASURES: tuple[Measure, ...] = (
@@ -117,14 +139,22 @@ CABINET_MEASURES: tuple[Measure, ...] = (
             label="Agency social workers (share of FTE)"),
     # --- outputs ---
     Measure("cin_open", "O1", "outputs", "stock", "casewatch_cin_open", label="Children in need (open)"),
+    Measure("cin_open_rate", "O1", "outputs", "stock", "casewatch_cin_open", per_10k=True,
+            label="Children in need per 10,000 children"),
     Measure("cp_plans_open", "O2", "outputs", "stock", "casewatch_cp_plans_open", headline=True),
+    Measure("cp_plans_open_rate", "O2", "outputs", "stock", "casewatch_cp_plans_open", per_10k=True,
+            label="CP plans open per 10,000 children"),
     Measure("cp_plans_started", "O3", "outputs", "count", "casewatch_cp_plans_started", label="CP plans started"),
     Measure("cp_plans_ended", "O3", "outputs", "count", "casewatch_cp_plans_ended", label="CP plans ended"),
     Measure("lac_open", "O4", "outputs", "stock", "casewatch_lac_open", label="Looked-after children",
             headline=True),
+    Measure("lac_open_rate", "O4", "outputs", "stock", "casewatch_lac_open", per_10k=True,
+            label="Looked-after children per 10,000 children"),
     Measure("lac_started", "O5", "outputs", "count", "casewatch_lac_started", label="Started to be looked after"),
     Measure("lac_ceased", "O5", "outputs", "count", "casewatch_lac_ceased", label="Ceased to be looked after"),
     Measure("cp_plan_subsequent", "O6", "outputs", "ratio", "cp_plan_subsequent", threshold="cp_plan_subsequent"),
+    Measure("cp_plan_within_2y", "O6b", "outputs", "ratio", "cp_plan_within_2y",
+            label="Second CP plans within 2 years of the last plan's end"),
     Measure("cp_plan_ended_2y_plus", "O7", "outputs", "ratio", "cp_plan_ended_2y_plus",
             threshold="cp_plan_ended_2y_plus"),
     Measure("cp_plan_open_2y_plus", "O7b", "outputs", "stock_ratio", "cp_plan_open_2y_plus"),
@@ -135,6 +165,11 @@ CABINET_MEASURES: tuple[Measure, ...] = (
     Measure("conversion_simple", "O9s", "outputs", "ratio", "conversion_simple"),
     Measure("lac_3plus_placements_12m", "O10", "outputs", "stock_ratio", "lac_3plus_placements_12m",
             threshold="lac_3plus_placements_12m"),
+    Measure("lac_long_term_stability", "O11", "outputs", "stock_ratio", "lac_long_term_stability",
+            label="Under-16s looked after 2.5+ years in the same placement for 2+ years",
+            threshold="lac_long_term_stability"),
+    Measure("lac_3plus_social_workers_12m", "O12", "outputs", "stock_ratio", "lac_3plus_social_workers_12m",
+            label="Looked-after children with 3 or more social workers in 12 months"),
     Measure("care_leavers_eet", "O13", "outputs", "stock_ratio", "care_leavers_eet", 'age_band="19-21"',
             label="Care leavers aged 19-21 in education, employment or training", threshold="care_leavers_eet"),
     Measure("care_leavers_suitable_accommodation", "O14", "outputs", "stock_ratio",
@@ -143,6 +178,9 @@ CABINET_MEASURES: tuple[Measure, ...] = (
             threshold="care_leavers_suitable_accommodation"),
     Measure("unallocated_cases", "O16", "outputs", "stock", "casewatch_unallocated_cases", headline=True,
             threshold="unallocated"),
+    Measure("drift_cases", "DRIFT", "outputs", "stock", "casewatch_drift_cases",
+            label=f"Drift: no activity for CIN {DRIFT_WORKDAYS['cin']}, CP {DRIFT_WORKDAYS['cp']}, "
+                  f"LAC {DRIFT_WORKDAYS['lac']} working days"),
     Measure("vacancy_rate", "O17", "outputs", "stock_ratio", "vacancy_rate", threshold="vacancy_rate",
             headline=True),
     Measure("turnover", "O18", "outputs", "ratio", "turnover", label="Social worker turnover (leavers FTE / in-post FTE)"),
@@ -160,6 +198,10 @@ class Breakdown:
     label_name: str
     title: str
 
+    @property
+    def code(self) -> str:
+        return "" if self.indicator == "DRIFT" else self.indicator
+
 
 BREAKDOWNS: tuple[Breakdown, ...] = (
     Breakdown("referrals_by_source", "I4", "inputs", "count", "casewatch_referrals", "source_group",
@@ -170,13 +212,12 @@ BREAKDOWNS: tuple[Breakdown, ...] = (
               "Ceased to be looked after, by outcome"),
     Breakdown("unallocated_by_type", "O16", "outputs", "stock", "casewatch_unallocated_cases", "case_type",
               "Unallocated cases by case type"),
+    Breakdown("drift_by_type", "DRIFT", "outputs", "stock", "casewatch_drift_cases", "case_type",
+              "Drifting cases by case type"),
 )
 
 # What the Cabinet template asks for that casewatch's series cannot give yet.
 NOT_YET_AVAILABLE = (
-    "O11 long-term placement stability (no series yet)",
-    "O12 looked-after children with 3 or more social workers in the year (no series yet)",
-    "Rates per 10,000 children (the child population is not a Prometheus series)",
     "Contacts by agency and referral reasons by factor per period (factors exist only for completed assessments)",
-    "CP plans ended within 2 years of a previous plan (O6b, local variant)",
+    "O11 counts an adoptive placement as a new placement (the DfE may count it with the one before it)",
 )

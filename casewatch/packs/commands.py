@@ -9,6 +9,7 @@ from datetime import date
 from pathlib import Path
 
 from casewatch.packs.periods import PeriodError, parse_period
+from casewatch.packs.population import child_populations
 from casewatch.packs.render import RenderError, page_count, print_pdf, render_html
 from casewatch.packs.source import PrometheusSource, SourceError, default_prometheus_url, today
 
@@ -104,6 +105,7 @@ def _cabinet(args) -> int:
     def body() -> int:
         period = parse_period(args.period)
         la = _la(args.la)
+        child_populations()          # a mistake in CASEWATCH_CHILD_POPULATION is told before any query
         commentary_file = args.commentary or Path("commentary") / f"{period.slug}.md"
         if args.commentary is not None and not args.commentary.exists():
             raise ValueError(f"no commentary file {args.commentary}: write it or leave out --commentary")
@@ -140,6 +142,7 @@ def _region(args) -> int:
         las = [_la(code.strip()) for code in args.la.split(",") if code.strip()]
         if len(las) < 2:
             raise ValueError("a regional collation needs at least two authorities: --la A,B")
+        child_populations()
         sheet = region.build(_source(args), las, period)
         return _write(args, "region.html.j2", f"region-{period.slug}", sheet=sheet)
     return _run(args, body)

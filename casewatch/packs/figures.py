@@ -13,6 +13,7 @@ from datetime import date
 
 from casewatch.packs.catalogue import Breakdown, Measure
 from casewatch.packs.periods import Period, last_quarters
+from casewatch.packs.population import PER, child_population
 from casewatch.packs.source import PrometheusSource
 from dashboards.measures import RATIO_BY_NAME
 
@@ -64,6 +65,18 @@ def _or_zero(src: PrometheusSource, la: str, day: date, value: float | None) -> 
     return value
 
 
+def per_children(m: Measure, la: str, reading: Reading) -> Reading:
+    """A count as a rate per 10,000 children aged 0-17 (``m.per_10k``): the value is the rate, the
+    numerator the count and the denominator the population; no population = not available."""
+    if not m.per_10k or reading.value is None:
+        return reading
+    population = child_population(la)
+    if population is None:
+        return Reading(None, missing=[f"{m.title}: no child population for {la}: set "
+                                      f"CASEWATCH_CHILD_POPULATION={la}=<children aged 0-17>"])
+    return Reading(reading.value * PER / population, reading.value, float(population))
+
+
 def read(src: PrometheusSource, m: Measure, la: str, period: Period) -> Reading:
     """The measure's value for the period."""
     if m.is_flow:
@@ -78,8 +91,8 @@ def read(src: PrometheusSource, m: Measure, la: str, period: Period) -> Reading:
         num_e, den_e = expressions(m, la, window)
         parts.append((_or_zero(src, la, day, src.scalar(num_e, day)),
                       _or_zero(src, la, day, src.scalar(den_e, day)) if den_e else None))
-    reading = _combine(parts, m.is_ratio)
-    if reading.value is None and not reading.undefined:
+    reading = per_children(m, la, _combine(parts, m.is_ratio))
+    if reading.value is None and not reading.undefined and not reading.missing:
         reading.missing.append(f"{m.title}: no figure in Prometheus for {period.label} "
                                f"(read on {period.end:%d %B %Y})")
     return reading
@@ -102,8 +115,9 @@ def trend(src: PrometheusSource, m: Measure, la: str, period: Period, n: int = 8
     num_e, den_e = expressions(m, la, "quarter" if m.is_flow else None)
     nums = src.days(num_e, days)
     dens = src.days(den_e, days) if den_e else {}
-    return [(q, _combine([(_or_zero(src, la, q.end, nums[q.end]),
-                           _or_zero(src, la, q.end, dens.get(q.end)) if den_e else None)], m.is_ratio))
+    return [(q, per_children(m, la, _combine([(_or_zero(src, la, q.end, nums[q.end]),
+                                               _or_zero(src, la, q.end, dens.get(q.end)) if den_e else None)],
+                                             m.is_ratio)))
             for q in quarters]
 
 

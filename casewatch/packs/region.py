@@ -33,7 +33,10 @@ def build(src: PrometheusSource, las: list[str], period: Period) -> RegionSheet:
             reading = figures.read(src, m, la, period)
             if reading.value is None and not reading.undefined:
                 missing.append(f"{la}: {reading.missing[0]}" if reading.missing else f"{la}: {m.title}")
-            if m.is_ratio:
+            if m.per_10k:   # the rate of a count shown as c would give the count back
+                hidden = reading.value is not None and suppress({"v": reading.numerator})["v"] == SUPPRESSED
+                values[(la, m.key)] = fmt(SUPPRESSED if hidden else reading.value, decimals=1)
+            elif m.is_ratio:
                 shown = "z" if reading.undefined else SUPPRESSED if (
                     reading.value is not None and hide_ratio(reading.numerator, reading.denominator)) else reading.value
                 values[(la, m.key)] = fmt(shown, percent=m.percent, decimals=0 if m.percent else 1)

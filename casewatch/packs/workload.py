@@ -3,12 +3,14 @@
 Per team: open cases, case-holding FTE, caseload per FTE against the thresholds, vacancy rate and
 agency share; unallocated cases by case type with the longest wait in working days; overdue and
 due-soon statutory work by process; referrals in the last 28 days against the same 28 days a year
-earlier. All read from Prometheus on the day (snapshots and ``window="28d"``)."""
+earlier; drift (open cases with no recorded activity for the configured working days, by case type and
+team, with the longest drift). All read from Prometheus on the day (snapshots and ``window="28d"``)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date, datetime, timezone
 
+from casewatch.domain.indicators import DRIFT_WORKDAYS
 from casewatch.packs.marks import Mark, fmt, mark_unallocated, mark_value, thresholds
 from casewatch.packs.source import PrometheusSource, same_day_last_year
 
@@ -17,6 +19,7 @@ PROCESS_TITLES = {"referral_decision": "Referral decision (1 wd)", "assessment":
                   "lac_review": "LAC review", "statutory_visit": "Statutory visit"}
 CASE_TYPE_TITLES = {"cp": "Child protection", "lac": "Looked after", "cin": "Child in need",
                     "care_leaver": "Care leaver"}
+DRIFT_TITLES = {"cp": "CP plan", "lac": "Looked after", "cin": "Child in need"}
 
 
 @dataclass
@@ -29,7 +32,7 @@ class WorkloadSheet:
     unallocated_mark: Mark
     clocks: list[dict]
     referrals: dict
-    drift: str
+    drift: list[dict]
     missing: list[str]
     generated_at: str
     queries: int
@@ -39,6 +42,7 @@ def build(src: PrometheusSource, la: str, as_of: date) -> WorkloadSheet:
     limits = thresholds()
     sel = f'la="{la}"'
     open_cases = src.by(f"sum by (team) (casewatch_open_cases{{{sel}}})", as_of, "team")
+    drift_team = src.by(f"sum by (team) (casewatch_drift_cases{{{sel}}})", as_of, "team")
     fte = {m: src.by(f'sum by (team) (casewatch_workforce_fte{{{sel}, measure="{m}"}})', as_of, "team")
            for m in ("case_holding", "inpost", "vacancy", "agency")}
     caseload = src.by(f"casewatch:caseload:ratio{{{sel}}}", as_of, "team")
@@ -55,6 +59,7 @@ def build(src: PrometheusSource, la: str, as_of: date) -> WorkloadSheet:
         teams.append({
             "team": team.replace("_", " "),
             "open_cases": fmt(open_cases.get(team, zero)),
+            "drift": fmt(drift_team.get(team, zero)),
             "case_holding": fmt(fte["case_holding"].get(team), decimals=1),
             "caseload": fmt(caseload.get(team), decimals=1),
             "caseload_mark": mark_value(caseload.get(team), "caseload", False, limits),
@@ -68,6 +73,7 @@ def build(src: PrometheusSource, la: str, as_of: date) -> WorkloadSheet:
     la_caseload = src.scalar(f"casewatch:caseload:ratio_la{{{sel}}}", as_of)
     la_vacancy = src.scalar(f"casewatch:vacancy_rate:ratio_la{{{sel}}}", as_of)
     totals = {"open_cases": fmt(sum(open_cases.values()) if open_cases else None),
+              "drift": fmt(sum(drift_team.values()) if drift_team else zero),
               "case_holding": fmt(sum(fte["case_holding"].values()) if fte["case_holding"] else None, decimals=1),
               "caseload": fmt(la_caseload, decimals=1),
               "caseload_mark": mark_value(la_caseload, "caseload", False, limits),
@@ -92,6 +98,12 @@ def build(src: PrometheusSource, la: str, as_of: date) -> WorkloadSheet:
                "flag": bool(overdue.get(p))}
               for p, title in PROCESS_TITLES.items()]
 
+    drifting = src.by(f"sum by (case_type) (casewatch_drift_cases{{{sel}}})", as_of, "case_type")
+    longest = src.by(f"max by (case_type) (casewatch_drift_max_workdays{{{sel}}})", as_of, "case_type")
+    drift = [{"type": title, "limit": DRIFT_WORKDAYS[t], "count": fmt(drifting.get(t, zero)),
+              "longest": fmt(longest.get(t)) if drifting.get(t) else "–"}
+             for t, title in DRIFT_TITLES.items()]
+
     year_ago = same_day_last_year(as_of)
     now = src.scalar(f'sum(casewatch_referrals{{{sel}, window="28d"}})', as_of)
     then = src.scalar(f'sum(casewatch_referrals{{{sel}, window="28d"}})', year_ago)
@@ -109,5 +121,5 @@ def build(src: PrometheusSource, la: str, as_of: date) -> WorkloadSheet:
     referrals = {"now": fmt(now), "then": fmt(then), "change": change or "–", "year_ago": year_ago}
     return WorkloadSheet(la, as_of, teams, totals, unallocated,
                          mark_unallocated(unalloc if zero is not None else None), clocks,
-                         referrals, "not available: casewatch has no drift series yet", missing,
+                         referrals, drift, missing,
                          datetime.now(timezone.utc).strftime("%d %B %Y %H:%M UTC"), len(src.log))

@@ -117,14 +117,18 @@ PARTICIPATION = {"PN1": 0.35, "PN2": 0.08, "PN3": 0.07, "PN4": 0.05, "PN5": 0.15
 
 # -- calibration profiles ------------------------------------------------------------------------
 # ``national``: the England rates above. ``stockton``: Stockton-on-Tees (E06000004), the demo
-# authority, from its published 2025 figures (docs/definitions.md gives the national side): about
-# 45,000 children under 18; 3,959 referrals a year; re-referrals 28.8%; assessed not in need 51.4%;
+# authority, from its published 2025 figures (docs/definitions.md gives the national side): 45,120
+# children under 18 (STOCKTON_CHILDREN below); 3,959 referrals a year; re-referrals 28.8%; assessed not in need 51.4%;
 # CP plans about 282 open and 360 started a year, 20% second or subsequent; 564 looked-after
 # children (125 per 10,000), 161 starts and 180 leavings a year; LAC with 3+ placements 11%;
 # care leavers 19-21 in EET 49% and in suitable accommodation 79% (17-18: 49% / 80%); vacancy
 # 7.5%, turnover 13.9%, caseload 17.2 per case-holding FTE. Only the rates that differ are listed;
 # each reproduces the figure named beside it.
-STOCKTON_CHILDREN = 45_000
+# Stockton-on-Tees's children aged 0-17: DfE, Children looked after in England 2025
+# (cla_number_and_rate_per_10k_children), Stockton at 31 March 2025: 564 looked-after children,
+# 125 per 10,000 children -> 564 / 125 x 10,000 = 45,120. The packs divide by it for rates per
+# 10,000 children (casewatch.packs.population).
+STOCKTON_CHILDREN = 45_120
 PROFILES: dict[str, dict] = {
     "national": {"POPULATION": 40_000},
     "stockton": {

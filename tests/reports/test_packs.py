@@ -28,14 +28,22 @@ pytestmark = pytest.mark.integration
 REPO = Path(__file__).resolve().parents[2]
 LA = LAS[0]
 THIS, PREVIOUS, YEAR_BEFORE = date(2026, 9, 30), date(2026, 6, 30), date(2025, 9, 30)
+# The fixture's authorities have 3,000 children each (tests/reports/conftest.py): the packs are told so.
+POPULATION = 3000
+ENV = {"CASEWATCH_CHILD_POPULATION": ",".join(f"{la}={POPULATION}" for la in LAS)}
+# England per 10,000 children aged 0-17 at 31 March 2025: looked after 67 (DfE, published); CIN and
+# CP plans worked by hand from the national counts over 12.19 million children (402,400 -> 330,
+# 49,420 -> 40.5, printed 41).
+ENGLAND_PER_10K = {"O1": "330", "O2": "41", "O4": "67"}
 THRESHOLDS = {r["record"].split(":")[-1]: float(re.search(r"vector\(([\d.]+)\)", r["expr"]).group(1))
               for g in yaml.safe_load((REPO / "prometheus/rules/casewatch_thresholds.yml").read_text())["groups"]
               for r in g["rules"]}
 
 
-def casewatch(*args: str) -> subprocess.CompletedProcess:
+def casewatch(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    import os
     return subprocess.run([sys.executable, "-m", "casewatch.cli", *args], cwd=REPO, capture_output=True,
-                          text=True, timeout=600)
+                          text=True, timeout=600, env={**os.environ, **ENV, **(env or {})})
 
 
 def query(url: str, expr: str, day: date) -> float | None:
@@ -57,6 +65,8 @@ def expected(url: str, m, day: date, window: str | None) -> float | None:
     sel = f", {m.selector}" if m.selector else ""
     if m.kind == "count":
         return query(url, f"sum({m.source}{{{la}{win}{sel}}})", day) or 0.0
+    if m.kind == "stock" and m.per_10k:
+        return (query(url, f"sum({m.source}{{{la}{sel}}})", day) or 0.0) * 10_000 / POPULATION
     if m.kind == "stock":
         return query(url, f"sum({m.source}{{{la}{sel}}})", day) or 0.0
     flow_den = m.source not in ("turnover",)   # turnover: leavers in the window over in-post FTE now
@@ -72,6 +82,8 @@ def written(m, value: float | None) -> str:
         return "z"
     if m.kind in ("ratio", "stock_ratio"):
         return f"{value:.1f}" if m.source == "caseload" else f"{value * 100:.1f}%"
+    if m.per_10k:
+        return f"{value:,.1f}"
     return f"{value:,.0f}"
 
 
@@ -84,7 +96,8 @@ def expected_mark(m, value: float | None, denominator_ok: bool = True) -> str:
     if not denominator_ok:
         return "too few to mark"
     higher_is_better = key in ("assessment_timeliness", "icpc_timeliness", "cp_review_timeliness",
-                               "lac_review_timeliness", "care_leavers_eet", "care_leavers_suitable_accommodation")
+                               "lac_review_timeliness", "care_leavers_eet", "care_leavers_suitable_accommodation",
+                               "lac_long_term_stability")
     worse = (lambda v, t: v < t) if higher_is_better else (lambda v, t: v > t)
     if f"{key}_page" in THRESHOLDS and worse(value, THRESHOLDS[f"{key}_page"]):
         return "Red"
@@ -139,19 +152,22 @@ def test_cabinet_pdf_has_every_measure_with_the_prometheus_figures(pack_promethe
         rolling = expected(pack_prometheus.url, m, THIS, "12m") if m.kind in ("count", "ratio") else "z"
         want = [written(m, this), written(m, before), written(m, year),
                 rolling if rolling == "z" else written(m, rolling)]
-        head = next(h for h in rows if h.startswith(f"{m.indicator} {m.title}"))
+        head = m.title if m.indicator == "DRIFT" else f"{m.indicator} {m.title}"   # drift: a local measure, no id
         assert rows[head][:4] == want, (m.key, rows[head][:4], want)
         # the PDF: the row's lines (a title may wrap) carry the same four figures in order, the
         # England reference and the mark
         same_id = [x.key for x in CABINET_MEASURES if x.indicator == m.indicator]
-        starts = [i for i, line in enumerate(lines) if line.split()[:1] == [m.indicator]]
+        anchor = "Drift:" if m.indicator == "DRIFT" else m.indicator
+        starts = [i for i, line in enumerate(lines) if line.split()[:1] == [anchor]]
         start = starts[same_id.index(m.key)]
         window = " ".join(lines[max(0, start - 3):start + 5])
         tokens = window.split()
         positions = [tokens.index(v) if v in tokens else -1 for v in want]
         assert -1 not in positions, (m.key, want, window)
         ref = references[m.indicator]
-        if ref is not None:
+        if m.per_10k:
+            assert ENGLAND_PER_10K[m.indicator] in tokens and "England" in window, (m.key, window)
+        elif ref is not None:
             ref_text = (f"{ref * 100:.1f}%" if (m.kind in ("ratio", "stock_ratio") and m.source != "caseload")
                         else f"{ref:,.1f}" if ref != int(ref) else f"{ref:,.0f}")
             assert ref_text in window, (m.key, ref_text)
@@ -321,7 +337,20 @@ def test_workload_sheet_one_landscape_page_from_prometheus(pack_prometheus, tmp_
     then = query(url, f'sum(casewatch_referrals{{la="{LA}", window="28d"}})', date(2025, 9, 30))
     assert rows["30 September 2026"] == [f"{now:,.0f}"]
     assert rows["30 September 2025 (a year earlier)"] == [f"{then:,.0f}"]
-    assert "Drift" in text and "not available" in text
+    # drift by case type and by team (docs/metrics.md: casewatch_drift_cases, _max_workdays)
+    for case_type, title in (("cp", "CP plan"), ("lac", "Looked after"), ("cin", "Child in need")):
+        n_drift = query(url, f'sum(casewatch_drift_cases{{la="{LA}", case_type="{case_type}"}})', AS_OF) or 0
+        assert rows[f"Drift: {title}"][1] == f"{n_drift:,.0f}", (case_type, rows[f"Drift: {title}"])
+        if n_drift:
+            longest = query(url, f'max(casewatch_drift_max_workdays{{la="{LA}", case_type="{case_type}"}})', AS_OF)
+            assert rows[f"Drift: {title}"][2] == f"{longest:,.0f}"
+    assert rows["Drift: CP plan"][0] == "10" and rows["Drift: Child in need"][0] == "20"   # the default limits
+    drifting = 0.0
+    for team in teams:
+        n = query(url, f'sum(casewatch_drift_cases{{la="{LA}", team="{team}"}})', AS_OF) or 0
+        assert rows[team.replace("_", " ")][9] == f"{n:,.0f}", team
+        drifting += n
+    assert drifting > 0                                  # the fixture's history has drifting cases
 
 
 def test_region_sets_published_figures_side_by_side(pack_prometheus, tmp_path):
@@ -336,6 +365,11 @@ def test_region_sets_published_figures_side_by_side(pack_prometheus, tmp_path):
             v = query(pack_prometheus.url, f'sum({metric}{{la="{la}", window="quarter"}})', THIS) or 0
             assert rows[head][i] == ("c" if 1 <= v <= 5 else f"{v:,.0f}"), (la, head)
     assert rows["I3 Referrals"][len(LAS)].startswith("632,830")
+    for i, la in enumerate(LAS):      # looked-after children per 10,000 (3,000 children), hidden with a hidden count
+        lac = query(pack_prometheus.url, f'sum(casewatch_lac_open{{la="{la}"}})', THIS) or 0
+        assert rows["O4 Looked-after children per 10,000 children"][i] == \
+            ("c" if 1 <= lac <= 5 else f"{lac * 10_000 / POPULATION:,.1f}"), la
+    assert rows["O4 Looked-after children per 10,000 children"][len(LAS)].startswith("67 ")
     assert "England" in pdf_text(pdf)
 
 

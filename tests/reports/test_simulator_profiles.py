@@ -2,7 +2,7 @@
 Stockton-on-Tees's published 2025 figures, ``national`` keeps England's (tests/unit/test_simulator.py).
 
 Expected values are the published figures themselves, counted here straight from the events:
-3,959 referrals a year for about 45,000 children under 18, re-referrals 28.8% (a referral of a
+3,959 referrals a year for 45,120 children under 18, re-referrals 28.8% (a referral of a
 child with another referral in the 12 months before it, CIN census definition), vacancy 7.5%
 (vacant FTE / (vacant + in-post FTE), the workforce census definition). The populations here are
 small (two authorities of 3,000 children), hence the tolerances.
@@ -27,7 +27,7 @@ def _in_window(e: dict) -> bool:
 def test_stockton_profile_follows_stocktons_published_rates(pack_events):
     referrals = [e for e in pack_events if e["event_type"] == "referral.received"]
     per_child_year = sum(_in_window(e) for e in referrals) / (2 * 3000)
-    assert abs(per_child_year - 3959 / 45000) <= 0.15 * 3959 / 45000
+    assert abs(per_child_year - 3959 / 45120) <= 0.15 * 3959 / 45120
     last: dict[str, date] = {}
     n = re_referrals = 0
     for e in referrals:
@@ -45,7 +45,9 @@ def test_stockton_profile_follows_stocktons_published_rates(pack_events):
 
 
 def test_profiles_differ_and_stay_deterministic():
-    assert profile("stockton").POPULATION == 45000 and profile("national").POPULATION == 40000
+    # Stockton's children aged 0-17: 564 looked-after children at 31 March 2025 were 125 per 10,000
+    assert profile("stockton").POPULATION == 564 * 10_000 // 125 == 45_120
+    assert profile("national").POPULATION == 40000
     assert profile("national").RE_REFERRAL == 0.226            # England 2025, unchanged
     a = list(authority_events(["E06000004"], 800, 5, date(2025, 1, 1), date(2025, 3, 31), profile="stockton"))
     b = list(authority_events(["E06000004"], 800, 5, date(2025, 1, 1), date(2025, 3, 31), profile="stockton"))
