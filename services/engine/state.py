@@ -75,7 +75,7 @@ class PartitionedFigures:
         # so memory stays proportional to recent activity, not to every child ever seen.
         self.running_keys = running_keys
         self._running: OrderedDict[tuple[int, str], KeyState] = OrderedDict()
-        self.fast_path_events = 0  # events applied by extending a kept walk (for the benchmark)
+        self.fast_path_events = 0  # events applied by extending a kept walk (tests check the fast path runs)
 
     # -- events --------------------------------------------------------------------------------
     def partition(self, p: int) -> PartitionFigures:
@@ -234,7 +234,3 @@ class PartitionedFigures:
     def keys_tracked(self) -> int:
         return sum(len(f.keys) for f in self.partitions.values())
 
-
-def state_size_bytes(events: list[dict[str, Any]]) -> int:
-    import json
-    return len(json.dumps(events, separators=(",", ":"), default=str))
