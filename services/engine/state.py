@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from datetime import date
-from typing import Any, Callable, Iterable, Iterator
+from typing import Callable, Iterable, Iterator
 
 from casewatch.domain.aggregate import Aggregate, combine_series
 from casewatch.domain.calendar import WorkingDayCalendar
