@@ -36,6 +36,7 @@ import urllib.request
 import uuid
 import zlib
 from datetime import date, datetime, timezone
+from functools import lru_cache
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -44,16 +45,20 @@ sys.path.insert(0, str(REPO))
 from casewatch.domain.events import WORKFORCE_KEY_PREFIX, event_partition_key  # noqa: E402  (after the path)
 from casewatch.stack.loopback import free_port  # noqa: E402
 
-REF_FIELDS = ("child_ref", "episode_ref", "worker_ref", "referral_ref", "assessment_ref", "s47_ref",
-              "from_contact_ref", "plan_ref")
 BENCH_KEY = b"benchmark-pseudonymisation-key-0123456789"
 
 
 def pseudonymise(event: dict) -> dict:
     """Through the ingest edge's pseudonymiser (scoped by the event's authority, contract C3), so no
-    raw-looking id enters Kafka and one id in two authorities is two children."""
+    raw-looking id enters Kafka and one id in two authorities is two children. The identifier
+    fields are the schema's (IDENTIFIER_FIELDS), never a list of our own."""
+    return _pseudonymiser().event(event)
+
+
+@lru_cache(maxsize=1)
+def _pseudonymiser():
     from services.ingest.pseudonymise import Pseudonymiser
-    return Pseudonymiser(BENCH_KEY).event(event)
+    return Pseudonymiser(BENCH_KEY)
 
 
 def event_set(population: int, years: float, seed: int, las: list[str]) -> list[dict]:
