@@ -28,6 +28,7 @@ from schemas.examples import valid_examples
 
 COMPONENTS = "#/components/schemas/{model}"
 EVENT_SCHEMA = "IngestEvent"
+VOIDED_EXAMPLE = "cp_plan.started"
 BATCH_SCHEMA = "IngestBatch"
 
 bearer = HTTPBearer(
@@ -151,9 +152,13 @@ def _as_sent(prop: dict) -> dict:
 
 def request_example(event_type: str) -> dict:
     """The documented example of ``event_type`` as a case system sends it: its own identifiers
-    (placeholders) where the stored event has pseudonyms, and no source_system."""
-    event = valid_examples()[event_type]
+    (placeholders) where the stored event has pseudonyms, and no source_system. Sent in the
+    document's order, every example is accepted (the void's target is sent before it)."""
+    examples = valid_examples()
+    event = examples[event_type]
     event.pop("source_system", None)
+    if event_type == "event.voided":   # voids the cp_plan.started example (a void needs a stored target)
+        event["correction_of"] = examples[VOIDED_EXAMPLE]["event_id"]
     for name in IDENTIFIER_FIELDS:
         if isinstance(event.get(name), str):
             event[name] = f"{name.removesuffix('_ref')}-id-in-your-case-system"
