@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import socket
 
 import pytest
@@ -204,9 +205,82 @@ def test_unconfigured_team_is_rejected(api):
     assert r.json()["errors"][0]["loc"] == "team"
 
 
-def test_openapi_docs_are_served(api):
-    assert api.get("/docs").status_code == 200
-    assert "/v1/events:batch" in api.get("/openapi.json").json()["paths"]
+def _referenced(html: str) -> list[str]:
+    """Every URL a page loads: src/href attributes and the spec URL given to Swagger UI / ReDoc."""
+    return (re.findall(r'(?:src|href)="([^"]+)"', html) + re.findall(r"url: '([^']+)'", html)
+            + re.findall(r'spec-url="([^"]+)"', html))
+
+
+@pytest.mark.parametrize("page", ["/docs", "/redoc"])
+def test_docs_pages_load_everything_from_the_app_itself(api, page):
+    """/docs (Swagger UI) and /redoc work with no network: the page and every script, stylesheet
+    and icon it loads come from the app; nothing names another host (no CDN, no Google fonts, no
+    call to the public Swagger validator)."""
+    r = api.get(page)
+    assert r.status_code == 200 and r.headers["content-type"].startswith("text/html")
+    html = r.text
+    assert re.findall(r"https?://|//[a-z0-9.-]+\.[a-z]{2,}/", html) == []
+    urls = _referenced(html)
+    scripts = [u for u in urls if u.endswith(".js")]
+    assert scripts and "/openapi.json" in urls
+    for url in urls:
+        assert url.startswith("/"), url
+        loaded = api.get(url)
+        assert loaded.status_code == 200, url
+        assert len(loaded.content) > 100, url
+    if page == "/docs":
+        assert '"validatorUrl": null' in html
+        assert any(u.endswith(".css") for u in urls)
+
+
+def test_openapi_declares_every_event_type_its_answers_and_the_bearer_scheme(api):
+    document = api.get("/openapi.json").json()
+    schemas = document["components"]["schemas"]
+    union = schemas["IngestEvent"]
+    mapping = union["discriminator"]["mapping"]
+    assert sorted(mapping) == sorted(valid_examples())
+    assert [ref["$ref"] for ref in union["oneOf"]] and set(r["$ref"] for r in union["oneOf"]) == set(mapping.values())
+    assert schemas["IngestBatch"]["maxItems"] == 5 and schemas["IngestBatch"]["items"] == {
+        "$ref": "#/components/schemas/IngestEvent"}
+    [(name, scheme)] = document["components"]["securitySchemes"].items()
+    assert (name, scheme["type"], scheme["scheme"]) == ("sourceSystemToken", "http", "bearer")
+    for path, codes in (("/v1/events", {"202", "401", "403", "413", "422", "503"}),
+                        ("/v1/events:batch", {"202", "207", "401", "403", "413", "422", "503"})):
+        operation = document["paths"][path]["post"]
+        assert operation["security"] == [{"sourceSystemToken": []}]
+        assert set(operation["responses"]) == codes
+        for code, answer in operation["responses"].items():   # every answer has a declared body
+            assert answer["content"]["application/json"]["schema"]["$ref"].startswith("#/components/schemas/"), code
+        body = operation["requestBody"]["content"]["application/json"]
+        assert body["schema"]["$ref"] == ("#/components/schemas/IngestEvent" if path == "/v1/events"
+                                          else "#/components/schemas/IngestBatch")
+    # a source system sends its own identifiers: the schema does not demand pseudonyms
+    child_ref = schemas["CpPlanStarted"]["properties"]["child_ref"]
+    assert "pattern" not in json.dumps(child_ref) and "child_ref" in schemas["CpPlanStarted"]["required"]
+    assert schemas["WorkforceSnapshot"]["properties"]["child_ref"]["type"] == "null"
+
+
+def test_every_documented_example_is_valid_by_its_schema_and_accepted(api):
+    """The examples of /openapi.json are true: each one validates against the document's own
+    schema (jsonschema, draft 2020-12) and the API stores it (202), in the document's order."""
+    from jsonschema import Draft202012Validator
+    from referencing import Registry, Resource
+    from referencing.jsonschema import DRAFT202012
+
+    document = api.get("/openapi.json").json()
+    registry = Registry().with_resource("urn:ingest", Resource.from_contents(
+        {"components": document["components"]}, default_specification=DRAFT202012))
+    validator = Draft202012Validator({"$ref": "urn:ingest#/components/schemas/IngestEvent"}, registry=registry)
+    examples = document["paths"]["/v1/events"]["post"]["requestBody"]["content"]["application/json"]["examples"]
+    assert sorted(examples) == sorted(valid_examples())
+    for name, example in examples.items():
+        assert list(validator.iter_errors(example["value"])) == [], name
+        r = api.post("/v1/events", json=example["value"], headers=AUTH)
+        assert r.status_code == 202, (name, r.json())
+    assert api.producer.on("dl") == []
+    batch = document["paths"]["/v1/events:batch"]["post"]["requestBody"]["content"]["application/json"]["examples"]
+    for example in batch.values():
+        assert api.post("/v1/events:batch", json=example["value"], headers=AUTH).status_code == 202
 
 
 def closed_port() -> int:
