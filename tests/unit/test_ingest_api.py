@@ -319,6 +319,10 @@ def test_read_endpoints_can_live_on_a_listener_of_their_own():
         assert reader.get("/metrics").status_code == 200
         assert b"casewatch_ingest" in reader.get("/metrics").content
         assert reader.post("/v1/events", json={}).status_code in (404, 405)
+        # the contract stays with the operations it describes, on the write listener
+        for page in ("/docs", "/redoc", "/openapi.json"):
+            assert writer.get(page).status_code == 200 and reader.get(page).status_code == 404
+        assert sorted(writer.get("/openapi.json").json()["paths"]) == ["/v1/events", "/v1/events:batch"]
         headers = {"Authorization": f"Bearer {TOKENS['mosaic']}"}
         assert writer.post("/v1/events", json=raw_event(), headers=headers).status_code == 202
 
