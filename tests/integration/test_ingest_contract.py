@@ -1,20 +1,26 @@
 """The ingest API against its own contract: schemathesis (an outside contract fuzzer) reads
 ``/openapi.json`` and sends the documented examples and a bounded number of generated requests,
-valid and invalid, with a valid bearer token, to the API publishing to a real Kafka broker. No
+valid and invalid, with a valid bearer token, over HTTP to the API (uvicorn) publishing to a real Kafka broker. No
 answer may be a server error, every answer's status code, content type and body must be the ones
 the document declares, and every write without a valid token is 401."""
 from __future__ import annotations
 
 import json
+import socket
+import threading
+import time
 import uuid
+from contextlib import contextmanager
+from typing import Iterator
 
+import httpx
 import pytest
+import uvicorn
 import schemathesis
 from hypothesis import HealthCheck, settings
 from schemathesis import GenerationMode
 from schemathesis import checks as st_checks
 from schemathesis.config import SchemathesisConfig
-from starlette.testclient import TestClient
 
 from casewatch.config import Settings
 from services.ingest.api import create_app
@@ -32,8 +38,9 @@ CHECKS = [st_checks.not_a_server_error, st_checks.status_code_conformance, st_ch
           st_checks.response_schema_conformance, st_checks.negative_data_rejection]
 
 # schemathesis 4.32's requests transport counts open connections through urllib3's pool container,
-# which the urllib3-future installed under the name ``urllib3`` (by grafana-client's niquests) lacks;
-# the count only serves to resend on a dropped connection, which an in-process app never has.
+# which the urllib3-future installed under the name ``urllib3`` (by grafana-client's niquests) lacks.
+# The count only decides whether a request dropped on a stale keep-alive connection is sent once more;
+# answered as 0 it always is, which the API allows (event_id makes a resend safe).
 from schemathesis.transport import requests as _st_requests  # noqa: E402
 
 _st_requests._count_opened_connections = lambda session: 0
@@ -67,28 +74,54 @@ def kafka_settings(kafka_bootstrap) -> Settings:
     return s
 
 
+@contextmanager
+def served(app) -> Iterator[str]:
+    """``app`` behind a real HTTP server (uvicorn, a thread of this process) on a free loopback
+    port, its lifespan run once; yields the base URL."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning",
+                                           access_log=False))
+    thread = threading.Thread(target=server.run, name="ingest-under-contract-test", daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not server.started:
+        assert thread.is_alive() and time.monotonic() < deadline, "the ingest API did not start"
+        time.sleep(0.05)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=20)
+
+
 @pytest.fixture(scope="module")
 def ingest_app(kafka_settings):
     publisher = EventPublisher(kafka_settings, source_system="ingest", source="ingest")
-    app = create_app(kafka_settings, publisher=publisher)
-    with TestClient(app):   # runs the lifespan: the event-sources view warms up, the producer closes after
-        yield app
+    return create_app(kafka_settings, publisher=publisher)
+
+
+@pytest.fixture(scope="module")
+def ingest_url(ingest_app) -> Iterator[str]:
+    with served(ingest_app) as url:
+        yield url
 
 
 @SCHEMA.parametrize()
 @settings(max_examples=25, deadline=None, derandomize=True, suppress_health_check=list(HealthCheck))
-def test_schemathesis_finds_no_server_error_and_no_answer_outside_the_contract(case, ingest_app):
-    response = case.call(app=ingest_app, headers=AUTH)
+def test_schemathesis_finds_no_server_error_and_no_answer_outside_the_contract(case, ingest_url):
+    response = case.call(base_url=ingest_url, headers=AUTH)
     case.validate_response(response, checks=CHECKS)
     if case.operation.method.upper() == "POST":   # every write needs the token
-        assert case.call(app=ingest_app, headers={"Authorization": "Bearer not-the-token"}).status_code == 401
+        assert case.call(base_url=ingest_url, headers={"Authorization": "Bearer not-the-token"}).status_code == 401
 
 
-def test_the_documented_examples_were_stored_and_the_rejected_ones_dead_lettered(kafka_settings, ingest_app):
+def test_the_documented_examples_were_stored_and_the_rejected_ones_dead_lettered(kafka_settings, ingest_url):
     """After the fuzzing (same module, so the same topics): the documented examples were sent
     (schemathesis' example phase) and stored in Kafka, and invalid requests left dead letters with
     reasons. Sent again here, so this test also stands alone."""
-    with TestClient(ingest_app) as client:
+    with httpx.Client(base_url=ingest_url) as client:
         document = client.get("/openapi.json").json()
         assert document == json.loads(json.dumps(DOCUMENT))   # what was fuzzed is what is served
         examples = document["paths"]["/v1/events"]["post"]["requestBody"]["content"]["application/json"]["examples"]
