@@ -17,6 +17,9 @@
   ``engine_caught_up_max_lag`` or a replay run (records marked by ``casewatch/replay_marking.py``);
   meanwhile it publishes no indicator series. Replay control records are not events: never
   applied, never dead-lettered.
+* A partition's records reach the agent without a skip (``TakeOverGuard`` in
+  :mod:`services.engine.changelog`): around a rebalance Faust could be handed records from past
+  the committed offset, take the jump for a gap in the log and commit past unread records.
 """
 from __future__ import annotations
 
@@ -34,7 +37,7 @@ from schemas import EVENT_TYPES
 from casewatch.kafka_security import faust_credentials
 from casewatch.replay_marking import is_control, replay_marking
 from services.engine.catchup import CatchUp
-from services.engine.changelog import ChangelogWriter, decode_history, extend_history
+from services.engine.changelog import ChangelogWriter, TakeOverGuard, decode_history, extend_history
 from services.engine.exposition import EngineMetrics, start_exposition
 from services.engine.state import PartitionedFigures
 
@@ -103,6 +106,7 @@ def create_app(settings: Settings | None = None) -> faust.App:
                                 histories.changelog_topic.get_topic_name(), histories.data.get)
     figures = PartitionedFigures(make_calendar(settings), today_for(settings))
     catch_up = CatchUp(settings.engine_caught_up_max_lag, settings.engine_replay_silence_seconds)
+    take_over = TakeOverGuard(settings.events_topic)
     metrics = EngineMetrics(figures, settings, catch_up)
     metrics.bind(app)
     app.casewatch_figures = figures  # for tests and the benchmark
@@ -215,6 +219,11 @@ def create_app(settings: Settings | None = None) -> faust.App:
         for event_id, reason in applied.rejections:
             set_aside.append((reason, "rules", {"event_id": event_id}))
         return len(applied.events)
+
+    @app.on_partitions_assigned.connect
+    async def guard_take_over(sender, assigned, **kwargs):
+        # Before the fetcher first starts (after the first assignment's recovery), and idempotent.
+        take_over.install(app.consumer)
 
     @app.on_partitions_revoked.connect
     async def drop_revoked(sender, revoked, **kwargs):

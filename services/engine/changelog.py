@@ -13,6 +13,10 @@ awaits ``app.producer.flush()``, which flushes this same aiokafka producer), so 
 committed before the changelog records of the events it covers were sent. A batch whose delivery
 failed is sent again before the next one, with each key's *current* value (never the failed,
 possibly older one, which could overwrite a newer value in the compacted topic).
+
+Also here, as the other piece that reaches into Faust's and aiokafka's internals:
+``TakeOverGuard``, which keeps Faust's consumer from skipping (and committing past) records of the
+events topic around a rebalance.
 """
 from __future__ import annotations
 
@@ -115,3 +119,135 @@ def decode_history(value: bytes) -> tuple[int, list[dict]]:
     """``(partition, events)`` of a stored value."""
     stored = json.loads(value)
     return stored["p"], stored["e"]
+
+
+# -- partition take-over: never let Faust commit a skipped range of the events topic -----------------
+class TakeOverGuard:
+    """Keeps a Faust consumer from skipping records of the events topic around a rebalance.
+
+    The race (found by the two-worker test under a CPU hog): Faust's fetcher asks the aiokafka
+    consumer thread for records; a rebalance happens while that request is in flight; the worker
+    keeps some of its partitions, Faust seeks them back to the committed offset
+    (``Consumer.perform_seek``) and resumes the flow; then the request returns, with records
+    fetched *before* the seek, from where the worker had read up to before the rebalance (the
+    records in between were dropped with the agent's buffer at revocation). Faust checks the
+    consumer generation only after the request returned, so it delivers them; its read offset is
+    the committed one, so it takes the jump (e.g. 1255 to 3286) for a gap in the log
+    (``Consumer._add_gap``, meant for compacted or transactional topics) and commits past it: the
+    skipped records are never applied.
+
+    The events topic has no gaps (no compaction, no transactions), so the guard holds Faust to
+    that: per events partition it tracks the next offset it must hand over - the committed offset
+    after each seek (every assignment and resumed flow; the log start when nothing is committed
+    yet, where the consumer is also sought, so auto_offset_reset=earliest holds after a take-over
+    too), then one past each record handed over. A record past it is not handed over; the
+    partition is sought back to it (re-reading is safe: counting is idempotent), and the
+    partition's later records in the same fetch are dropped too. A jump still there after
+    ``max_reseeks`` seeks to the same offset is a real hole in the log (records deleted by
+    retention) and is let through, with a warning.
+
+    ``install(consumer)`` wraps the consumer instance's ``getmany``, ``perform_seek``, ``seek``
+    and ``on_partitions_revoked``; it must run before Faust's fetcher first starts (the fetcher
+    binds ``getmany`` once), e.g. from the first ``on_partitions_assigned`` signal."""
+
+    def __init__(self, topic: str, max_reseeks: int = 3):
+        self.topic = topic
+        self.max_reseeks = max_reseeks
+        self.expected: dict[Any, int | None] = {}
+        self._reseeks: dict[Any, tuple[int, int]] = {}  # tp -> (offset sought back to, times)
+        self.seeks = 0          # seeks seen (perform_seek or seek): the fetch "epoch"
+        self.held_back = 0      # records not handed over because they lay past the expected offset
+        self.let_through = 0    # jumps accepted as real holes in the log
+        self._installed_on: Any = None
+
+    # -- state changes ------------------------------------------------------------------------------
+    def sought(self, offsets: dict) -> None:
+        """The consumer was sought: ``offsets`` maps partitions to the next offset to read (None:
+        unknown)."""
+        self.seeks += 1
+        for tp, offset in offsets.items():
+            if tp.topic == self.topic:
+                self.expected[tp] = offset if offset is not None and offset >= 0 else None
+
+    def revoked(self, tps) -> None:
+        for tp in tps:
+            self.expected.pop(tp, None)
+            self._reseeks.pop(tp, None)
+
+    def check(self, tp, offset: int, stale: bool = False) -> int | None:
+        """Decide about one record aiokafka handed over (``stale``: its fetch was asked for before
+        the latest seek). Returns None to hand it to Faust, or the offset to seek the partition
+        back to."""
+        if tp.topic != self.topic:
+            return None
+        expected = self.expected.get(tp)
+        if expected is None or offset <= expected:
+            if expected is None or offset == expected:
+                self.expected[tp] = offset + 1
+                self._reseeks.pop(tp, None)
+            return None  # (below it: a record read again, which Faust itself drops)
+        sought_to, times = self._reseeks.get(tp, (None, 0))
+        times = times if sought_to == expected else 0
+        if times >= self.max_reseeks:
+            log.warning("partition %d: offsets %d to %d are missing from the events topic (still "
+                        "after %d seeks back); continuing at %d", tp.partition, expected, offset - 1,
+                        times, offset)
+            self.let_through += 1
+            self._reseeks.pop(tp, None)
+            self.expected[tp] = offset + 1
+            return None
+        log.warning("partition %d: offset %d handed over where %d was expected (%s); reading again "
+                    "from %d", tp.partition, offset, expected,
+                    "fetched before the last seek" if stale else "fetched after the last seek", expected)
+        self._reseeks[tp] = (expected, times + 1)
+        self.held_back += 1
+        return expected
+
+    # -- wiring into a Faust consumer ---------------------------------------------------------------
+    def install(self, consumer) -> None:
+        if self._installed_on is consumer:
+            return
+        self._installed_on = consumer
+        guard = self
+        getmany, perform_seek, seek = consumer.getmany, consumer.perform_seek, consumer.seek
+        on_revoked = consumer.on_partitions_revoked
+
+        async def guarded_getmany(timeout: float):
+            epoch = guard.seeks
+            held: set = set()
+            async for tp, message in getmany(timeout):
+                if tp in held:
+                    guard.held_back += 1
+                    continue
+                back_to = guard.check(tp, message.offset, stale=guard.seeks != epoch)
+                if back_to is None:
+                    yield tp, message
+                    continue
+                held.add(tp)
+                await consumer.seek_wait({tp: back_to})
+
+        async def guarded_perform_seek():
+            await perform_seek()
+            read = consumer._read_offset
+            mine = [tp for tp in consumer.assignment() if tp.topic == guard.topic]
+            offsets = {tp: read.get(tp) for tp in mine}
+            unknown = [tp for tp, offset in offsets.items() if offset is None]
+            if unknown:  # nothing committed: from the log start (auto_offset_reset=earliest)
+                earliest = await consumer.earliest_offsets(*unknown)
+                start = {tp: earliest.get(tp) or 0 for tp in unknown}
+                await consumer.seek_wait(start)
+                offsets.update(start)
+            guard.sought(offsets)
+
+        async def guarded_seek(partition, offset: int):
+            await seek(partition, offset)
+            guard.sought({partition: offset})
+
+        async def guarded_on_revoked(revoked):
+            guard.revoked(revoked)
+            await on_revoked(revoked)
+
+        consumer.getmany = guarded_getmany
+        consumer.perform_seek = guarded_perform_seek
+        consumer.seek = guarded_seek
+        consumer.on_partitions_revoked = guarded_on_revoked

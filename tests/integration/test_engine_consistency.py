@@ -156,11 +156,7 @@ def test_kill_9_halfway_then_restart_restores_unpublished_and_gives_the_uninterr
     assert after_restart == uninterrupted["figures"]
 
 
-def test_two_workers_give_the_figures_of_one(local_stack, uninterrupted):
-    # Not under the CPU hog: with one, about one run in three loses events on the worker that takes
-    # a partition over (its first delivered offset lies past the committed one and Faust commits the
-    # skipped range as a gap). That is a real defect, under investigation, not a test flake; the
-    # kill -9 test above keeps the hog.
+def test_two_workers_give_the_figures_of_one(local_stack, uninterrupted, loaded_machine):
     settings = local_stack.settings_for(fixed_today=FIXED_TODAY)
     ensure_topics(settings)
     publish(settings.bootstrap, settings.events_topic, demo_events())
