@@ -224,7 +224,12 @@ class TakeOverGuard:
                     yield tp, message
                     continue
                 held.add(tp)
-                await consumer.seek_wait({tp: back_to})
+                try:
+                    await consumer.seek_wait({tp: back_to})
+                except Exception as exc:  # noqa: BLE001 - e.g. revoked meanwhile: the next seek resets it
+                    log.warning("partition %d could not be sought back (%s); it is read again from "
+                                "the committed offset after the rebalance", tp.partition,
+                                type(exc).__name__)
 
         async def guarded_perform_seek():
             await perform_seek()
@@ -233,10 +238,14 @@ class TakeOverGuard:
             offsets = {tp: read.get(tp) for tp in mine}
             unknown = [tp for tp, offset in offsets.items() if offset is None]
             if unknown:  # nothing committed: from the log start (auto_offset_reset=earliest)
-                earliest = await consumer.earliest_offsets(*unknown)
-                start = {tp: earliest.get(tp) or 0 for tp in unknown}
-                await consumer.seek_wait(start)
-                offsets.update(start)
+                try:
+                    earliest = await consumer.earliest_offsets(*unknown)
+                    start = {tp: earliest.get(tp) or 0 for tp in unknown}
+                    await consumer.seek_wait(start)
+                    offsets.update(start)
+                except Exception as exc:  # noqa: BLE001 - a rebalance meanwhile: left unknown
+                    log.warning("%d partitions with nothing committed could not be sought to the log "
+                                "start (%s)", len(unknown), type(exc).__name__)
             guard.sought(offsets)
 
         async def guarded_seek(partition, offset: int):

@@ -197,3 +197,22 @@ def test_a_revoked_partition_is_forgotten_until_its_next_seek():
         return before
     assert asyncio.run(run()) == {P3: 10}
     assert P3 not in guard.expected
+
+
+def test_a_seek_back_that_fails_drops_the_records_and_does_not_stop_the_fetcher():
+    # The partition was revoked between the fetch and the seek back: aiokafka refuses the seek.
+    consumer = FakeConsumer(committed={P3: 1255}, positions={P3: 3291})
+    consumer.in_flight.append({P3: [3286, 3287]})
+
+    async def refuse(partitions):
+        raise RuntimeError("not assigned")
+    guard = TakeOverGuard(EVENTS)
+    guard.install(consumer)
+    consumer.seek_wait = refuse
+
+    async def run():
+        await consumer.perform_seek()
+        return await consumer.drain()
+    assert asyncio.run(run()) == []
+    assert guard.held_back == 2
+    assert consumer.commit_offset(P3) is None  # nothing handed over, nothing to commit
