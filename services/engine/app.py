@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import json
 import logging
-import uuid
 import time
 from datetime import date, datetime, timezone
 
@@ -37,13 +36,13 @@ from schemas import EVENT_TYPES
 from casewatch.kafka_security import faust_credentials
 from casewatch.replay_marking import is_control, replay_marking
 from services.engine.catchup import CatchUp
-from services.engine.changelog import ChangelogWriter, TakeOverGuard, decode_history, extend_history
+from services.engine.changelog import ChangelogWriter, TakeOverGuard, decode_history
 from services.engine.exposition import EngineMetrics, start_exposition
+from services.engine.processor import BatchProcessor, Record
 from services.engine.state import PartitionedFigures
 
 log = logging.getLogger("casewatch.engine")
 
-ENVELOPE_REQUIRED = ("event_id", "event_type", "la_code")
 BATCH_EVENTS = 500
 BATCH_SECONDS = 0.05
 
@@ -112,10 +111,6 @@ def create_app(settings: Settings | None = None) -> faust.App:
     app.casewatch_figures = figures  # for tests and the benchmark
     app.casewatch_metrics = metrics
 
-    def stored_events(key: bytes) -> list[dict] | None:
-        raw = histories.data.get(key)  # the store itself (Table.get adds per-call bookkeeping)
-        return decode_history(raw)[1] if raw else None
-
     async def dead_letter(reason: str, stage: str, payload: object) -> None:
         metrics.dead_lettered(stage, reason)
         record = {
@@ -125,100 +120,21 @@ def create_app(settings: Settings | None = None) -> faust.App:
         }
         await deadletters.send(value=json.dumps(record, default=str).encode())
 
+    processor = BatchProcessor(
+        figures=figures, store=histories.data,  # the store itself (Table.get adds per-call bookkeeping)
+        changelog=changelog, dead_letters=dead_letter, metrics=metrics, catch_up=catch_up,
+        marking=read_replay_marking, event_types=EVENT_TYPES, clock=time.time)
+
     @app.agent(events)
     async def apply_case_events(stream):
         # Events are taken in small batches (at most BATCH_EVENTS, or what arrived within
-        # BATCH_SECONDS) and grouped by child, so a child with several events in a batch is
-        # recomputed and written to the changelog once. Faust acknowledges the batch after it
-        # has been applied; a redelivered batch is harmless (event_ids make it idempotent).
+        # BATCH_SECONDS) and applied by the processor (services/engine/processor.py). Faust
+        # acknowledges the batch after it has been applied; a redelivered batch is harmless
+        # (event_ids make it idempotent).
         async for batch in stream.take_events(BATCH_EVENTS, within=BATCH_SECONDS):
-            groups: dict[tuple[int, bytes], list[dict]] = {}
-            last: dict[int, int] = {}  # partition -> offset of its last message in the batch
-            replay_ends: list[tuple[int, str]] = []
-            for message in batch:
-                record = message.message
-                partition = record.partition
-                last[partition] = record.offset
-                if record.headers and replay_marked(partition, record.headers, replay_ends):
-                    continue  # a control record: not an event
-                key = message.key
-                try:
-                    decoded = json.loads(message.value)
-                except (ValueError, UnicodeDecodeError, TypeError, RecursionError):  # deep nesting too
-                    await dead_letter("undecodable", "decode", _safe_payload(message.value))
-                    continue
-                # A message holds one event, or (bulk replay) a JSON array of one child's events.
-                if decoded == []:
-                    await dead_letter("empty_batch", "decode", {})
-                    continue
-                for event in decoded if isinstance(decoded, list) else (decoded,):
-                    if not isinstance(event, dict) or not all(event.get(f) for f in ENVELOPE_REQUIRED):
-                        await dead_letter("missing_envelope_field", "decode", _envelope_only(event))
-                    elif not key:
-                        await dead_letter("missing_key", "decode", _envelope_only(event))
-                    else:
-                        groups.setdefault((partition, key), []).append(event)
-            set_aside: list[tuple[str, str, dict]] = []
-            newly_applied = sum(apply_group(partition, key, valid, set_aside)
-                                for (partition, key), valid in groups.items())
-            metrics.applied_offsets(last)
-            for partition, run_id in replay_ends:  # after the run's records before them are applied
-                catch_up.replay_end(partition, run_id)
-            if newly_applied:
-                metrics.newest.set(time.time())
-            for reason, stage, payload in set_aside:
-                await dead_letter(reason, stage, payload)
-            await changelog.flush()
-
-    def replay_marked(partition: int, headers, replay_ends: list) -> bool:
-        """Note a record's replay marking (only records with headers get here). Returns True for a
-        control record, which is not an event."""
-        run_id, end = replay_marking(headers)
-        if is_control(headers):
-            if end and run_id:
-                replay_ends.append((partition, run_id))
-            return True
-        if run_id:
-            catch_up.replay_record(partition, run_id)
-        return False
-
-    def apply_group(partition: int, key: bytes, valid: list[dict], set_aside: list) -> int:
-        """Apply one child's events of the batch; returns how many were newly applied. What cannot
-        be applied is added to ``set_aside`` as (reason, stage, payload) for the dead-letter topic."""
-        skey = key.decode(errors="replace")
-        first_seen = skey not in figures.partition(partition).keys
-        stored = stored_events(key) if first_seen else None
-        try:
-            results = [figures.apply(partition, skey, valid, stored)]
-        except Exception:  # noqa: BLE001 - a poison event must not stop the stream
-            # Apply the group one event at a time so only the poison events are set aside.
-            results = []
-            for event in valid:
-                try:
-                    results.append(figures.apply(partition, skey, [event], stored))
-                    stored = None
-                except Exception:  # noqa: BLE001
-                    log.error("an event could not be applied (type %s); sent to dead letters",
-                              _envelope_only(event).get("event_type", "?"))
-                    set_aside.append(("unprocessable", "apply", _envelope_only(event)))
-        return sum(record(key, partition, applied, set_aside) for applied in results)
-
-    def record(key: bytes, partition: int, applied, set_aside: list) -> int:
-        for _ in range(applied.duplicates):
-            metrics.duplicate()
-        if applied.history is None:
-            return 0
-        # The partition is stored with the events so a rebuild can group keys by partition.
-        # Written to the store and the changelog partition directly: in a batch the "current
-        # event" Faust would take the partition from is not necessarily this key's.
-        value = extend_history(histories.data.get(key), partition, applied.appended, lambda: applied.to_store)
-        histories.data[key] = value
-        changelog.add(partition, key, value)
-        for event in applied.events:
-            metrics.applied(event)
-        for event_id, reason in applied.rejections:
-            set_aside.append((reason, "rules", {"event_id": event_id}))
-        return len(applied.events)
+            await processor.process([
+                Record(m.message.partition, m.message.offset, m.key, m.value, m.message.headers)
+                for m in batch])
 
     @app.on_partitions_assigned.connect
     async def guard_take_over(sender, assigned, **kwargs):
@@ -278,25 +194,7 @@ def create_app(settings: Settings | None = None) -> faust.App:
     return app
 
 
-def _envelope_only(event: object) -> dict:
-    """What a dead letter from the engine keeps of an event: its id and type when they look like
-    an id and a type, nothing else (an event that never passed ingest may hold anything)."""
-    if not isinstance(event, dict):
-        return {"not_an_object": type(event).__name__}
-    out = {}
-    event_id, event_type = event.get("event_id"), event.get("event_type")
-    try:
-        out["event_id"] = str(uuid.UUID(event_id)) if isinstance(event_id, str) else None
-    except ValueError:
-        out["event_id"] = None
-    if isinstance(event_type, str) and event_type in EVENT_TYPES:
-        out["event_type"] = event_type
-    return {k: v for k, v in out.items() if v is not None}
-
-
-def _safe_payload(raw: bytes) -> dict:
-    """A dead-letter rendering of undecodable bytes: only their size and a hash, never content
-    (the bytes might hold identifiers that never went through pseudonymisation)."""
-    import hashlib
-    return {"undecodable_bytes": len(raw or b""), "sha256": hashlib.sha256(raw or b"").hexdigest()}
-
+def read_replay_marking(headers) -> tuple[str | None, bool, bool]:
+    """``(run id, is a run's end, is a control record)`` of a record's headers."""
+    run_id, end = replay_marking(headers)
+    return run_id, end, is_control(headers)

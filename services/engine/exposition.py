@@ -169,13 +169,17 @@ class EngineMetrics:
         counter = self._processed.get((la, event_type))
         if counter is None:  # bounded: configured authorities x event types
             counter = self._processed[(la, event_type)] = self.processed.labels(la, event_type)
-        counter.inc()  # (the agent sets ``newest`` once per batch)
+        counter.inc()  # (``newest`` is set once per batch: newest_event_at)
 
     def processed_total(self) -> int:
         return int(sum(counter._value.get() for counter in self._processed.values()))
 
     def duplicate(self) -> None:
         self.duplicates.inc()
+
+    def newest_event_at(self, when: float) -> None:
+        """A batch applied new events at ``when`` (the processor's clock)."""
+        self.newest.set(when)
 
     def dead_lettered(self, stage: str, reason: str) -> None:
         self.dead.labels(stage, reason if reason in DEAD_LETTER_REASONS else "other").inc()

@@ -84,7 +84,7 @@ def test_every_engine_dead_letter_call_site_uses_a_listed_reason():
                 continue
             name = _call_name(node)
             arg = None
-            if name == "dead_letter" and node.args:
+            if name in ("dead_letter", "dead_letters") and node.args:  # the agent's sink, the processor's port
                 arg = node.args[0]
             elif name == "dead_lettered" and len(node.args) >= 2:
                 arg = node.args[1]
@@ -101,11 +101,11 @@ def test_every_engine_dead_letter_call_site_uses_a_listed_reason():
     assert literals, "no dead-letter call sites found: update this test"
     assert set(literals) <= DEAD_LETTER_REASONS, sorted(set(literals) - DEAD_LETTER_REASONS)
     assert set(literals) <= ENGINE_DEAD_LETTER_REASONS  # the engine's own reasons are its own list
-    known = {("app.py", "reason"), ("exposition.py", "reason")}
+    known = {("app.py", "reason"), ("exposition.py", "reason"), ("processor.py", "reason")}
     assert set(variables) <= known, sorted(set(variables) - known)
-    # the "reason" appended to set_aside in app.py comes from the domain's rejections
-    app = (ENGINE / "app.py").read_text()
-    assert "for event_id, reason in applied.rejections:" in app
+    # the "reason" appended to set_aside in processor.py comes from the domain's rejections
+    processor = (ENGINE / "processor.py").read_text()
+    assert "for event_id, reason in applied.rejections:" in processor
 
 
 def test_a_domain_rejection_is_published_under_its_own_reason():
