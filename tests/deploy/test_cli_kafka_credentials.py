@@ -3,30 +3,23 @@
 prints the password."""
 from __future__ import annotations
 
-import socket
-
 import pytest
 
 from casewatch.config import Settings
 from casewatch.stack.kafka_sasl import MECHANISM, start_sasl_broker
 from casewatch.stack.processes import ProcessTable
+from tests.support.ports import free_port
 from tests.unit.test_cli_errors import one_sentence, run
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
 def broker(tmp_path_factory):
     work = tmp_path_factory.mktemp("cli-kafka-sasl")
     processes = ProcessTable(work / "state")
-    sasl = start_sasl_broker(Settings(state_dir=work / "state"), work, processes, port=_free_port(),
-                             controller_port=_free_port(), log=lambda msg: None)
+    sasl = start_sasl_broker(Settings(state_dir=work / "state"), work, processes, port=free_port(),
+                             controller_port=free_port(), log=lambda msg: None)
     yield sasl
     processes.stop(sasl.name)
 
@@ -35,7 +28,9 @@ def _env(broker, **overrides) -> dict[str, str]:
     env = {"CASEWATCH_KAFKA_BOOTSTRAP": broker.bootstrap, "CASEWATCH_KAFKA_SECURITY_PROTOCOL": "SASL_SSL",
            "CASEWATCH_KAFKA_SASL_MECHANISM": MECHANISM, "CASEWATCH_KAFKA_SASL_USERNAME": broker.username,
            "CASEWATCH_KAFKA_SASL_PASSWORD": broker.password, "CASEWATCH_KAFKA_SSL_CAFILE": str(broker.tls.ca.cert),
-           "CASEWATCH_PSEUDONYMISATION_KEY": "k" * 64}
+           "CASEWATCH_PSEUDONYMISATION_KEY": "k" * 64,
+           # free ports, so a running demo stack (29100/29101) or another test cannot clash with this engine
+           "CASEWATCH_ENGINE_METRICS_PORT": str(free_port()), "CASEWATCH_ENGINE_WEB_PORT": str(free_port())}
     env.update(overrides)
     return {k: v for k, v in env.items() if v is not None}
 
