@@ -57,12 +57,12 @@ def pseudonymise(event: dict) -> dict:
 
 @lru_cache(maxsize=1)
 def _pseudonymiser():
-    from services.ingest.pseudonymise import Pseudonymiser
+    from casewatch.edge.pseudonymise import Pseudonymiser
     return Pseudonymiser(BENCH_KEY)
 
 
 def event_set(population: int, years: float, seed: int, las: list[str]) -> list[dict]:
-    from services.simulator.authority import authority_events
+    from casewatch.simulation.authority import authority_events
     until = date(2026, 3, 31)
     start = date(until.year - int(years), until.month, until.day) if years >= 1 else date(2025, 10, 1)
     return [pseudonymise(e) for e in authority_events(las, population, seed, start, until, warmup_years=2)]
@@ -390,7 +390,7 @@ def stored_bytes_per_child(bootstrap: str, app_id: str) -> tuple[float, int]:
 def state_bytes_per_child(events: list[dict], partitions: int) -> float:
     """Cross-check of the stored form computed here: {"p": partition, "e": compacted events}."""
     from casewatch.domain.history import compact
-    from services.engine.changelog import encode_history
+    from casewatch.processing.store import encode_history
     per_child: dict[str, list] = {}
     for e in events:
         if e.get("child_ref"):
@@ -406,9 +406,9 @@ def render_time_20_authorities(population: int, partitions: int) -> tuple[float,
     from casewatch.config import Settings
     from casewatch.domain.history import compact
     from casewatch.bootstrap import make_calendar
-    from services.engine.exposition import EngineMetrics, start_exposition
-    from services.engine.state import PartitionedFigures
-    from services.simulator.authority import authority_events
+    from casewatch.adapters.prometheus.exposition import EngineMetrics, start_exposition
+    from casewatch.processing.figures import PartitionedFigures
+    from casewatch.simulation.authority import authority_events
     as_of = date(2026, 3, 31)
     las = [f"E06{i:06d}" for i in range(1, 21)]
     settings = Settings(la_codes=",".join(las))
@@ -520,7 +520,7 @@ def measure_latency(bootstrap: str, state: Path, partitions: int, rate: float, s
     engine's /metrics every 20 ms. The k-th event sent is taken as seen when
     casewatch_events_processed_total first reaches k (counts, not identities: ordinal matching)."""
     from casewatch.config import Settings
-    from services.ingest.topics import ensure_topics
+    from casewatch.adapters.kafka.topics import ensure_topics
     tag = uuid.uuid4().hex[:8]
     topic = f"bench-latency-{tag}"
     ensure_topics(Settings(kafka_bootstrap=bootstrap, events_topic=topic, deadletter_topic=f"{topic}-dlq",

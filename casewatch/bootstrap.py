@@ -7,12 +7,12 @@ Prometheus backfill), is counted in the same England working days, with the depl
 """
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, datetime
 
 from casewatch.config import Settings
 from casewatch.domain.calendar import WorkingDayCalendar
 
-__all__ = ["make_calendar"]
+__all__ = ["make_calendar", "today_for"]
 
 
 def _dates(text: str) -> list[date]:
@@ -24,3 +24,12 @@ def make_calendar(settings: Settings) -> WorkingDayCalendar:
     extra holidays, minus the configured removed ones."""
     return WorkingDayCalendar(extra_holidays=_dates(settings.extra_holidays),
                               removed_holidays=_dates(settings.removed_holidays))
+
+
+def today_for(settings: Settings):
+    if settings.fixed_today:
+        fixed = date.fromisoformat(settings.fixed_today)
+        return lambda: fixed
+    from zoneinfo import ZoneInfo
+    london = ZoneInfo("Europe/London")
+    return lambda: datetime.now(london).date()

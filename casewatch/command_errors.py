@@ -57,7 +57,7 @@ def require_free_port(host: str, port: int, variable: str) -> None:
 def require_kafka(settings, timeout: float = 10.0) -> None:
     """Connect to the brokers once (TLS, SASL and all) and raise :class:`CommandError` naming what
     is wrong when that fails: unreachable, credentials refused, certificate not trusted."""
-    from casewatch.kafka_security import _bootstrap_servers, connect_producer, kafka_python_config
+    from casewatch.adapters.kafka.security import _bootstrap_servers, connect_producer, kafka_python_config
     kafka_python_config(settings)  # incomplete security settings are a configuration mistake (exit 2)
     if not any(_accepts_connections(host, port) for host, port in _bootstrap_servers(settings)):
         raise CommandError(f"Kafka at {settings.bootstrap} is not reachable (connection refused): {KAFKA_FIX}",
@@ -114,8 +114,8 @@ def explain(exc: BaseException, settings=None) -> tuple[str, int] | None:
     if ValidationError and isinstance(exc, ValidationError):
         return _config_error(exc)
 
-    from casewatch.kafka_security import (KafkaAuthenticationFailed, KafkaSecurityError,
-                                          KafkaSecurityMisconfigured, KafkaTLSFailed, KafkaUnreachable)
+    from casewatch.adapters.kafka.security import (KafkaAuthenticationFailed, KafkaSecurityError,
+                                                   KafkaSecurityMisconfigured, KafkaTLSFailed, KafkaUnreachable)
     if isinstance(exc, KafkaSecurityMisconfigured):
         return f"{exc}: fix the CASEWATCH_KAFKA_* settings (docs/operations.md, \"TLS and SASL\")", USAGE
     if isinstance(exc, KafkaUnreachable):

@@ -36,7 +36,7 @@ def init_secrets(folder: Path, sources: list[str], la_codes: list[str], owner: s
                  webhook_group: str | None = None) -> list[tuple[Path, bool]]:
     """Create the missing secrets in ``folder``; (path, created) for each of the three files."""
     from casewatch.stack.secrets import write_secret
-    from services.notifier.settings import WEBHOOK_SECRET_NAME, ensure_webhook_secret
+    from casewatch.config import WEBHOOK_SECRET_NAME, ensure_webhook_secret
 
     folder.mkdir(mode=0o750, parents=True, exist_ok=True)
     done: list[tuple[Path, bool]] = []

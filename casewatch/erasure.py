@@ -69,11 +69,11 @@ class ErasureError(RuntimeError):
 
 # -- who ---------------------------------------------------------------------------------------
 def child_pseudonym(settings: Settings, child_ref: str, la_code: str) -> str:
-    """The child's pseudonym as ingest makes it (``services.ingest.pseudonymise``); a reference that
+    """The child's pseudonym as ingest makes it (``casewatch.edge.pseudonymise``); a reference that
     is already a pseudonym is taken as it is."""
     import inspect
 
-    from services.ingest.pseudonymise import PSEUDONYM_RE, Pseudonymiser
+    from casewatch.edge.pseudonymise import PSEUDONYM_RE, Pseudonymiser
     if PSEUDONYM_RE.match(child_ref):
         return child_ref
     pseudonymiser = Pseudonymiser.from_settings(settings)
@@ -157,7 +157,7 @@ class ErasureReport:
 
 
 def _kafka_config(settings: Settings) -> dict:
-    from casewatch.kafka_security import kafka_python_config
+    from casewatch.adapters.kafka.security import kafka_python_config
     return {"bootstrap_servers": settings.bootstrap, **kafka_python_config(settings)}
 
 
@@ -363,7 +363,7 @@ def without_events(child: bytes, roots: frozenset[str], removed_event_ids: set[b
     whose ``event_id`` or ``correction_of`` is a root) out of the child's records: an event record
     is left out, a JSON array of the child's events (a replay message) and the engine's stored
     history (changelog) lose those events, a dead letter about one is left out."""
-    from services.engine.changelog import decode_history, encode_history
+    from casewatch.processing.store import decode_history, encode_history
 
     def hit(event) -> bool:
         if not isinstance(event, dict):
@@ -501,7 +501,7 @@ def erase_child(settings: Settings, child_ref: str, la_code: str, *,
                     log(f"  {topic}: {done.removed} record(s) about the child's events removed")
     finally:
         kafka.close()
-    from services.feeds.snapshot_state import SqliteSnapshotStore
+    from casewatch.adapters.sqlite.snapshot_state import SqliteSnapshotStore
     if roots is None:
         for path in snapshot_files if snapshot_files is not None else snapshot_state_files(settings):
             store = SqliteSnapshotStore(path)
@@ -560,7 +560,7 @@ def register(subparsers) -> None:
 def cmd_erase(args: argparse.Namespace) -> int:
     from kafka.errors import KafkaError
 
-    from services.ingest.pseudonymise import PseudonymisationKeyError
+    from casewatch.edge.pseudonymise import PseudonymisationKeyError
     settings = get_settings()
     if args.child is not None and not args.la:
         print("erase: --child needs --la CODE, the authority's ONS code (e.g. --la E06000004)", file=sys.stderr)

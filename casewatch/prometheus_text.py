@@ -1,6 +1,6 @@
 """The Prometheus text / OpenMetrics sample syntax casewatch writes by hand: the engine's fast
-``/metrics`` rendering (services/engine/exposition.py) and the backfill's OpenMetrics files
-(services/simulator/backfill.py). Both write the same text for the same figure, the text
+``/metrics`` rendering (casewatch/adapters/prometheus/exposition.py) and the backfill's OpenMetrics files
+(casewatch/adapters/prometheus/backfill.py). Both write the same text for the same figure, the text
 prometheus_client's ``generate_latest`` writes."""
 from __future__ import annotations
 

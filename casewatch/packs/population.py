@@ -4,18 +4,18 @@ per 10,000 children (CIN, CP plans, looked-after children).
 The population is not a Prometheus series; it is configuration. ``CASEWATCH_CHILD_POPULATION``
 (``"E06000004=45120,E06000001=<its children aged 0-17>"``) sets it per ONS code; without it, the demo authority
 E06000004 (Stockton-on-Tees) has its published figure, the simulator's Stockton profile
-(:data:`services.simulator.rates.STOCKTON_CHILDREN`, with its source), and any other authority has
+(:data:`casewatch.simulation.rates.STOCKTON_CHILDREN`, with its source), and any other authority has
 none: its rates are ``x`` and the pack says what to set.
 
 The England references per 10,000 are the national counts of the domain catalogue over England's
-children (:data:`services.simulator.rates.ENGLAND_CHILDREN`), rounded as the DfE publishes them
+children (:data:`casewatch.simulation.rates.ENGLAND_CHILDREN`), rounded as the DfE publishes them
 (whole numbers): 67 looked-after children per 10,000 is the DfE's own figure (31 March 2025).
 """
 from __future__ import annotations
 
 import os
 
-from services.simulator.rates import ENGLAND_CHILDREN, STOCKTON_CHILDREN
+from casewatch.simulation.rates import ENGLAND_CHILDREN, STOCKTON_CHILDREN
 
 ENV = "CASEWATCH_CHILD_POPULATION"
 DEMO_AUTHORITY = "E06000004"

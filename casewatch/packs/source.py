@@ -1,7 +1,7 @@
 """Where every figure of the packs comes from: Prometheus's HTTP API.
 
 A day's figure is the sample stamped at 00:00 UTC of that day (the instant the backfill stamps a
-day's figures with, :func:`services.simulator.backfill.sample_timestamp`), so an instant query at
+day's figures with, :func:`casewatch.adapters.prometheus.backfill.sample_timestamp`), so an instant query at
 that instant reads the value "at the end of" the day. Every query a pack makes is recorded in
 :attr:`PrometheusSource.log` (expression, instant, result) so a test can repeat it.
 """
@@ -14,7 +14,7 @@ import urllib.request
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 
-from services.simulator.backfill import sample_timestamp
+from casewatch.adapters.prometheus.backfill import sample_timestamp
 
 
 class SourceError(RuntimeError):

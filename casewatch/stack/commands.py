@@ -132,7 +132,7 @@ def _print_where(settings) -> None:
     import shutil
     from pathlib import Path
 
-    from services.notifier.settings import WEBHOOK_SECRET_NAME
+    from casewatch.config import WEBHOOK_SECRET_NAME
     key = settings.pseudonymisation_key_file or "CASEWATCH_PSEUDONYMISATION_KEY (set in the environment)"
     tokens = settings.ingest_tokens_file or "CASEWATCH_INGEST_TOKENS (set in the environment)"
     print("\nSecrets (mode 600; paths only):")

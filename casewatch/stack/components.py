@@ -309,7 +309,7 @@ def alertmanager_config(settings: Settings) -> dict:
     config["templates"] = [str(PROJECT_ROOT / "prometheus" / "templates" / Path(t).name)
                            for t in config.get("templates") or []]
     # The notifier's webhook credentials: generated once (600) in the state dir, read by both.
-    from services.notifier.settings import WEBHOOK_SECRET_NAME, ensure_webhook_secret
+    from casewatch.config import WEBHOOK_SECRET_NAME, ensure_webhook_secret
     secret = ensure_webhook_secret(settings.state_dir / WEBHOOK_SECRET_NAME)
     done: set[int] = set()  # the receivers share one webhook (a YAML anchor): rewrite it once
     for receiver in config.get("receivers") or []:

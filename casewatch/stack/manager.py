@@ -103,14 +103,14 @@ class StackManager:
 
     def backfill_demo_history(self) -> None:
         """Before Prometheus first starts: the demo authority's two years of daily figures and
-        recording rules as TSDB blocks in its data dir (services/simulator/backfill.py), so the
+        recording rules as TSDB blocks in its data dir (casewatch/adapters/prometheus/backfill.py), so the
         boards show two years of trend at once. Skipped while Prometheus runs, and for the days
         already backfilled (a marker file in the data dir says which)."""
         running = self.processes.get("prometheus")
         if running and running.alive:
             return
-        from services.simulator.backfill import backfill_data_dir, backfilled
-        from services.simulator.commands import DEMO_HISTORY_DAYS, demo_history_payloads
+        from casewatch.adapters.prometheus.backfill import backfill_data_dir, backfilled
+        from casewatch.simulation.demo import DEMO_HISTORY_DAYS, demo_history_payloads
         data_dir = self.settings.state_dir / "prometheus" / "data"
         until = self.demo_until
         first = until - timedelta(days=DEMO_HISTORY_DAYS)
@@ -133,7 +133,7 @@ class StackManager:
         self.log(f"  {'history':<13} done in {time.monotonic() - t0:5.1f}s  {summary.render()}")
 
     def create_topics(self) -> None:
-        from casewatch.topics import ensure_topics
+        from casewatch.adapters.kafka.topics import ensure_topics
         ensure_topics(self.settings)
 
     def restart(self) -> list[c.Component]:

@@ -9,16 +9,16 @@
   store keeps two workers on one machine free of local-directory locking.)
 * Counting is at-least-once and idempotent: a redelivered event is a duplicate ``event_id`` and
   changes nothing. Faust's exactly-once mode is not used.
-* Figures are served on ``engine_metrics_port`` by :mod:`services.engine.exposition`; Faust's own
+* Figures are served on ``engine_metrics_port`` by :mod:`casewatch.adapters.prometheus.exposition`; Faust's own
   web server (which would serve table contents at /table) is switched off.
-* The worker knows whether it is caught up (:mod:`services.engine.catchup`): not during a
+* The worker knows whether it is caught up (:mod:`casewatch.processing.catchup`): not during a
   rebalance (from the revocation, when the revoked partitions' figures are dropped, until the
   rebuild after the new assignment), a table restore, a lag above
-  ``engine_caught_up_max_lag`` or a replay run (records marked by ``casewatch/replay_marking.py``);
+  ``engine_caught_up_max_lag`` or a replay run (records marked by ``casewatch/adapters/kafka/replay_marking.py``);
   meanwhile it publishes no indicator series. Replay control records are not events: never
   applied, never dead-lettered.
 * A partition's records reach the agent without a skip (``TakeOverGuard`` in
-  :mod:`services.engine.changelog`): around a rebalance Faust could be handed records from past
+  :mod:`casewatch.adapters.faust.changelog`): around a rebalance Faust could be handed records from past
   the committed offset, take the jump for a gap in the log and commit past unread records.
 """
 from __future__ import annotations
@@ -33,27 +33,20 @@ import faust
 from casewatch.config import Settings, get_settings
 from casewatch.bootstrap import make_calendar  # one owner of Settings -> calendar
 from schemas import EVENT_TYPES
-from casewatch.kafka_security import faust_credentials
-from casewatch.replay_marking import is_control, replay_marking
-from services.engine.catchup import CatchUp
-from services.engine.changelog import ChangelogWriter, TakeOverGuard, decode_history
-from services.engine.exposition import EngineMetrics, start_exposition
-from services.engine.processor import BatchProcessor, Record
-from services.engine.state import PartitionedFigures
+from casewatch.adapters.kafka.security import faust_credentials
+from casewatch.adapters.kafka.replay_marking import is_control, replay_marking
+from casewatch.processing.catchup import CatchUp
+from casewatch.adapters.faust.changelog import ChangelogWriter, TakeOverGuard
+from casewatch.processing.store import decode_history
+from casewatch.adapters.prometheus.exposition import EngineMetrics, start_exposition
+from casewatch.processing.processor import BatchProcessor, Record
+from casewatch.processing.figures import PartitionedFigures
+from casewatch.bootstrap import today_for
 
 log = logging.getLogger("casewatch.engine")
 
 BATCH_EVENTS = 500
 BATCH_SECONDS = 0.05
-
-
-def today_for(settings: Settings):
-    if settings.fixed_today:
-        fixed = date.fromisoformat(settings.fixed_today)
-        return lambda: fixed
-    from zoneinfo import ZoneInfo
-    london = ZoneInfo("Europe/London")
-    return lambda: datetime.now(london).date()
 
 
 class EngineApp(faust.App):
@@ -128,7 +121,7 @@ def create_app(settings: Settings | None = None) -> faust.App:
     @app.agent(events)
     async def apply_case_events(stream):
         # Events are taken in small batches (at most BATCH_EVENTS, or what arrived within
-        # BATCH_SECONDS) and applied by the processor (services/engine/processor.py). Faust
+        # BATCH_SECONDS) and applied by the processor (casewatch/processing/processor.py). Faust
         # acknowledges the batch after it has been applied; a redelivered batch is harmless
         # (event_ids make it idempotent).
         async for batch in stream.take_events(BATCH_EVENTS, within=BATCH_SECONDS):

@@ -4,7 +4,7 @@ Every import streams its input with a progress bar (stderr, shown on a terminal)
 of counts (never values), sends what cannot be mapped to dead letters, and is idempotent (event ids
 are derived from the source records). ``--dry-run`` maps and counts only; ``--out FILE.jsonl``
 writes the events (raw identifiers) instead of publishing them; by default they are published
-through ``services.ingest.publisher`` (pseudonymised at the edge, validated, sent to Kafka).
+through ``casewatch.adapters.kafka.publisher`` (pseudonymised at the edge, validated, sent to Kafka).
 """
 from __future__ import annotations
 
@@ -74,7 +74,7 @@ def _child_identity():
         key = None
     if not key:
         return None
-    from services.ingest.pseudonymise import Pseudonymiser
+    from casewatch.edge.pseudonymise import Pseudonymiser
     return Pseudonymiser(key, settings.pseudonymisation_key_version).pseudonym
 
 
@@ -83,7 +83,7 @@ def _sink(args, source: str) -> Sink:
         return DryRunSink(source)
     if args.out:
         return JsonlSink(source, args.out)
-    from services.ingest.publisher import EventPublisher
+    from casewatch.adapters.kafka.publisher import EventPublisher
     settings = get_settings()
     return PublisherSink(source, EventPublisher(settings, source_system=source, source=source))
 
@@ -200,7 +200,7 @@ def cmd_serve(args) -> int:
     from services.feeds.dfe_api import (
         DEFAULT_OPENAPI, SOURCE, SnapshotAdapter, create_app, default_la_codes, supplier_doors,
     )
-    from services.feeds.snapshot_state import SqliteSnapshotStore
+    from casewatch.adapters.sqlite.snapshot_state import SqliteSnapshotStore
 
     settings = get_settings()
     try:
@@ -229,7 +229,7 @@ def cmd_serve(args) -> int:
                 for dl in dead:
                     fh.write(json.dumps(dl.to_record(SOURCE), separators=(",", ":")) + "\n")
     else:
-        from services.ingest.publisher import EventPublisher
+        from casewatch.adapters.kafka.publisher import EventPublisher
         publisher = EventPublisher(settings, source_system=SOURCE, source=SOURCE)
 
         def publish(events):

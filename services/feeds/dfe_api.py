@@ -57,7 +57,7 @@ from schemas.code_lists import codes as code_list, collection_year_of
 
 from casewatch.access import grant_for_token, json_depth
 from services.feeds.envelope import FEEDS_NAMESPACE, OLD_LA_NUMBERS, DeadLetter, FeedContext, parse_date
-from services.feeds.snapshot_state import MemorySnapshotStore, SnapshotStateStore
+from casewatch.adapters.sqlite.snapshot_state import MemorySnapshotStore, SnapshotStateStore
 
 SOURCE = "dfe_api"
 MAX_CHILDREN = 100

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any, Callable, Iterable, Mapping
 
-from services.ingest.dead_letters import DeadLetterRecord
+from casewatch.adapters.kafka.dead_letters import DeadLetterRecord
 
 # Fixed namespace of every feed event id (never change it: ids would change and count twice).
 FEEDS_NAMESPACE = uuid.UUID("6f1f2a8e-3c4b-5d2e-9a77-0c1a5e0fd903")

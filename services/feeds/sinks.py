@@ -3,7 +3,7 @@
 * ``JsonlSink``      — ``--out FILE.jsonl``: one raw event per line (identifier fields still raw:
                        ``casewatch load`` pseudonymises at the edge); dead letters beside it in
                        ``FILE.deadletters.jsonl``.
-* ``PublisherSink``  — the default: ``services.ingest.publisher.EventPublisher`` pseudonymises,
+* ``PublisherSink``  — the default: ``casewatch.adapters.kafka.publisher.EventPublisher`` pseudonymises,
                        validates and sends each event; a feed dead letter goes to the dead-letter
                        topic with its ``child_ref`` pseudonymised.
 * ``DryRunSink``     — ``--dry-run``: maps and counts, sends nothing.
@@ -132,11 +132,11 @@ class JsonlSink(Sink):
 
 
 class PublisherSink(Sink):
-    """Publishes through ``services.ingest.publisher.EventPublisher`` (pseudonymise, validate, send).
+    """Publishes through ``casewatch.adapters.kafka.publisher.EventPublisher`` (pseudonymise, validate, send).
 
     An import is history: its events carry the ``casewatch-replay`` header of one run (kind
     ``import``), and closing the sink sends the run's replay-end control record to every partition
-    of the events topic (``casewatch.replay_marking``), so the engine reports itself catching up
+    of the events topic (``casewatch.adapters.kafka.replay_marking``), so the engine reports itself catching up
     and publishes no figure from a half-imported history. Dead letters are not marked."""
     destination = "Kafka"
 
@@ -148,7 +148,7 @@ class PublisherSink(Sink):
         self.run_id: str | None = None
 
     def _mark(self) -> None:
-        from casewatch.replay_marking import mark_producer, new_run_id
+        from casewatch.adapters.kafka.replay_marking import mark_producer, new_run_id
         self.run_id = new_run_id("import")
         mark_producer(self.publisher.producer, self.run_id, self.publisher.settings.events_topic)
 
@@ -180,7 +180,7 @@ class PublisherSink(Sink):
                 self._futures.clear()
         finally:
             if self.run_id is not None:
-                from casewatch.replay_marking import send_replay_end, unmark_producer
+                from casewatch.adapters.kafka.replay_marking import send_replay_end, unmark_producer
                 producer = self.publisher.producer
                 unmark_producer(producer)
                 try:

@@ -5,7 +5,7 @@ validated and published to Kafka.
   (at most ``ingest_max_batch``).
 * Bearer token per source system (``ingest_tokens``); the event's ``source_system`` is set from it.
 * 403 for the whole request (nothing stored) when a record is outside the token's grant
-  (``services/ingest/authorisation.py``): an authority not in its ``la_codes``, a reference that is
+  (``casewatch/edge/authorisation.py``): an authority not in its ``la_codes``, a reference that is
   already a pseudonym from a source not allowed to send one, a correction of another source's event.
 * 202 only after Kafka acknowledged every record of the request (acks=all).
 * 422 with field-level errors (never input values) for an invalid event, which is also written to
@@ -40,9 +40,9 @@ from starlette.concurrency import run_in_threadpool
 from casewatch.access import grant_for_token, json_depth
 from casewatch.config import IngestGrant, Settings, get_settings
 from services.ingest import openapi
-from services.ingest.authorisation import UUID_RE, door_checks
-from services.ingest.event_sources import EventSources, Origin
-from services.ingest.publisher import STAGE_DECODE, Checked, EventPublisher, KafkaUnavailable
+from casewatch.edge.authorisation import UUID_RE, door_checks
+from casewatch.adapters.kafka.event_sources import EventSources, Origin
+from casewatch.adapters.kafka.publisher import STAGE_DECODE, Checked, EventPublisher, KafkaUnavailable
 
 log = logging.getLogger("casewatch.ingest")
 

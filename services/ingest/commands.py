@@ -12,7 +12,7 @@ def _ingest(args: argparse.Namespace) -> int:
 
     from casewatch.command_errors import USAGE, CommandError
     from casewatch.config import get_settings
-    from services.ingest.pseudonymise import load_key
+    from casewatch.edge.pseudonymise import load_key
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     settings = get_settings()
@@ -40,7 +40,7 @@ def _ingest(args: argparse.Namespace) -> int:
 
 
 def _load(args: argparse.Namespace) -> int:
-    from services.ingest.bulk_load import run
+    from casewatch.edge.bulk_load import run
     return run(args)
 
 
@@ -63,11 +63,11 @@ def register(subparsers) -> None:
     sub = dlq.add_subparsers(dest="dlq_command", metavar="ACTION")
     lst = sub.add_parser("list", help="one line per dead letter: number, time, source, stage, reason")
     lst.add_argument("--limit", type=int, default=None)
-    lst.set_defaults(func=lambda a: __import__("services.ingest.dead_letters", fromlist=["x"]).cmd_list(a))
+    lst.set_defaults(func=lambda a: __import__("services.ingest.dlq", fromlist=["x"]).cmd_list(a))
     show = sub.add_parser("show", help="one dead letter in full")
     show.add_argument("number", help="its number from `dlq list` (offset, or partition:offset)")
-    show.set_defaults(func=lambda a: __import__("services.ingest.dead_letters", fromlist=["x"]).cmd_show(a))
+    show.set_defaults(func=lambda a: __import__("services.ingest.dlq", fromlist=["x"]).cmd_show(a))
     rep = sub.add_parser("replay", help="re-validate stored payloads; publish the ones that now pass")
     rep.add_argument("--dry-run", action="store_true")
-    rep.set_defaults(func=lambda a: __import__("services.ingest.dead_letters", fromlist=["x"]).cmd_replay(a))
+    rep.set_defaults(func=lambda a: __import__("services.ingest.dlq", fromlist=["x"]).cmd_replay(a))
     dlq.set_defaults(func=lambda a: (dlq.print_help(), 2)[1])

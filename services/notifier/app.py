@@ -25,7 +25,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, g
 from casewatch.config import get_settings
 from services.notifier.mail import DROP_PARTS, DROP_REASONS, Allowed, Dropped, RuleCatalogue, compose, sanitise_group
 from services.notifier.rota import RotaError, load_rota
-from services.notifier.settings import NotifierSettings, WebhookSecretError, read_webhook_secret
+from casewatch.config import NotifierSettings, WebhookSecretError, read_webhook_secret
 
 log = logging.getLogger("casewatch.notifier")
 

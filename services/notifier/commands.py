@@ -21,7 +21,7 @@ def run(args: argparse.Namespace) -> int:
     from casewatch.command_errors import USAGE, CommandError
     from services.notifier.app import create_app
     from services.notifier.rota import RotaError, load_rota
-    from services.notifier.settings import NotifierSettings, WebhookSecretError
+    from casewatch.config import NotifierSettings, WebhookSecretError
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     settings = NotifierSettings()

@@ -7,29 +7,7 @@ import sys
 import time
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
-
-# The stack's living demo authority (``casewatch stack up``): the same seeded history goes to
-# Kafka (``simulate --demo``) and, as daily figures, into Prometheus before it starts.
-DEMO_PROFILE = "stockton"   # services.simulator.rates.PROFILES: the demo authority E06000004's own rates
-DEMO_POPULATION = 45000     # Stockton-on-Tees's children under 18 (the profile's population)
-DEMO_SEED = 1
-DEMO_HISTORY_DAYS = 730  # two years (``--history-years 2``)
-
-
-def demo_history_events(settings, until: date):
-    """The demo authority's history events up to ``until``, as ``simulate --demo`` publishes them."""
-    from services.simulator.authority import authority_events
-    return authority_events(settings.la_code_list, DEMO_POPULATION, DEMO_SEED,
-                            until - timedelta(days=DEMO_HISTORY_DAYS), until, profile=DEMO_PROFILE)
-
-
-def demo_history_payloads(settings, until: date) -> list[dict]:
-    """The demo history as the engine receives it: checked and pseudonymised at the ingest edge
-    (the publisher's own check, no Kafka needed); what the edge rejects is left out."""
-    from services.simulator.output import make_publisher
-    publisher = make_publisher(settings, "simulator")
-    checked = (publisher.check(event) for event in demo_history_events(settings, until))
-    return [c.payload for c in checked if c.ok]
+from casewatch.simulation.demo import DEMO_HISTORY_DAYS, DEMO_PROFILE, DEMO_SEED
 
 
 def _date(text: str) -> date:
@@ -153,7 +131,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 # -- simulate ---------------------------------------------------------------------------------------
 def _simulate(args) -> int:
     from casewatch.config import get_settings
-    from services.simulator.authority import Scenario, authority_events
+    from casewatch.simulation.authority import Scenario, authority_events
     from services.simulator.output import FileSink, paced
 
     settings = get_settings()
@@ -183,7 +161,7 @@ def _simulate(args) -> int:
         print(f"ERROR: {exc}", file=sys.stderr)
         return 2
 
-    from services.simulator.rates import profile as rates_profile
+    from casewatch.simulation.rates import profile as rates_profile
     population = args.population or rates_profile(args.profile).POPULATION
     events = authority_events(la_codes, population, args.seed, history_start,
                               None if args.realtime else until, scenarios, profile=args.profile)
@@ -265,7 +243,7 @@ def _replay(args) -> int:
     # Kafka not reachable: said at once, with the fix (exit 1), not after the admin client's retries
     from casewatch.command_errors import require_kafka
     require_kafka(settings)
-    from services.ingest.topics import ensure_topics
+    from casewatch.adapters.kafka.topics import ensure_topics
     created = ensure_topics(settings)  # the events and dead-letter topics, when missing
     if created:
         print(f"created topic(s): {', '.join(created)}", file=sys.stderr)
@@ -313,7 +291,7 @@ def _backfill_range(args) -> tuple[date, date]:
 
 
 def _scrape_labels(args, settings) -> dict[str, str]:
-    from services.simulator.backfill import scrape_labels
+    from casewatch.adapters.prometheus.backfill import scrape_labels
     labels = scrape_labels(settings)
     labels["job"] = args.job
     if args.instance:
@@ -325,7 +303,7 @@ def _backfill(args) -> int:
     from tqdm import tqdm
 
     from casewatch.config import get_settings
-    from services.simulator.backfill import backfill_data_dir
+    from casewatch.adapters.prometheus.backfill import backfill_data_dir
     from services.simulator.output import read_events
 
     if not args.events.is_file():
@@ -358,9 +336,9 @@ def _history_load(args) -> int:
     from casewatch.config import get_settings
     from casewatch.stack.components import StackError
     from casewatch.stack.manager import StackManager
-    from services.ingest.bulk_load import BulkLoader, read_records
-    from services.ingest.pseudonymise import PseudonymisationKeyError
-    from services.simulator.backfill import backfill_data_dir, backfilled
+    from casewatch.edge.bulk_load import BulkLoader, read_records
+    from casewatch.edge.pseudonymise import PseudonymisationKeyError
+    from casewatch.adapters.prometheus.backfill import backfill_data_dir, backfilled
 
     t0 = time.monotonic()
     cmd = "history load"
@@ -463,7 +441,7 @@ class _KafkaDown(Exception):
 
 
 def _history_publisher(settings, source_system: str):
-    from services.simulator.output import make_publisher
+    from casewatch.simulation.demo import make_publisher
     return make_publisher(settings, source_system)
 
 
@@ -471,8 +449,8 @@ def _history_publish(settings, source_system: str, raws: list) -> tuple[str, dic
     from kafka.errors import KafkaError
     from tqdm import tqdm
 
-    from services.ingest.publisher import KafkaUnavailable
-    from services.ingest.topics import ensure_topics
+    from casewatch.adapters.kafka.publisher import KafkaUnavailable
+    from casewatch.adapters.kafka.topics import ensure_topics
     from services.simulator.output import KafkaSink
 
     try:

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Iterable, Iterator, Protocol
 
 from casewatch.config import Settings
+from casewatch.simulation.demo import make_publisher
 
 
 class EventSink(Protocol):
@@ -38,16 +39,16 @@ class FileSink:
 
 
 class KafkaSink:
-    """Publishes through ``services.ingest.publisher`` with ``services.ingest.pseudonymise``: the
+    """Publishes through ``casewatch.adapters.kafka.publisher`` with ``casewatch.edge.pseudonymise``: the
     same path as the ingest edge and the bulk loader, so raw case-system ids never reach Kafka.
 
     With ``replay_kind`` (e.g. ``"replay"``) the events are one replay run
-    (:mod:`casewatch.replay_marking`): each carries the run's ``casewatch-replay`` header, and
+    (:mod:`casewatch.adapters.kafka.replay_marking`): each carries the run's ``casewatch-replay`` header, and
     :meth:`end_replay` (called by :meth:`close` at the latest) sends the run's replay-end to every
     partition, so the engine reports itself catching up, and publishes no indicator, until then."""
 
     def __init__(self, settings: Settings, source_system: str = "simulator", replay_kind: str | None = None):
-        from services.ingest import publisher as ingest_publisher  # noqa: F401 - see make_publisher
+        from casewatch.adapters.kafka import publisher as ingest_publisher  # noqa: F401 - see make_publisher
         self._settings = settings
         self._publisher = make_publisher(settings, source_system)
         self.count = 0
@@ -61,7 +62,7 @@ class KafkaSink:
 
     def start_replay(self, kind: str = "replay") -> str:
         """Mark what is sent from now on as one replay run; returns its id."""
-        from casewatch.replay_marking import mark_producer, new_run_id
+        from casewatch.adapters.kafka.replay_marking import mark_producer, new_run_id
         self.end_replay()
         self.replay_run = new_run_id(kind)
         mark_producer(self._publisher.producer, self.replay_run, self._settings.events_topic)
@@ -69,7 +70,7 @@ class KafkaSink:
 
     def end_replay(self) -> None:
         """Send the current replay run's end marker to every partition (nothing without a run)."""
-        from casewatch.replay_marking import send_replay_end, unmark_producer
+        from casewatch.adapters.kafka.replay_marking import send_replay_end, unmark_producer
         run, self.replay_run = self.replay_run, None
         if run is None:
             return
@@ -93,12 +94,6 @@ class KafkaSink:
                   "CASEWATCH_ENGINE_REPLAY_SILENCE_SECONDS", file=sys.stderr)
         finally:
             self._publisher.close()
-
-
-def make_publisher(settings: Settings, source_system: str):
-    """The ingest module's publisher. Kept in one function so the adapter is in one place."""
-    from services.ingest.publisher import EventPublisher
-    return EventPublisher(settings, source_system=source_system)
 
 
 def read_events(path: Path) -> Iterator[dict]:

@@ -1,12 +1,12 @@
 """Bad Kafka credentials and an untrusted broker certificate, against a real SASL_SSL broker
-(casewatch/stack/kafka_sasl.py): `casewatch engine` says which in one line, exit 1, and never
+(tests/support/kafka_sasl.py): `casewatch engine` says which in one line, exit 1, and never
 prints the password."""
 from __future__ import annotations
 
 import pytest
 
 from casewatch.config import Settings
-from casewatch.stack.kafka_sasl import MECHANISM, start_sasl_broker
+from tests.support.kafka_sasl import MECHANISM, start_sasl_broker
 from casewatch.stack.processes import ProcessTable
 from tests.support.ports import free_port
 from tests.unit.test_cli_errors import one_sentence, run

@@ -72,7 +72,7 @@ def test_exec_start_is_a_real_casewatch_command_with_valid_flags(path):
 @pytest.mark.parametrize("path", SERVICES, ids=lambda p: p.name)
 def test_secrets_come_from_files_that_secrets_init_writes(path):
     from casewatch.deployment import KEY_NAME, TOKENS_NAME
-    from services.notifier.settings import WEBHOOK_SECRET_NAME
+    from casewatch.config import WEBHOOK_SECRET_NAME
     unit = parse(path)
     service = unit["Service"]
     credentials = dict(value.split(":", 1) for value in service.get("LoadCredential", []))
@@ -100,7 +100,7 @@ def test_units_are_hardened_and_restart_except_on_a_configuration_mistake(path):
 
 def test_every_setting_the_units_give_is_a_real_setting():
     from casewatch.config import Settings
-    from services.notifier.settings import NotifierSettings
+    from casewatch.config import NotifierSettings
     known = {f"CASEWATCH_{f.upper()}" for f in (*Settings.model_fields, *NotifierSettings.model_fields)}
     given = set()
     for path in SERVICES:

@@ -175,7 +175,7 @@ def _demo_events_after(d: date) -> list[dict]:
     """The demo's events dated after ``d`` up to two days on: what the living demo can have
     published since the history ended (the generator is seeded, so these are the same events)."""
     from casewatch.config import Settings
-    from services.simulator.commands import demo_history_events
+    from casewatch.simulation.demo import demo_history_events
     settings = Settings(la_codes="E06000004")
     return [e for e in demo_history_events(settings, d + timedelta(days=2))
             if str(e["effective_date"])[:10] > d.isoformat()]
@@ -210,7 +210,7 @@ def test_live_figures_continue_the_backfilled_ones(demo_stack: DemoStack):
     # The re-referral rate over 12 months: numerator and denominator move by at most the
     # referrals dated since (entering the window) plus those of the days leaving it.
     referrals_since = sum(1 for e in later if e["event_type"] == "referral.received")
-    from services.simulator.commands import demo_history_events
+    from casewatch.simulation.demo import demo_history_events
     from casewatch.config import Settings
     leaving_from = yesterday.replace(year=yesterday.year - 1) - timedelta(days=1)
     leaving_to = today.replace(year=today.year - 1) + timedelta(days=2)

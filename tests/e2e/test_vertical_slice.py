@@ -10,7 +10,7 @@ from datetime import date
 import pytest
 from kafka import KafkaProducer
 
-from casewatch.topics import ensure_topics
+from casewatch.adapters.kafka.topics import ensure_topics
 
 pytestmark = pytest.mark.e2e
 

@@ -31,10 +31,10 @@ import yaml
 from aiosmtpd.controller import Controller
 
 from casewatch.stack.components import http_ok, render_prometheus_config
-from casewatch.topics import ensure_topics
+from casewatch.adapters.kafka.topics import ensure_topics
 from services.notifier.app import create_app
-from services.notifier.settings import NotifierSettings
-from services.simulator.authority import Scenario, authority_events
+from casewatch.config import NotifierSettings
+from casewatch.simulation.authority import Scenario, authority_events
 from tests.support.engine_runs import REF_FIELDS, pseudonym, publish, wait_until_settled
 
 from tests.conftest import free_port

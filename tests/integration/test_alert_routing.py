@@ -28,7 +28,7 @@ import yaml
 from aiosmtpd.controller import Controller
 
 from services.notifier.app import create_app
-from services.notifier.settings import NotifierSettings
+from casewatch.config import NotifierSettings
 
 from tests.conftest import free_port
 from tests.support.mailbox import Mailbox
@@ -61,7 +61,7 @@ def running_alert_path(tmp_path: Path, group_interval: str | None = None):
     notifier_port = free_port()
     # /alerts needs Alertmanager's bearer credentials: the secret render_alertmanager_config (below)
     # points Alertmanager at, in the same state dir.
-    from services.notifier.settings import WEBHOOK_SECRET_NAME, ensure_webhook_secret
+    from casewatch.config import WEBHOOK_SECRET_NAME, ensure_webhook_secret
     ensure_webhook_secret(tmp_path / WEBHOOK_SECRET_NAME)
     settings = NotifierSettings(smtp_host="127.0.0.1", smtp_port=smtp_port, rota_file=rota,
                                 grafana_url="http://localhost:3000", notifier_port=notifier_port,

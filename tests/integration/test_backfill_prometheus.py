@@ -136,9 +136,9 @@ def test_history_load_publishes_one_replay_run_and_backfills(local_stack, tmp_pa
     """`casewatch history load`: the valid events reach Kafka as one replay-marked run ending with
     a replay-end on every partition, the invalid one is rejected and named in the summary, and the
     Prometheus data dir answers a past day's figure counted from the file."""
-    from casewatch.replay_marking import CONTROL_HEADER, REPLAY_END, REPLAY_HEADER
+    from casewatch.adapters.kafka.replay_marking import CONTROL_HEADER, REPLAY_END, REPLAY_HEADER
     from casewatch.stack.components import settings_env
-    from casewatch.topics import ensure_topics
+    from casewatch.adapters.kafka.topics import ensure_topics
 
     settings = local_stack.settings_for()
     ensure_topics(settings)
@@ -250,8 +250,8 @@ def test_the_backfill_default_calendar_is_the_configured_one(tmp_path, monkeypat
     (casewatch.bootstrap.make_calendar of the settings), never a bare England calendar: an extra
     holiday on each weekday before the day makes every referral decision of the 28 days in time."""
     from casewatch.config import get_settings
-    from services.simulator.authority import authority_events
-    from services.simulator.backfill import write_openmetrics
+    from casewatch.simulation.authority import authority_events
+    from casewatch.adapters.prometheus.backfill import write_openmetrics
 
     day = date(2025, 6, 30)
     events = list(authority_events(["E06000004"], 6000, 5, date(2025, 3, 1), day, warmup_years=0))

@@ -12,7 +12,7 @@ from datetime import datetime
 
 import pytest
 
-from casewatch.topics import ensure_topics
+from casewatch.adapters.kafka.topics import ensure_topics
 from dashboards import panel_queries
 from tests.support.engine_runs import demo_events, publish, wait_until_settled
 

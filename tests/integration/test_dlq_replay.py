@@ -8,8 +8,8 @@ import pytest
 from casewatch import cli
 from casewatch.config import get_settings
 from schemas import parse_wire
-from services.ingest.publisher import EventPublisher
-from services.ingest.topics import ensure_topics
+from casewatch.adapters.kafka.publisher import EventPublisher
+from casewatch.adapters.kafka.topics import ensure_topics
 
 from tests.integration.test_ingest_kafka import KEY, RAW_PREFIX, raw_example, read_topic, topic_settings
 

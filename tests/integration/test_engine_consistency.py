@@ -20,7 +20,7 @@ import urllib.request
 
 import pytest
 
-from casewatch.topics import ensure_topics
+from casewatch.adapters.kafka.topics import ensure_topics
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.support.engine_runs import cpu_hog, demo_events, health, indicator_names, publish, scrape, wait_until_caught_up

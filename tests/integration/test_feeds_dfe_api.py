@@ -17,8 +17,8 @@ from schemathesis import checks as st_checks
 
 from casewatch.domain.history import ChildHistory
 from services.feeds.dfe_api import DEFAULT_OPENAPI, SnapshotAdapter, create_app as _create_app, load_schema
-from services.feeds.snapshot_state import MemorySnapshotStore, SqliteSnapshotStore
-from services.ingest.pseudonymise import Pseudonymiser
+from casewatch.adapters.sqlite.snapshot_state import MemorySnapshotStore, SqliteSnapshotStore
+from casewatch.edge.pseudonymise import Pseudonymiser
 
 OPENAPI = DEFAULT_OPENAPI   # the copy vendored in the package (services/feeds/dfe_csc_api/SOURCE.md)
 TOKEN = "supplier-token-0123456789"

@@ -24,9 +24,9 @@ from schemathesis.config import SchemathesisConfig
 
 from casewatch.config import Settings
 from services.ingest.api import create_app
-from services.ingest.event_sources import EventSources
-from services.ingest.publisher import EventPublisher
-from services.ingest.topics import ensure_topics
+from casewatch.adapters.kafka.event_sources import EventSources
+from casewatch.adapters.kafka.publisher import EventPublisher
+from casewatch.adapters.kafka.topics import ensure_topics
 from tests.support.kafka_topics import read_topic
 
 pytestmark = pytest.mark.integration

@@ -17,9 +17,9 @@ from schemas import IDENTIFIER_FIELDS, parse_event, parse_wire
 from schemas.code_lists import all_code_lists, latest_year
 from schemas.examples import valid_examples
 from services.ingest.api import create_app
-from services.ingest.publisher import EventPublisher
-from services.ingest.pseudonymise import Pseudonymiser
-from services.ingest.topics import ensure_topics
+from casewatch.adapters.kafka.publisher import EventPublisher
+from casewatch.edge.pseudonymise import Pseudonymiser
+from casewatch.adapters.kafka.topics import ensure_topics
 from tests.support.kafka_topics import read_topic
 
 pytestmark = pytest.mark.integration

@@ -8,9 +8,9 @@ from collections import Counter
 import pytest
 
 from schemas import IDENTIFIER_FIELDS, parse_wire
-from services.ingest.bulk_load import load_files
-from services.ingest.publisher import EventPublisher
-from services.ingest.topics import ensure_topics
+from casewatch.edge.bulk_load import load_files
+from casewatch.adapters.kafka.publisher import EventPublisher
+from casewatch.adapters.kafka.topics import ensure_topics
 
 from tests.integration.test_ingest_kafka import RAW_PREFIX, read_topic, topic_settings
 from schemas.examples import valid_examples

@@ -2,7 +2,7 @@
 loader path (pseudonymised, validated, published) into Kafka, and a real engine reading the topic
 with a fixed "today" shows the referral figures counted independently from the file here.
 
-The replay is marked (casewatch/replay_marking.py): every record carries the run's
+The replay is marked (casewatch/adapters/kafka/replay_marking.py): every record carries the run's
 ``casewatch-replay`` header and each partition ends with the run's replay-end control record, which
 the engine neither counts nor dead-letters. Replaying the same file into the caught-up engine: while
 the replay runs the worker reports itself catching up and publishes no indicator (so no page can
@@ -24,7 +24,7 @@ from datetime import date
 import pytest
 
 
-from casewatch.replay_marking import CONTROL_HEADER, CONTROL_KEY, REPLAY_HEADER
+from casewatch.adapters.kafka.replay_marking import CONTROL_HEADER, CONTROL_KEY, REPLAY_HEADER
 from tests.conftest import REPO, TEST_KEY, free_port
 from tests.support.kafka_topics import read_records
 from tests.support.engine_runs import EndOffsets, figures, health, indicator_names, scrape, wait_until_caught_up

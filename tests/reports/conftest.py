@@ -2,7 +2,7 @@
 
 Two synthetic authorities' events (the simulator, Stockton profile, small populations) are turned
 into TSDB blocks for the days the packs read (quarter and month ends, the workload day and the same
-day a year earlier) by the backfill's own path (`services.simulator.backfill.backfill_data_dir`:
+day a year earlier) by the backfill's own path (`casewatch.adapters.prometheus.backfill.backfill_data_dir`:
 the engine's domain code per day, the recording rules evaluated over it), one day at a time, and a
 real Prometheus 2.42 (Debian) is started on them. Every query a pack makes goes to it over HTTP.
 """
@@ -14,8 +14,8 @@ from types import SimpleNamespace
 
 import pytest
 
-from services.simulator.authority import authority_events
-from services.simulator.backfill import TemporaryPrometheus, backfill_data_dir
+from casewatch.simulation.authority import authority_events
+from casewatch.adapters.prometheus.backfill import TemporaryPrometheus, backfill_data_dir
 
 LAS = ["E06000004", "E06000001"]
 PERIOD = "2026-Q2"                       # July to September 2026

@@ -14,8 +14,8 @@ from datetime import date
 import pytest
 from dateutil.relativedelta import relativedelta
 
-from services.simulator.authority import authority_events
-from services.simulator.rates import profile
+from casewatch.simulation.authority import authority_events
+from casewatch.simulation.rates import profile
 
 WINDOW = ("2025-04-01", "2026-03-31")     # a financial year inside the fixture's history
 

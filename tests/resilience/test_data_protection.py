@@ -26,13 +26,13 @@ from fastapi.testclient import TestClient
 from casewatch.stack import components as stack_components
 from schemas.examples import valid_examples
 from services.ingest.api import create_app
-from services.ingest.publisher import EventPublisher
-from services.ingest.topics import ensure_topics
+from casewatch.adapters.kafka.publisher import EventPublisher
+from casewatch.adapters.kafka.topics import ensure_topics
 from services.notifier.mail import compose, sanitise_group
 from services.notifier.rota import OnCall
 from tests.conftest import REPO
 from tests.support.kafka_topics import read_topic as read_topic_records
-from tests.resilience.engine_io import sample_sum, scrape
+from tests.support.engine_io import sample_sum, scrape
 
 TODAY = "2025-10-01"
 TOKEN = "dp-token-0123456789abcdef"

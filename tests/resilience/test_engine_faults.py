@@ -12,9 +12,9 @@ import urllib.request
 import pytest
 
 from casewatch.stack import components as stack_components
-from casewatch.topics import ensure_topics
-from tests.resilience.engine_io import (LA, child_ref, publish, publish_raw, read_dead_letters, referral,
-                                        sample_sum, scrape, wait_for_figure)
+from casewatch.adapters.kafka.topics import ensure_topics
+from tests.support.engine_io import (LA, child_ref, publish, publish_raw, read_dead_letters, referral,
+                                     sample_sum, scrape, wait_for_figure)
 from tests.support.engine_runs import wait_until_caught_up
 
 # Bounds leave room for a loaded 2-core machine (a broker restart alone can take a minute there).

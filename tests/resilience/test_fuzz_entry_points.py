@@ -28,11 +28,11 @@ from casewatch.stack import components as stack_components
 from schemas.events import EVENT_TYPES
 from schemas.examples import valid_examples
 from services.ingest.api import create_app
-from services.ingest.publisher import EventPublisher
-from services.ingest.topics import ensure_topics
+from casewatch.adapters.kafka.publisher import EventPublisher
+from casewatch.adapters.kafka.topics import ensure_topics
 from tests.conftest import REPO
-from tests.resilience.engine_io import (LA, child_ref, producer_for, read_dead_letters, referral, sample_sum,
-                                        scrape)
+from tests.support.engine_io import (LA, child_ref, producer_for, read_dead_letters, referral, sample_sum,
+                                     scrape)
 
 TODAY = "2026-11-02"
 PROCESSED = "casewatch_events_processed_total"

@@ -12,8 +12,8 @@ from fastapi.testclient import TestClient
 from casewatch.stack import components as stack_components
 from schemas.examples import valid_examples
 from services.ingest.api import create_app
-from services.ingest.publisher import EventPublisher
-from services.ingest.topics import ensure_topics
+from casewatch.adapters.kafka.publisher import EventPublisher
+from casewatch.adapters.kafka.topics import ensure_topics
 from tests.support.kafka_topics import read_topic
 
 pytestmark = pytest.mark.integration

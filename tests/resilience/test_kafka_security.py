@@ -1,5 +1,5 @@
 """casewatch against a Kafka broker secured as a council would run it: a SASL_SSL listener with
-SCRAM-SHA-512 users, a certificate from the deployment's own CA (casewatch/stack/kafka_sasl.py).
+SCRAM-SHA-512 users, a certificate from the deployment's own CA (tests/support/kafka_sasl.py).
 
 * a real `casewatch engine` process, given the security settings in its environment, counts an
   event that a kafka-python producer published over SASL_SSL;
@@ -15,13 +15,13 @@ import time
 import pytest
 from kafka import KafkaAdminClient
 
-from casewatch.kafka_security import (KafkaAuthenticationFailed, KafkaTLSFailed, KafkaUnreachable,
-                                      connect_producer,
-                                      faust_credentials, kafka_python_config)
-from casewatch.stack.kafka_sasl import make_certificate_authority, start_sasl_broker
+from casewatch.adapters.kafka.security import (KafkaAuthenticationFailed, KafkaTLSFailed, KafkaUnreachable,
+                                               connect_producer,
+                                               faust_credentials, kafka_python_config)
+from tests.support.kafka_sasl import make_certificate_authority, start_sasl_broker
 from casewatch.stack.processes import ProcessTable
-from casewatch.topics import topic_specs
-from tests.resilience.engine_io import LA, referral, sample_sum, scrape, wait_for_figure
+from casewatch.adapters.kafka.topics import topic_specs
+from tests.support.engine_io import LA, referral, sample_sum, scrape, wait_for_figure
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(180)]
 

@@ -19,8 +19,8 @@ from prometheus_client.parser import text_string_to_metric_families
 from schemas.code_lists import codes, collection_years
 from schemas.events import EVENT_TYPES
 from schemas.examples import valid_examples
-from services.ingest.topics import ensure_topics
-from tests.resilience.engine_io import child_ref, sample_sum, scrape
+from casewatch.adapters.kafka.topics import ensure_topics
+from tests.support.engine_io import child_ref, sample_sum, scrape
 
 TODAY = "2025-10-01"
 PER_DIMENSION = 10_000

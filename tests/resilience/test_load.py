@@ -19,8 +19,8 @@ import uuid
 from kafka import KafkaProducer
 
 from schemas.examples import valid_examples
-from services.ingest.topics import ensure_topics
-from tests.resilience.engine_io import child_ref, sample_sum, scrape
+from casewatch.adapters.kafka.topics import ensure_topics
+from tests.support.engine_io import child_ref, sample_sum, scrape
 
 SOAK = os.environ.get("CASEWATCH_SOAK") == "1"
 RATE = 1000 if SOAK else 300            # events per second

@@ -13,8 +13,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from services.feeds.dfe_api import DEFAULT_OPENAPI, SOURCE, SnapshotAdapter, create_app, load_schema
-from services.feeds.snapshot_state import MemorySnapshotStore
-from services.ingest.pseudonymise import Pseudonymiser
+from casewatch.adapters.sqlite.snapshot_state import MemorySnapshotStore
+from casewatch.edge.pseudonymise import Pseudonymiser
 
 PSEUDONYMISER = Pseudonymiser(b"planted-names-test-key-0123456789abcdef")
 EXAMPLE = load_schema(str(DEFAULT_OPENAPI))["items"]["example"]

@@ -47,7 +47,7 @@ def test_the_purge_queue_keeps_one_request_per_child_in_a_600_file(tmp_path):
 
 
 def test_the_pseudonym_is_ingests_scoped_one_and_the_audit_reference_is_keyed():
-    from services.ingest.pseudonymise import Pseudonymiser
+    from casewatch.edge.pseudonymise import Pseudonymiser
     settings = Settings(pseudonymisation_key=TEST_KEY)
     ps = child_pseudonym(settings, "ZZ-CHILD-7731", "E06000004")
     assert ps == Pseudonymiser(TEST_KEY.encode(), settings.pseudonymisation_key_version).pseudonym(

@@ -19,11 +19,11 @@ import pytest
 from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
 
 from casewatch.stack import components as stack_components
-from casewatch.topics import ensure_topics
+from casewatch.adapters.kafka.topics import ensure_topics
 from services.feeds.dfe_api import SnapshotAdapter
-from services.feeds.snapshot_state import SqliteSnapshotStore
-from services.ingest.publisher import EventPublisher
-from services.ingest.pseudonymise import Pseudonymiser
+from casewatch.adapters.sqlite.snapshot_state import SqliteSnapshotStore
+from casewatch.adapters.kafka.publisher import EventPublisher
+from casewatch.edge.pseudonymise import Pseudonymiser
 from tests.conftest import LocalStack, _session_settings
 from tests.support.engine_runs import wait_until_settled
 
@@ -275,7 +275,7 @@ def test_a_dfe_purge_below_the_child_erases_that_level_only(local_stack):
     engine's stored history) while the child's referral stays, and the engine's figures are those
     of the referral alone."""
     from casewatch.erasure import ErasureQueue
-    from services.engine.changelog import decode_history
+    from casewatch.processing.store import decode_history
     settings = local_stack.settings_for(fixed_today="2026-11-02")
     ensure_topics(settings)
     ref = f"LEVEL-{uuid.uuid4().hex[:10]}"

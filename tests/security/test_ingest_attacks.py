@@ -18,8 +18,8 @@ from casewatch.config import Settings
 from schemas import IDENTIFIER_FIELDS
 from schemas.examples import valid_examples
 from services.ingest.api import create_app
-from services.ingest.event_sources import EventSources
-from services.ingest.publisher import EventPublisher
+from casewatch.adapters.kafka.event_sources import EventSources
+from casewatch.adapters.kafka.publisher import EventPublisher
 from tests.unit.test_ingest_api import RecordedFuture, RecordingProducer, metric
 
 KEY = "security-test-key-0123456789abcdef0123456789"

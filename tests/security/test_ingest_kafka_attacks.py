@@ -18,8 +18,8 @@ from fastapi.testclient import TestClient
 from schemas import parse_wire
 from schemas.examples import valid_examples
 from services.ingest.api import create_app
-from services.ingest.publisher import EventPublisher
-from services.ingest.topics import ensure_topics
+from casewatch.adapters.kafka.publisher import EventPublisher
+from casewatch.adapters.kafka.topics import ensure_topics
 from tests.support.kafka_topics import read_topic
 
 pytestmark = pytest.mark.integration
@@ -95,7 +95,7 @@ def test_one_id_in_two_authorities_is_two_children_for_the_engine(local_stack):
     months later, in E08000025 is two first referrals, not a re-referral (the issue's spurious
     re-referral). A third referral in E06000004 is a re-referral of that authority's child (the
     check can fail)."""
-    from tests.resilience.engine_io import sample_sum, scrape, wait_for_figure
+    from tests.support.engine_io import sample_sum, scrape, wait_for_figure
     s = local_stack.settings_for(pseudonymisation_key=KEY, ingest_tokens=json.dumps(TOKENS),
                                  la_codes="E06000004,E08000025", fixed_today="2025-07-01")
     ensure_topics(s)

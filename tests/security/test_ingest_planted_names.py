@@ -16,8 +16,8 @@ from hypothesis import HealthCheck, given, settings as hsettings, strategies as 
 
 from schemas import IDENTIFIER_FIELDS
 from schemas.examples import valid_examples
-from services.ingest.bulk_load import load_files
-from services.ingest.publisher import EventPublisher
+from casewatch.edge.bulk_load import load_files
+from casewatch.adapters.kafka.publisher import EventPublisher
 from tests.security.test_ingest_attacks import LCS, client_for, settings
 from tests.unit.test_ingest_api import RecordingProducer
 

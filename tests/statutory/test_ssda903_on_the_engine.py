@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from casewatch.replay_marking import CONTROL_HEADER, CONTROL_KEY, REPLAY_HEADER
-from services.ingest.topics import ensure_topics
+from casewatch.adapters.kafka.replay_marking import CONTROL_HEADER, CONTROL_KEY, REPLAY_HEADER
+from casewatch.adapters.kafka.topics import ensure_topics
 from tests.conftest import REPO, TEST_KEY, free_port
 from tests.statutory import dfe_counting
 from tests.support.engine_runs import scrape, wait_until_caught_up

@@ -27,7 +27,7 @@ TEST_KEY = b"engine-tests-key-0123456789abcdef0123"
 
 def pseudonym(value: str, la_code: str) -> str:
     """The ingest edge's pseudonym of a case-system id of the authority ``la_code`` (contract C3)."""
-    from services.ingest.pseudonymise import Pseudonymiser
+    from casewatch.edge.pseudonymise import Pseudonymiser
     return Pseudonymiser(TEST_KEY).pseudonym(value, la_code)
 
 
@@ -35,7 +35,7 @@ def pseudonym(value: str, la_code: str) -> str:
 def demo_events(population: int = 40000, seed: int = 7, until: date = date(2026, 11, 2),
                 years: int = 2) -> tuple[dict, ...]:
     """A seeded synthetic authority's events, with references already pseudonymised."""
-    from services.simulator.authority import authority_events
+    from casewatch.simulation.authority import authority_events
     start = date(until.year - years, until.month, until.day)
     out = []
     for event in authority_events(["E06000004"], population, seed, start, until):

@@ -8,8 +8,8 @@ from datetime import date, datetime, timedelta, timezone
 
 import pytest
 
-from services.simulator.authority import authority_events
-from services.simulator.backfill import write_openmetrics
+from casewatch.simulation.authority import authority_events
+from casewatch.adapters.prometheus.backfill import write_openmetrics
 
 FIRST, LAST = date(2025, 5, 1), date(2025, 5, 31)
 LINE = re.compile(r'^([a-z0-9_]+)\{([^}]*)\} (\S+) (\d+)$')

@@ -201,7 +201,7 @@ def test_the_demo_parts_run_only_with_the_demo_profile():
 
 def test_every_casewatch_variable_is_a_real_setting():
     from casewatch.config import Settings
-    from services.notifier.settings import NotifierSettings
+    from casewatch.config import NotifierSettings
     known = {f"CASEWATCH_{field.upper()}" for field in (*Settings.model_fields, *NotifierSettings.model_fields)}
     seen = set()
     for name, service in _services().items():
@@ -226,7 +226,7 @@ def test_notifier_mail_goes_to_the_demo_catcher_by_default():
 
 def test_generated_secrets_are_where_services_and_alertmanager_read_them(tmp_path):
     """Run the secrets service's own command and check each path the services are given."""
-    from services.notifier.settings import WEBHOOK_SECRET_NAME
+    from casewatch.config import WEBHOOK_SECRET_NAME
     services = _services()
     init = services["secrets"]
     assert init["command"][:3] == ["casewatch", "secrets", "init"]

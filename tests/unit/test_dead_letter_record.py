@@ -7,8 +7,8 @@ import json
 
 from casewatch.config import Settings
 from services.feeds.envelope import DeadLetter
-from services.ingest.dead_letters import DeadLetterRecord, StoredDeadLetter
-from services.ingest.publisher import EventPublisher
+from casewatch.adapters.kafka.dead_letters import DeadLetterRecord, StoredDeadLetter
+from casewatch.adapters.kafka.publisher import EventPublisher
 
 KEY = "dead-letter-record-test-key-0123456789"
 WHEN = "2026-12-01T09:00:00.000+00:00"

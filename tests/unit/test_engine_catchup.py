@@ -1,9 +1,9 @@
-"""When an engine worker counts as caught up (services/engine/catchup.py). The real-stack
+"""When an engine worker counts as caught up (casewatch/processing/catchup.py). The real-stack
 behaviour (a restore, a rebalance, a replay into a running engine) is in
 tests/integration/test_engine_consistency.py and test_replay.py."""
 from __future__ import annotations
 
-from services.engine.catchup import CatchUp
+from casewatch.processing.catchup import CatchUp
 
 
 class Clock:

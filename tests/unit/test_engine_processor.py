@@ -1,4 +1,4 @@
-"""The engine's batch processing (services/engine/processor.py) with fakes for every port: the
+"""The engine's batch processing (casewatch/processing/processor.py) with fakes for every port: the
 figures are the real ones (over a golden scenario's events), everything else records what it was
 given. Expected counts and payloads are worked out here from the input, never by the processor."""
 from __future__ import annotations
@@ -8,10 +8,10 @@ import hashlib
 import json
 from dataclasses import dataclass
 
-from casewatch.replay_marking import is_control, replay_end_headers, replay_headers, replay_marking
+from casewatch.adapters.kafka.replay_marking import is_control, replay_end_headers, replay_headers, replay_marking
 from schemas import EVENT_TYPES
-from services.engine.processor import BatchProcessor, Record
-from services.engine.state import Applied, PartitionedFigures
+from casewatch.processing.processor import BatchProcessor, Record
+from casewatch.processing.figures import Applied, PartitionedFigures
 from tests.unit.test_golden import CALENDAR, SCENARIOS, key_of, load
 
 SCENARIO = load(SCENARIOS[0])

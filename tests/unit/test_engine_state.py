@@ -1,5 +1,5 @@
-"""The engine's per-partition state (services/engine/state.py) and its changelog value
-(services/engine/changelog.py), without Kafka: applied one event at a time, in any order and with
+"""The engine's per-partition state (casewatch/processing/figures.py) and its changelog value
+(casewatch/adapters/faust/changelog.py), without Kafka: applied one event at a time, in any order and with
 repeats, the figures are those of the whole history computed at once; a bad event changes nothing;
 the stored value restores the same figures."""
 from __future__ import annotations
@@ -11,8 +11,9 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 from casewatch.domain.aggregate import combine_series
-from services.engine.changelog import ChangelogWriter, decode_history, encode_history, extend_history
-from services.engine.state import PartitionedFigures
+from casewatch.adapters.faust.changelog import ChangelogWriter
+from casewatch.processing.store import decode_history, encode_history, extend_history
+from casewatch.processing.figures import PartitionedFigures
 from tests.unit.test_golden import CALENDAR, SCENARIOS, key_of, load, run
 
 LOADED = [load(p) for p in SCENARIOS]
@@ -163,7 +164,7 @@ def test_a_simulated_stream_one_event_at_a_time_matches_the_whole_computation_an
     import uuid
     from datetime import date
 
-    from services.simulator.authority import authority_events
+    from casewatch.simulation.authority import authority_events
     until = date(2026, 3, 31)
     events = list(authority_events(["E06000004"], 400, 5, date(2025, 4, 1), until, warmup_years=1))
     rng = random.Random(7)

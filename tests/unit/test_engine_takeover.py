@@ -1,4 +1,4 @@
-"""The take-over race (services/engine/changelog.py, TakeOverGuard), with a fake consumer: a fetch
+"""The take-over race (casewatch/adapters/faust/changelog.py, TakeOverGuard), with a fake consumer: a fetch
 asked for before a rebalance returns, after the post-rebalance seek to the committed offset, with
 records from where the worker had read up to before the rebalance. Faust's own gap and commit
 code (``Consumer._add_gap`` and ``Consumer._new_offset``, called here on the fake) then commits
@@ -15,7 +15,7 @@ from faust.transport.consumer import Consumer as FaustConsumer
 from faust.types import TP
 from intervaltree import IntervalTree
 
-from services.engine.changelog import TakeOverGuard
+from casewatch.adapters.faust.changelog import TakeOverGuard
 
 EVENTS = "events"
 P3 = TP(EVENTS, 3)

@@ -10,8 +10,8 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from casewatch.config import Settings
 from casewatch.domain.calendar import WorkingDayCalendar
-from services.engine.exposition import EngineMetrics
-from services.engine.state import PartitionedFigures
+from casewatch.adapters.prometheus.exposition import EngineMetrics
+from casewatch.processing.figures import PartitionedFigures
 
 TODAY = date(2026, 3, 31)
 

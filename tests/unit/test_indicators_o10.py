@@ -18,7 +18,7 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 from casewatch.domain.calendar import WorkingDayCalendar
 from casewatch.domain.history import ChildHistory
 from casewatch.domain.indicators import contribution
-from tests.unit.generated_histories import lac_event
+from tests.support.generated_histories import lac_event
 
 CAL = WorkingDayCalendar()
 SHORT_BREAKS = {"V3", "V4"}

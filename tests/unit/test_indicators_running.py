@@ -1,4 +1,4 @@
-"""The kept walk (casewatch.domain.running.RunningContribution) against the whole computation
+"""The kept walk (casewatch.domain.incremental.RunningContribution) against the whole computation
 (casewatch.domain.indicators.contribution) on generated histories, and ``stable_until`` against
 the figures of the days that follow."""
 from __future__ import annotations
@@ -10,8 +10,8 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 from casewatch.domain.calendar import WorkingDayCalendar
 from casewatch.domain.history import ChildHistory, Event, compact
 from casewatch.domain.indicators import contribution
-from casewatch.domain.running import RunningContribution
-from tests.unit.generated_histories import arrival, as_of_dates, dates, some_history
+from casewatch.domain.incremental import RunningContribution
+from tests.support.generated_histories import arrival, as_of_dates, dates, some_history
 
 CAL = WorkingDayCalendar()
 SETTINGS = settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -14,9 +14,9 @@ from casewatch.config import Settings
 from schemas import IDENTIFIER_FIELDS
 from schemas.examples import valid_examples
 from services.ingest.api import create_app
-from services.ingest.event_sources import EventSources
-from services.ingest.publisher import EventPublisher
-from services.ingest.pseudonymise import Pseudonymiser
+from casewatch.adapters.kafka.event_sources import EventSources
+from casewatch.adapters.kafka.publisher import EventPublisher
+from casewatch.edge.pseudonymise import Pseudonymiser
 
 KEY = "unit-test-key-0123456789abcdef0123456789"
 TOKENS = {"mosaic": "token-mosaic-123", "lcs": "token-lcs-456"}

@@ -7,8 +7,8 @@ import uuid
 from casewatch import cli
 from casewatch.config import get_settings
 from schemas.examples import valid_examples
-from services.ingest.bulk_load import EVENT_ID_NAMESPACE, csv_row_to_event, load_files
-from services.ingest.publisher import EventPublisher
+from casewatch.edge.bulk_load import EVENT_ID_NAMESPACE, csv_row_to_event, load_files
+from casewatch.adapters.kafka.publisher import EventPublisher
 
 from tests.unit.test_ingest_api import KEY, RecordingProducer, pseudonym, settings
 

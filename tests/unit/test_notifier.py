@@ -11,7 +11,7 @@ from fastapi.testclient import TestClient
 
 from services.notifier.app import create_app
 from services.notifier.rota import RotaError, load_rota, parse_rota
-from services.notifier.settings import NotifierSettings
+from casewatch.config import NotifierSettings
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "services" / "notifier" / "rota.example.yml"
 
@@ -259,7 +259,7 @@ def test_a_post_without_alertmanagers_credentials_is_401_and_mails_nothing(tmp_p
 
 
 def test_the_notifier_does_not_start_without_credentials(tmp_path):
-    from services.notifier.settings import WebhookSecretError
+    from casewatch.config import WebhookSecretError
     settings = NotifierSettings(notifier_webhook_credentials_file=tmp_path / "missing")
     with pytest.raises(WebhookSecretError):
         create_app(settings)

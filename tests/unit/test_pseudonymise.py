@@ -10,8 +10,8 @@ import pytest
 
 from casewatch import cli
 from casewatch.config import Settings, get_settings
-from services.ingest.pseudonymise import (INVALID_TEXT, REDACTED, REFUSED_PSEUDONYM, UNUSABLE_IDENTIFIER,
-                                          PseudonymisationKeyError, Pseudonymiser, dead_letter_payload, load_key)
+from casewatch.edge.pseudonymise import (INVALID_TEXT, REDACTED, REFUSED_PSEUDONYM, UNUSABLE_IDENTIFIER,
+                                         PseudonymisationKeyError, Pseudonymiser, dead_letter_payload, load_key)
 
 KEY = b"k" * 16 + b"0123456789abcdef"  # 32 bytes
 # The identifier fields, copied from docs/events.md ("The ingest edge replaces any raw value in ...").
@@ -167,7 +167,7 @@ def test_opaque_rendering_of_a_body_that_is_not_an_object():
 
 
 def test_an_unconfigured_team_is_kept_only_as_a_keyed_digest_that_a_replay_can_restore():
-    from services.ingest.publisher import EventPublisher
+    from casewatch.adapters.kafka.publisher import EventPublisher
     from tests.unit.test_ingest_api import RecordingProducer
     s = Settings(pseudonymisation_key=KEY.decode(), teams="cp_1")
     publisher = EventPublisher(s, producer=RecordingProducer())

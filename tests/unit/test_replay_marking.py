@@ -1,4 +1,4 @@
-"""Replay marking (casewatch/replay_marking.py): the header every replayed record carries and the
+"""Replay marking (casewatch/adapters/kafka/replay_marking.py): the header every replayed record carries and the
 replay-end control record sent to every partition. The producer here records what it is asked to
 send (kafka-python's ``send`` signature); tests/integration/test_replay.py reads the headers back
 from a real Kafka."""
@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import pytest
 
-from casewatch.replay_marking import (CONTROL_HEADER, CONTROL_KEY, REPLAY_END, REPLAY_HEADER, is_control,
-                                      mark_producer, new_run_id, replay_marking, replay_run, send_replay_end,
-                                      unmark_producer)
+from casewatch.adapters.kafka.replay_marking import (CONTROL_HEADER, CONTROL_KEY, REPLAY_END, REPLAY_HEADER, is_control,
+                                                     mark_producer, new_run_id, replay_marking, replay_run, send_replay_end,
+                                                     unmark_producer)
 
 
 class Acknowledged:

@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 from dateutil.relativedelta import relativedelta
 
-from services.simulator.authority import Scenario, authority_events
+from casewatch.simulation.authority import Scenario, authority_events
 
 WINDOW_START, WINDOW_END = date(2024, 4, 1), date(2026, 3, 31)
 BANK_HOLIDAYS = sorted(holidays.UK(subdiv="ENG", years=range(2015, 2030)).keys())
@@ -255,7 +255,7 @@ def test_every_event_validates_once_pseudonymised_at_the_edge():
     """The simulator emits raw-looking ids; after the ingest edge's pseudonymiser every event must
     pass the schemas (the same path `--publish` and `casewatch replay` take)."""
     from schemas import ValidationFailure, parse_event
-    from services.ingest.pseudonymise import Pseudonymiser
+    from casewatch.edge.pseudonymise import Pseudonymiser
 
     pseudonymiser = Pseudonymiser(b"simulator-test-key-0123456789abcdef")
     failures = Counter()

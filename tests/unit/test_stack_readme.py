@@ -52,7 +52,7 @@ def test_the_notifiers_own_port_settings_are_listed_too():
     notifier = getattr(casewatch.config, "NotifierSettings", None)
     if notifier is None:
         try:
-            from services.notifier.settings import NotifierSettings as notifier
+            from casewatch.config import NotifierSettings as notifier
         except ModuleNotFoundError:  # folded into Settings itself (issue 14): the test above covers it
             assert "smtp_host" in Settings.model_fields
             return

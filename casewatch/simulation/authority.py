@@ -2,7 +2,7 @@
 
 Pure Python (no Kafka): ``authority_events(...)`` is an iterator of wire-format events
 (docs/events.md) in event-time order, seeded and reproducible. Flows follow the rates of a
-calibration profile of :mod:`services.simulator.rates` (national by default; stockton for the demo
+calibration profile of :mod:`casewatch.simulation.rates` (national by default; stockton for the demo
 authority), sized by the child population.
 
 How it works. Day by day, contacts arrive (on working days, Poisson). A contact that becomes a
@@ -32,7 +32,7 @@ from typing import Iterable, Iterator
 from zoneinfo import ZoneInfo
 
 from casewatch.domain.calendar import WorkingDayCalendar, add_calendar_months
-from services.simulator import rates as R
+from casewatch.simulation import rates as R
 
 LONDON = ZoneInfo("Europe/London")
 EVENT_ID_NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "casewatch:simulator")
@@ -123,7 +123,7 @@ class Authority:
     def __init__(self, la_code: str, population: int, seed: int, history_start: date,
                  calendar: WorkingDayCalendar | None = None, scenarios: Iterable[Scenario] = (),
                  index: int = 0, warmup_years: int = 6, profile: str = "national"):
-        self.R = R.profile(profile)   # the calibration profile's rates (services.simulator.rates)
+        self.R = R.profile(profile)   # the calibration profile's rates (casewatch.simulation.rates)
         self.la = la_code
         self.population = population
         self.seed = seed
@@ -684,7 +684,7 @@ def authority_events(la_codes: list[str], population: int, seed: int, history_st
                      calendar: WorkingDayCalendar | None = None, warmup_years: int = 6,
                      profile: str = "national") -> Iterator[dict]:
     """Events of one or more authorities (each sized ``population``), merged in event-time order;
-    ``profile``: the calibration profile of :mod:`services.simulator.rates` (national or stockton)."""
+    ``profile``: the calibration profile of :mod:`casewatch.simulation.rates` (national or stockton)."""
     calendar = calendar or WorkingDayCalendar()
     scenarios = tuple(scenarios)
     streams = []

@@ -8,7 +8,7 @@ from kafka import KafkaAdminClient
 from kafka.admin import NewTopic
 from kafka.errors import KafkaError, TopicAlreadyExistsError
 
-from casewatch.kafka_security import kafka_python_config
+from casewatch.adapters.kafka.security import kafka_python_config
 from casewatch.config import Settings
 
 YEAR_MS = 365 * 24 * 3600 * 1000
@@ -19,7 +19,7 @@ EVENTS_TOPIC_CONFIG = {"cleanup.policy": "delete", "retention.ms": "-1", "retent
 # Dead letters are kept two years, long enough to fix a code list or a source and replay.
 DEADLETTER_TOPIC_CONFIG = {"cleanup.policy": "delete", "retention.ms": str(2 * YEAR_MS), "retention.bytes": "-1",
                            "min.insync.replicas": "1"}
-# event_id -> source system and event type of every stored event (services/ingest/event_sources.py):
+# event_id -> source system and event type of every stored event (casewatch/adapters/kafka/event_sources.py):
 # compacted, one record per event id, kept as long as the events.
 EVENT_SOURCES_TOPIC_CONFIG = {"cleanup.policy": "compact", "min.insync.replicas": "1",
                               "min.compaction.lag.ms": "0", "segment.ms": str(24 * 3600 * 1000)}

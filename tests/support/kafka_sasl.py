@@ -199,5 +199,5 @@ def start_sasl_broker(settings: Settings, work_dir: Path, processes: ProcessTabl
 
 def sasl_broker_ready(client_settings: Settings) -> tuple[bool, str]:
     """Whether a kafka-python admin client with these settings gets cluster metadata."""
-    from casewatch.kafka_security import kafka_python_config
+    from casewatch.adapters.kafka.security import kafka_python_config
     return kafka_answers_metadata(client_settings.bootstrap, 5000, **kafka_python_config(client_settings))

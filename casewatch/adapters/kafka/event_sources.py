@@ -28,8 +28,8 @@ from kafka import KafkaConsumer, TopicPartition
 from kafka.errors import KafkaError
 
 from casewatch.config import Settings
-from casewatch.kafka_security import kafka_python_config
-from services.ingest.publisher import KafkaUnavailable
+from casewatch.adapters.kafka.security import kafka_python_config
+from casewatch.adapters.kafka.publisher import KafkaUnavailable
 
 
 @dataclass(frozen=True)

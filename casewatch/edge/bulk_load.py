@@ -28,7 +28,7 @@ from typing import Any, Iterator
 from tqdm import tqdm
 
 from schemas import EVENT_TYPES
-from services.ingest.publisher import STAGE_DECODE, Checked, EventPublisher, KafkaUnavailable
+from casewatch.adapters.kafka.publisher import STAGE_DECODE, Checked, EventPublisher, KafkaUnavailable
 
 EVENT_ID_NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "casewatch:bulk-load")
 LIST_FIELDS = ("reasons", "factors")
@@ -230,7 +230,7 @@ def load_files(paths: list[Path], publisher: EventPublisher, *, dry_run: bool = 
 def run(args) -> int:
     """The ``casewatch load`` command."""
     from casewatch.config import get_settings
-    from services.ingest.pseudonymise import PseudonymisationKeyError
+    from casewatch.edge.pseudonymise import PseudonymisationKeyError
 
     settings = get_settings()
     paths = [Path(p) for p in args.files]

@@ -18,7 +18,7 @@ from casewatch.domain.aggregate import Aggregate, combine_series
 from casewatch.domain.calendar import WorkingDayCalendar
 from casewatch.domain.history import ChildHistory, Event, compact
 from casewatch.domain.indicators import Contribution, contribution
-from casewatch.domain.running import RunningContribution
+from casewatch.domain.incremental import RunningContribution
 
 
 class KeyState:

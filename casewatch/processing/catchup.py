@@ -8,7 +8,7 @@ A worker is *catching up* (``casewatch_engine_caught_up 0``) while any of these 
 * ``restore``: its table is being restored from the changelog;
 * ``lag``: more than ``max_lag`` messages on its partitions are not yet applied (or their end is
   not yet known);
-* ``replay``: one of its partitions is inside a replay run (``casewatch/replay_marking.py``): from
+* ``replay``: one of its partitions is inside a replay run (``casewatch/adapters/kafka/replay_marking.py``): from
   the first replay-marked record applied until that partition's replay-end of the run. A run that
   sent neither a record nor its end for ``replay_silence_seconds`` is taken as ended.
 

@@ -31,7 +31,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Any, Awaitable, Callable, Iterable, MutableMapping, Protocol
 
-from services.engine.changelog import decode_history, extend_history
+from casewatch.processing.store import decode_history, extend_history
 
 log = logging.getLogger("casewatch.engine")
 

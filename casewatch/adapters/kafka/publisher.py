@@ -8,7 +8,7 @@
 * A record that fails validation goes to the dead-letter topic instead (docs/events.md), with
   identifier fields pseudonymised and every value that could hold free text redacted.
 * Every stored event also gets a record ``event_id -> {source_system, event_type}`` on the
-  compacted event-sources topic (``services/ingest/event_sources.py``), acknowledged with it, so
+  compacted event-sources topic (``casewatch/adapters/kafka/event_sources.py``), acknowledged with it, so
   the ingest API can check that a correction targets an event of the same source.
 * Input hygiene before validation: text with a lone UTF-16 surrogate (anywhere) and references that
   are already pseudonyms (unless the source may send them) are field errors; dates outside the
@@ -28,14 +28,14 @@ from typing import Any, Iterable
 from kafka import KafkaProducer
 from kafka.errors import KafkaError
 
-from casewatch.kafka_security import kafka_python_config
+from casewatch.adapters.kafka.security import kafka_python_config
 from casewatch.config import Settings
 from schemas import EventBase, ValidationFailure, parse_event
 from schemas import IDENTIFIER_FIELDS
 from schemas.types import TEAM_PATTERN
-from services.ingest.dead_letters import DeadLetterRecord
-from services.ingest.pseudonymise import (PSEUDONYM_RE, REDACTED, Pseudonymiser, dead_letter_payload,
-                                          has_lone_surrogate)
+from casewatch.adapters.kafka.dead_letters import DeadLetterRecord
+from casewatch.edge.pseudonymise import (PSEUDONYM_RE, REDACTED, Pseudonymiser, dead_letter_payload,
+                                         has_lone_surrogate)
 
 log = logging.getLogger("casewatch.ingest")
 

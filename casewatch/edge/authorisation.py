@@ -19,9 +19,9 @@ from typing import Any
 from casewatch.config import IngestGrant
 from schemas import IDENTIFIER_FIELDS
 from schemas.types import UUID_PATTERN
-from services.ingest.event_sources import EventSources
-from services.ingest.publisher import PSEUDONYM_REFUSED_MESSAGE
-from services.ingest.pseudonymise import PSEUDONYM_RE
+from casewatch.adapters.kafka.event_sources import EventSources
+from casewatch.adapters.kafka.publisher import PSEUDONYM_REFUSED_MESSAGE
+from casewatch.edge.pseudonymise import PSEUDONYM_RE
 
 UUID_RE = re.compile(UUID_PATTERN)
 NO_CHILD_EVENT_TYPES = ("workforce.snapshot",)

@@ -67,7 +67,7 @@ from casewatch.stack.loopback import free_port
 
 PROMTOOL = "/usr/bin/promtool"
 PROMETHEUS = "/usr/bin/prometheus"
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
+PROJECT_ROOT = Path(__file__).resolve().parents[3]
 RULE_FILES = sorted((PROJECT_ROOT / "prometheus" / "rules").glob("*.yml"))
 MARKER = "casewatch-backfill.json"  # in the Prometheus data dir: what was backfilled
 DAY = 86400
@@ -148,7 +148,7 @@ def write_openmetrics_days(events: Iterable[dict], out_dir: Path, first: date, l
     compressed time line (:func:`compressed_timestamp`), into ``compressed_dir/figures.om``.
     ``calendar``: default, the deployment's (:func:`casewatch.bootstrap.make_calendar` of the
     settings), never a bare England calendar: extra and removed holidays always apply."""
-    from services.engine.exposition import FiguresCollector
+    from casewatch.adapters.prometheus.exposition import FiguresCollector
 
     if calendar is None:
         from casewatch.config import get_settings
@@ -448,7 +448,7 @@ def backfill_data_dir(events: Iterable[dict], data_dir: Path, first: date, last:
     ``labels``: the scrape's labels (default: the local stack's, :func:`scrape_labels`). ``bar``:
     a tqdm bar (or None) that is told each phase and step. ``marker`` is written to
     ``data_dir/casewatch-backfill.json`` when done."""
-    from services.engine.exposition import bounded_label_values
+    from casewatch.adapters.prometheus.exposition import bounded_label_values
 
     t0 = time.monotonic()
     data_dir = Path(data_dir)

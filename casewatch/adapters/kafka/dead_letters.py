@@ -8,7 +8,7 @@ stored and of the same source system as the correction (as at the ingest API). D
 replaying twice republishes the same event ids, which the engine de-duplicates.
 
 :class:`DeadLetterRecord` is the one record of the dead-letter topic, written (ingest and loader
-rejections: services/ingest/publisher.py; feed mapping rejections: services/feeds/envelope.py)
+rejections: casewatch/adapters/kafka/publisher.py; feed mapping rejections: services/feeds/envelope.py)
 and read (here) through its :meth:`~DeadLetterRecord.encode` and :meth:`~DeadLetterRecord.decode`.
 """
 from __future__ import annotations
@@ -21,11 +21,11 @@ from typing import TYPE_CHECKING, Any, Iterator
 
 from kafka import KafkaConsumer, TopicPartition
 
-from casewatch.kafka_security import kafka_python_config
+from casewatch.adapters.kafka.security import kafka_python_config
 from casewatch.config import Settings
 
 if TYPE_CHECKING:
-    from services.ingest.publisher import EventPublisher
+    from casewatch.adapters.kafka.publisher import EventPublisher
 
 REPLAYABLE_SOURCES = ("ingest", "loader", "replay")
 _FIELDS = ("payload", "errors", "source", "received_at", "stage")
@@ -119,18 +119,6 @@ def read_dead_letters(settings: Settings, timeout: float = 10.0) -> Iterator[Sto
         consumer.close()
 
 
-def _summary_line(letter: StoredDeadLetter) -> str:
-    value = letter.value
-    payload = value.get("payload")
-    event_type = payload.get("event_type") if isinstance(payload, dict) else None
-    errors = value.get("errors") or []
-    first = errors[0] if errors else {}
-    reason = f"{first.get('type', '?')}" + (f" ({first.get('loc')})" if first.get("loc") else "")
-    more = f" +{len(errors) - 1} more" if len(errors) > 1 else ""
-    return (f"{letter.number:>8}  {value.get('received_at', '?'):<29}  {value.get('source', '?'):<8} "
-            f"{value.get('stage', '?'):<10}  {str(event_type or '-'):<26}  {reason}{more}")
-
-
 def find(settings: Settings, number: str) -> StoredDeadLetter | None:
     partition, _, offset = number.rpartition(":")
     want = (int(partition) if partition else 0, int(offset))
@@ -151,9 +139,9 @@ class ReplaySummary:
 
 def replay(settings: Settings, publisher: EventPublisher, dry_run: bool = False,
            event_sources=None) -> ReplaySummary:
-    from services.ingest.authorisation import correction_checks
-    from services.ingest.event_sources import EventSources
-    from services.ingest.publisher import STAGE_VALIDATION
+    from casewatch.edge.authorisation import correction_checks
+    from casewatch.adapters.kafka.event_sources import EventSources
+    from casewatch.adapters.kafka.publisher import STAGE_VALIDATION
     sources = event_sources if event_sources is not None else EventSources(settings)
     summary = ReplaySummary()
     futures = []
@@ -184,51 +172,3 @@ def replay(settings: Settings, publisher: EventPublisher, dry_run: bool = False,
 
 
 # -- commands --------------------------------------------------------------------------------------
-
-def cmd_list(args) -> int:
-    from casewatch.config import get_settings
-    settings = get_settings()
-    count = 0
-    print(f"{'number':>8}  {'received_at':<29}  {'source':<8} {'stage':<10}  {'event_type':<26}  reason")
-    for letter in read_dead_letters(settings):
-        count += 1
-        if args.limit is None or count <= args.limit:
-            print(_summary_line(letter))
-    print(f"{count} dead letter(s) in {settings.deadletter_topic}")
-    return 0
-
-
-def cmd_show(args) -> int:
-    from casewatch.config import get_settings
-    letter = find(get_settings(), args.number)
-    if letter is None:
-        print(f"no dead letter {args.number}", file=sys.stderr)
-        return 1
-    print(json.dumps(letter.value, indent=2, ensure_ascii=False))
-    return 0
-
-
-def cmd_replay(args) -> int:
-    from casewatch.config import get_settings
-    from services.ingest.pseudonymise import PseudonymisationKeyError
-    from services.ingest.publisher import EventPublisher, KafkaUnavailable
-    settings = get_settings()
-    try:
-        publisher = EventPublisher(settings, source_system="replay", source="replay")
-    except PseudonymisationKeyError as exc:
-        print(f"casewatch dlq replay: {exc}", file=sys.stderr)
-        return 2
-    try:
-        summary = replay(settings, publisher, dry_run=args.dry_run)
-    except KafkaUnavailable as exc:
-        print(f"casewatch dlq replay: {exc}", file=sys.stderr)
-        return 1
-    finally:
-        publisher.close()
-    verb = "would replay" if args.dry_run else "replayed"
-    print(f"examined {summary.examined} dead letter(s) of the validation stage: {verb} {summary.replayed} "
-          f"that now pass, {summary.still_failing} still fail; {summary.skipped} from other stages or sources skipped")
-    if summary.replayed:
-        print("note: replayed dead letters stay in the dead-letter topic; replaying again republishes the same "
-              "event ids, which the engine de-duplicates")
-    return 0

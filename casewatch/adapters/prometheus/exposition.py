@@ -4,7 +4,7 @@ The figures are held in plain dictionaries that the event loop updates; the HTTP
 the same event loop (aiohttp), so a scrape never sees a half-applied event and needs no locks.
 Rendering walks the series only (never the children): its cost grows with the number of series.
 
-While the worker is not caught up (:mod:`services.engine.catchup`) a scrape carries only the
+While the worker is not caught up (:mod:`casewatch.processing.catchup`) a scrape carries only the
 engine's own series (``casewatch_engine_*``, events processed, lag, ...), never an indicator: a
 figure computed from a half-loaded history must not reach Prometheus (docs/metrics.md).
 """
@@ -117,7 +117,7 @@ def midnight_london(day) -> float:
 
 class EngineMetrics:
     def __init__(self, figures, settings: Settings, catch_up=None):
-        from services.engine.catchup import REASONS, CatchUp
+        from casewatch.processing.catchup import REASONS, CatchUp
         self.figures = figures
         self.catch_up = catch_up or CatchUp(settings.engine_caught_up_max_lag,
                                             settings.engine_replay_silence_seconds)

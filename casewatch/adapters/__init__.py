@@ -1,0 +1,1 @@
+"""Adapters to the technologies casewatch runs on (Kafka, Faust, Prometheus, SQLite)."""

@@ -1,0 +1,1 @@
+"""Faust: the only package that touches Faust or aiokafka internals."""

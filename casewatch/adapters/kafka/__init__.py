@@ -1,0 +1,1 @@
+"""Kafka: client security, topics, the publisher, dead letters, replay marking."""

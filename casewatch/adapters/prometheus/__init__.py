@@ -1,0 +1,1 @@
+"""Prometheus: the engine's exposition and the TSDB backfill."""

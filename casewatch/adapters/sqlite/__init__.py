@@ -1,0 +1,1 @@
+"""SQLite: the DfE adapter's snapshot state."""

@@ -1,0 +1,1 @@
+"""The edge every input passes: pseudonymisation, the ingest doors' checks, bulk loading."""

@@ -1,0 +1,1 @@
+"""The stream service layer without Faust: figures, stored histories, catching up."""

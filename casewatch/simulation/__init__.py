@@ -1,0 +1,1 @@
+"""The synthetic authority: the simulator's event generator and the stack's demo."""
