@@ -1,7 +1,10 @@
 """The ``casewatch`` command: one entry point, one subcommand per job.
 
 Each area of the project registers its own subcommands through a ``register(subparsers)``
-function, so this file only lists where they live.
+function, so this file only lists where they live. The services' command modules are named here,
+not imported (the library never imports the services that stand on it: docs/architecture.md); a
+module that cannot be imported stops every command with its name and the fix, never a silent
+skip (a rename would otherwise make ``./dev up`` run quietly without the engine).
 """
 from __future__ import annotations
 
@@ -46,10 +49,12 @@ def build_parser() -> argparse.ArgumentParser:
     for name in COMMAND_MODULES:
         try:
             module = importlib.import_module(name)
-        except ModuleNotFoundError as exc:  # an area not built yet
-            if exc.name and name.startswith(exc.name):
-                continue
-            raise
+        except ImportError as exc:
+            from casewatch.command_errors import USAGE, CommandError
+            missing = getattr(exc, "name", None) or type(exc).__name__
+            raise CommandError(f"the command module {name} cannot be imported (missing: {missing}): the "
+                               "installation is incomplete or stale; run `./dev up` or `pip install -e .` in "
+                               "the checkout again", USAGE) from exc
         module.register(sub)
     return parser
 

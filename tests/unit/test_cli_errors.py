@@ -170,3 +170,25 @@ def test_debug_shows_the_traceback(home):
     done = run(home, "--debug", "engine", CASEWATCH_KAFKA_PORT="abc")
     assert done.returncode == 1
     assert "Traceback" in done.stderr and "ValidationError" in done.stderr
+
+
+def test_a_command_module_that_cannot_be_imported_stops_the_cli(monkeypatch, capsys):
+    """No silent skip: a renamed or missing command module is named, with the fix, and nothing runs
+    (before issue 14 the CLI dropped it quietly, so `stack up` could start without the engine)."""
+    from casewatch import cli
+    monkeypatch.setattr(cli, "COMMAND_MODULES", [*cli.COMMAND_MODULES, "services.engine.not_there"])
+    code = cli.main(["stack", "status"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2
+    assert len(err) == 1
+    assert "the command module services.engine.not_there cannot be imported" in err[0]
+    assert "pip install -e ." in err[0]
+    assert "Traceback" not in err[0]
+
+
+def test_every_command_module_imports():
+    import importlib
+
+    from casewatch import cli
+    for name in cli.COMMAND_MODULES:
+        assert callable(importlib.import_module(name).register), name
