@@ -25,7 +25,7 @@ def lint(root: Path) -> subprocess.CompletedProcess:
 def test_the_layers_hold():
     done = lint(ROOT)
     assert done.returncode == 0, done.stdout + done.stderr
-    assert re.search(r"Contracts: 5 kept, 0 broken", done.stdout), done.stdout
+    assert re.search(r"Contracts: 6 kept, 0 broken", done.stdout), done.stdout
 
 
 @pytest.fixture(scope="module")
@@ -51,6 +51,8 @@ BACK_IMPORTS = [
      "casewatch.config -> services.ingest.api"),
     ("services/feeds/sinks.py", "import services.ingest.api", "one service never imports another service",
      "services.feeds.sinks -> services.ingest.api"),
+    ("casewatch/adapters/kafka/publisher.py", "import faust", "Faust is imported by the engine service and its",
+     "casewatch.adapters.kafka.publisher -> faust"),
 ]
 
 
@@ -65,7 +67,7 @@ def test_a_back_import_breaks_its_contract(tree_copy: Path, path: str, line: str
         target.write_text(original)
     out = done.stdout
     assert done.returncode == 1, out + done.stderr
-    assert re.search(r"Contracts: \d+ kept, [1-5] broken", out), out  # an indirect import may break others too
+    assert re.search(r"Contracts: \d+ kept, [1-6] broken", out), out  # an indirect import may break others too
     broken = out[out.index("Broken contracts"):]
     assert contract in broken, out
     assert chain in broken, out
