@@ -143,19 +143,25 @@ class Component:
     health: Callable[[], tuple[bool, str]]
     env: dict[str, str] = field(default_factory=dict)
     start_timeout: float = 90.0
-    optional_module: str | None = None        # a casewatch service that may not exist yet
+    optional_module: str | None = None        # the casewatch module the part runs (must be importable)
     # The settings (CASEWATCH_* variable -> value) the part is started with: `stack up` compares
     # them with those it was started with and names `stack restart` when they differ.
     config: dict[str, str] = field(default_factory=dict)
 
     def available(self) -> bool:
+        """True; a part whose casewatch module cannot be found stops `stack up` with its name and the fix
+        (never left out quietly: a rename would otherwise bring the stack up without, say, the engine)."""
         if self.optional_module is None:
             return True
         import importlib.util
         try:
-            return importlib.util.find_spec(self.optional_module) is not None
+            found = importlib.util.find_spec(self.optional_module) is not None
         except ModuleNotFoundError:
-            return False
+            found = False
+        if not found:
+            raise StackError(f"the {self.name} part's module {self.optional_module} cannot be found: the "
+                             "installation is incomplete or stale; run `./dev up` or `pip install -e .` again")
+        return True
 
 
 def kafka_component(settings: Settings, log: Callable[[str], None] = print) -> Component:
