@@ -156,13 +156,19 @@ os.environ.setdefault("CASEWATCH_PSEUDONYMISATION_KEY", TEST_KEY)
 # -- pytest-xdist (./dev test runs two workers with --dist loadgroup) -----------------------------
 # Every test that uses the session's shared stack (local_stack, or a fixture built on it) runs on
 # one worker, so the stack starts once; the other worker runs the unit tests and the tests that
-# bring a stack or broker of their own, overlapping their waits. A serial run (-n 0 or
-# -p no:xdist) is unaffected.
+# bring a stack or broker of their own, overlapping their waits. Every other test file is one unit
+# of work too: a module-scoped fixture (the e2e demo stack, a SASL broker) would otherwise start
+# once on each worker that runs one of the file's tests. A serial run (-n 0 or -p no:xdist) is
+# unaffected.
 SHARED_STACK_GROUP = "session-stack"
 
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(config, items):
     for item in items:
+        if item.get_closest_marker("xdist_group") is not None:
+            continue
         if "local_stack" in getattr(item, "fixturenames", ()):
             item.add_marker(pytest.mark.xdist_group(SHARED_STACK_GROUP))
+        else:
+            item.add_marker(pytest.mark.xdist_group("file:" + item.nodeid.split("::")[0]))
