@@ -39,19 +39,28 @@ class CommandError(Exception):
 # which would otherwise report the same failure as a traceback from deep inside it.
 # ---------------------------------------------------------------------------------------------
 
-def require_free_port(host: str, port: int, variable: str) -> None:
-    """Raise :class:`CommandError` when ``host:port`` cannot be bound (another program has it)."""
+def port_in_use(host: str, port: int, variable: str) -> bool:
+    """Whether another socket holds ``host:port`` (it cannot be bound). Any other reason the address
+    cannot be bound (a host that is not this machine's, a port needing privileges) raises
+    :class:`CommandError` naming ``variable``, the setting to change."""
     with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind((host, port))
         except OSError as exc:
             if exc.errno == errno.EADDRINUSE:
-                raise CommandError(
-                    f"port {port} on {host} is already in use by another program: stop that program "
-                    f"or choose another port with {variable}", RUNTIME) from None
+                return True
             raise CommandError(f"cannot listen on {host}:{port} ({exc.strerror}): check CASEWATCH_HOST "
                                f"and {variable}", USAGE) from None
+    return False
+
+
+def require_free_port(host: str, port: int, variable: str) -> None:
+    """Raise :class:`CommandError` when ``host:port`` cannot be bound (another program has it)."""
+    if port_in_use(host, port, variable):
+        raise CommandError(
+            f"port {port} on {host} is already in use by another program: stop that program "
+            f"or choose another port with {variable}", RUNTIME)
 
 
 def require_kafka(settings, timeout: float = 10.0) -> None:

@@ -7,11 +7,9 @@ Faust's own web server (``CASEWATCH_ENGINE_WEB_PORT``) stays off (services/engin
 """
 from __future__ import annotations
 
-import errno
-import socket
 from dataclasses import dataclass
 
-from casewatch.command_errors import USAGE, CommandError
+from casewatch.command_errors import USAGE, CommandError, port_in_use
 from casewatch.config import Settings
 
 
@@ -48,20 +46,6 @@ def stack_ports(settings: Settings) -> dict[str, list[PortUse]]:
     return ports
 
 
-def _taken(host: str, port: int) -> bool:
-    """Whether ``host:port`` cannot be bound because another socket holds it."""
-    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind((host, port))
-        except OSError as exc:
-            if exc.errno == errno.EADDRINUSE:
-                return True
-            raise CommandError(f"cannot listen on {host}:{port} ({exc.strerror}): check CASEWATCH_HOST and the "
-                               "CASEWATCH_*_PORT settings; nothing was started", USAGE) from None
-    return False
-
-
 def _names(items: list[str]) -> str:
     return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
 
@@ -76,7 +60,7 @@ def check_ports(uses: list[PortUse]) -> None:
             raise CommandError(
                 f"{other.variable} and {use.variable} are both {use.port} on {use.host}: give each its own "
                 "port (README, \"Ports\"); nothing was started", USAGE)
-    taken = [use for use in uses if _taken(use.host, use.port)]
+    taken = [use for use in uses if port_in_use(use.host, use.port, use.variable)]
     if not taken:
         return
     if len(taken) == 1:
