@@ -14,14 +14,26 @@ or a void of a child's event without ``child_ref``). Messages never quote a valu
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import Any, Protocol
 
 from casewatch.config import IngestGrant
 from schemas import IDENTIFIER_FIELDS
 from schemas.types import UUID_PATTERN
-from casewatch.adapters.kafka.event_sources import EventSources
-from casewatch.adapters.kafka.publisher import PSEUDONYM_REFUSED_MESSAGE
-from casewatch.edge.pseudonymise import PSEUDONYM_RE
+from casewatch.edge.pseudonymise import PSEUDONYM_RE, PSEUDONYM_REFUSED_MESSAGE
+
+
+class EventOrigin(Protocol):
+    source_system: str
+    event_type: str
+
+
+class EventSources(Protocol):
+    """What the checks need of the stored events' origins (casewatch.adapters.kafka.event_sources
+    keeps them, from the compacted ``casewatch.events.sources`` topic)."""
+
+    def origin(self, event_id: str) -> EventOrigin | None: ...
+
+    def known_origin(self, event_id: str) -> EventOrigin | None: ...
 
 UUID_RE = re.compile(UUID_PATTERN)
 NO_CHILD_EVENT_TYPES = ("workforce.snapshot",)

@@ -27,6 +27,9 @@ from schemas import IDENTIFIER_FIELDS
 
 PREFIX = "ps_"
 PSEUDONYM_RE = re.compile(r"^ps_[0-9a-f]{32}$")
+# what a source without the pre-pseudonymised grant is told when it sends a ps_ reference
+PSEUDONYM_REFUSED_MESSAGE = ("a pre-pseudonymised reference (ps_...) is not accepted from this source; "
+                             "send the case-system identifier")
 SURROGATE_RE = re.compile("[\ud800-\udfff]")
 MIN_KEY_BYTES = 32
 UNUSABLE_IDENTIFIER = "(redacted: not a string identifier)"

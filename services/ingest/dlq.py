@@ -1,12 +1,61 @@
-"""``casewatch dlq list | show N | replay``: the commands over the dead-letter topic (the record, reading and
-replaying are casewatch/adapters/kafka/dead_letters.py).
+"""``casewatch dlq list | show N | replay``: the commands over the dead-letter topic. The record and
+reading it back are casewatch/adapters/kafka/dead_letters.py; replaying (each letter checked again at the
+edge, then published) is here, the ingest service's own work.
 """
 from __future__ import annotations
 
 import json
 import sys
 
-from casewatch.adapters.kafka.dead_letters import StoredDeadLetter, find, read_dead_letters, replay
+from dataclasses import dataclass, field
+
+from casewatch.adapters.kafka.dead_letters import (REPLAYABLE_SOURCES, StoredDeadLetter, find,
+                                                   read_dead_letters)
+from casewatch.adapters.kafka.event_sources import EventSources
+from casewatch.adapters.kafka.publisher import STAGE_VALIDATION, EventPublisher
+from casewatch.config import Settings
+from casewatch.edge.authorisation import correction_checks
+
+
+@dataclass
+class ReplaySummary:
+    examined: int = 0
+    replayed: int = 0
+    still_failing: int = 0
+    skipped: int = 0
+    replayed_numbers: list[str] = field(default_factory=list)
+
+
+def replay(settings: Settings, publisher: EventPublisher, dry_run: bool = False,
+           event_sources=None) -> ReplaySummary:
+    sources = event_sources if event_sources is not None else EventSources(settings)
+    summary = ReplaySummary()
+    futures = []
+    for letter in read_dead_letters(settings):
+        value = letter.value
+        payload = value.get("payload")
+        if (value.get("stage") != STAGE_VALIDATION or value.get("source") not in REPLAYABLE_SOURCES
+                or not isinstance(payload, dict)):
+            summary.skipped += 1
+            continue
+        summary.examined += 1
+        if "team" in payload:  # a team not configured then is kept as a keyed digest (pseudonymise.py)
+            payload = dict(payload, team=publisher.pseudonymiser.restore_team(payload["team"], settings.team_list))
+        source_system = payload.get("source_system") if isinstance(payload.get("source_system"), str) else None
+        refusals, errors = correction_checks(payload, source_system or publisher.source_system, sources)
+        checked = publisher.check(payload, source_system=source_system, extra_errors=refusals + errors)
+        if not checked.ok:
+            summary.still_failing += 1
+            continue
+        summary.replayed += 1
+        summary.replayed_numbers.append(letter.number)
+        if not dry_run:
+            futures.append(publisher.publish(checked))
+            sources.remember(checked.event.event_id, checked.event.source_system, checked.event.event_type)
+    publisher.wait(futures)
+    sources.close()
+    return summary
+
 
 
 def _summary_line(letter: StoredDeadLetter) -> str:

@@ -34,8 +34,8 @@ from schemas import EventBase, ValidationFailure, parse_event
 from schemas import IDENTIFIER_FIELDS
 from schemas.types import TEAM_PATTERN
 from casewatch.adapters.kafka.dead_letters import DeadLetterRecord
-from casewatch.edge.pseudonymise import (PSEUDONYM_RE, REDACTED, Pseudonymiser, dead_letter_payload,
-                                         has_lone_surrogate)
+from casewatch.edge.pseudonymise import (PSEUDONYM_RE, PSEUDONYM_REFUSED_MESSAGE, REDACTED, Pseudonymiser,
+                                         dead_letter_payload, has_lone_surrogate)
 
 log = logging.getLogger("casewatch.ingest")
 
@@ -89,8 +89,6 @@ class StoredTogether:
 TEAM_RE = re.compile(TEAM_PATTERN)
 DERIVED_FIELDS = ("effective_date", "collection_year")
 UNICODE_MESSAGE = "contains invalid Unicode (a lone UTF-16 surrogate); send UTF-8 text"
-PSEUDONYM_REFUSED_MESSAGE = ("a pre-pseudonymised reference (ps_...) is not accepted from this source; "
-                             "send the case-system identifier")
 
 
 def _has_surrogate(value: Any, depth: int = 0) -> bool:
