@@ -17,6 +17,9 @@ hands each batch to :class:`BatchProcessor`, which
 * writes each changed child's history to the store and queues it for the changelog, then flushes
   the changelog.
 
+What is dead-lettered with which reason, what is retried and what stops the stream is declared in
+:mod:`casewatch.processing.error_policy`; this module takes its reasons and stages from there.
+
 Everything outside is a port given to the constructor: the figures, the history store (a mapping
 key -> stored bytes), the changelog (``add`` / ``flush``), the dead-letter sink, the metrics, the
 catch-up state, the replay-marking reader, the known event types and the clock. A dead letter
@@ -31,6 +34,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Any, Awaitable, Callable, Iterable, MutableMapping, Protocol
 
+from casewatch.processing.error_policy import DECODE_ERRORS, POISON_ISOLATION, ErrorKind, dead_letter
 from casewatch.processing.store import decode_history, extend_history
 
 log = logging.getLogger("casewatch.engine")
@@ -94,17 +98,17 @@ class BatchProcessor:
                 continue  # a control record: not an event
             try:
                 decoded = json.loads(record.value)
-            except (ValueError, UnicodeDecodeError, TypeError, RecursionError):  # deep nesting too
-                await self.dead_letters("undecodable", "decode", safe_payload(record.value))
+            except DECODE_ERRORS:
+                await self.dead_letters(*dead_letter(ErrorKind.UNDECODABLE), safe_payload(record.value))
                 continue
             if decoded == []:
-                await self.dead_letters("empty_batch", "decode", {})
+                await self.dead_letters(*dead_letter(ErrorKind.EMPTY_BATCH), {})
                 continue
             for event in decoded if isinstance(decoded, list) else (decoded,):
                 if not isinstance(event, dict) or not all(event.get(f) for f in ENVELOPE_REQUIRED):
-                    await self.dead_letters("missing_envelope_field", "decode", self.envelope_only(event))
+                    await self.dead_letters(*dead_letter(ErrorKind.MISSING_ENVELOPE_FIELD), self.envelope_only(event))
                 elif not record.key:
-                    await self.dead_letters("missing_key", "decode", self.envelope_only(event))
+                    await self.dead_letters(*dead_letter(ErrorKind.MISSING_KEY), self.envelope_only(event))
                 else:
                     groups.setdefault((record.partition, record.key), []).append(event)
         set_aside: list[tuple[str, str, dict]] = []
@@ -139,17 +143,18 @@ class BatchProcessor:
         stored = self._stored_events(key) if first_seen else None
         try:
             results = [self.figures.apply(partition, skey, events, stored)]
-        except Exception:  # noqa: BLE001 - a poison event must not stop the stream
-            # Apply the group one event at a time so only the poison events are set aside.
+        except POISON_ISOLATION:  # the policy's one catch-all: a poison event must not stop the stream
+            # ErrorKind.GROUP_NOT_APPLIED: apply the group one event at a time so only the poison
+            # events are set aside (ErrorKind.EVENT_NOT_APPLIED).
             results = []
             for event in events:
                 try:
                     results.append(self.figures.apply(partition, skey, [event], stored))
                     stored = None
-                except Exception:  # noqa: BLE001
+                except POISON_ISOLATION:
                     log.error("an event could not be applied (type %s); sent to dead letters",
                               self.envelope_only(event).get("event_type", "?"))
-                    set_aside.append(("unprocessable", "apply", self.envelope_only(event)))
+                    set_aside.append((*dead_letter(ErrorKind.EVENT_NOT_APPLIED), self.envelope_only(event)))
         return sum(self._record(key, partition, applied, set_aside) for applied in results)
 
     def _stored_events(self, key: bytes) -> list[dict] | None:
@@ -169,7 +174,7 @@ class BatchProcessor:
         for event in applied.events:
             self.metrics.applied(event)
         for event_id, reason in applied.rejections:
-            set_aside.append((reason, "rules", {"event_id": event_id}))
+            set_aside.append((*dead_letter(ErrorKind.RULE_BREAK, reason), {"event_id": event_id}))
         return len(applied.events)
 
     def envelope_only(self, event: object) -> dict:
