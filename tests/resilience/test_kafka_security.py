@@ -9,7 +9,6 @@ SCRAM-SHA-512 users, a certificate from the deployment's own CA (tests/support/k
 from __future__ import annotations
 
 import json
-import socket
 import time
 
 import pytest
@@ -21,23 +20,18 @@ from casewatch.adapters.kafka.security import (KafkaAuthenticationFailed, KafkaT
 from tests.support.kafka_sasl import make_certificate_authority, start_sasl_broker
 from casewatch.stack.processes import ProcessTable
 from casewatch.adapters.kafka.topics import topic_specs
+from tests.support.ports import free_port
 from tests.support.engine_io import LA, referral, sample_sum, scrape, wait_for_figure
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(180)]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
 def sasl_broker(local_stack, tmp_path_factory):
     work = tmp_path_factory.mktemp("kafka-sasl")
     processes = ProcessTable(work / "state")
-    broker = start_sasl_broker(local_stack.settings, work, processes, port=_free_port(),
-                               controller_port=_free_port(), log=lambda msg: None)
+    broker = start_sasl_broker(local_stack.settings, work, processes, port=free_port(),
+                               controller_port=free_port(), log=lambda msg: None)
     yield broker
     processes.stop(broker.name)
 

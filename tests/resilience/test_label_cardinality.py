@@ -20,6 +20,7 @@ from schemas.code_lists import codes, collection_years
 from schemas.events import EVENT_TYPES
 from schemas.examples import valid_examples
 from casewatch.adapters.kafka.topics import ensure_topics
+from casewatch.domain.events import event_partition_key
 from tests.support.engine_io import child_ref, sample_sum, scrape
 
 TODAY = "2025-10-01"
@@ -96,7 +97,7 @@ def clean_events() -> list[dict]:
 def publish(settings, events: list[dict]) -> None:
     producer = KafkaProducer(bootstrap_servers=settings.bootstrap, acks="all", linger_ms=20, batch_size=256 * 1024)
     for e in events:
-        key = e.get("child_ref") or f"wf:{e['la_code']}:{e['team']}"
+        key = event_partition_key(e)
         producer.send(settings.events_topic, key=key.encode(), value=json.dumps(e).encode())
     producer.flush(timeout=120)
     producer.close()

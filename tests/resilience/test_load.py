@@ -20,6 +20,7 @@ from kafka import KafkaProducer
 
 from schemas.examples import valid_examples
 from casewatch.adapters.kafka.topics import ensure_topics
+from casewatch.domain.events import event_partition_key
 from tests.support.engine_io import child_ref, sample_sum, scrape
 
 SOAK = os.environ.get("CASEWATCH_SOAK") == "1"
@@ -93,7 +94,7 @@ def test_sustained_rate_loses_nothing_keeps_memory_flat_and_lag_recovers(local_s
                     event = next(source)
                     recent = (recent + [event])[-500:]
                     sent_distinct += 1
-                key = event.get("child_ref") or f"wf:{event['la_code']}:{event['team']}"
+                key = event_partition_key(event)
                 futures.append(producer.send(settings.events_topic, key=key.encode(),
                                              value=json.dumps(event).encode()))
                 sent += 1

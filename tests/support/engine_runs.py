@@ -16,6 +16,7 @@ from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from prometheus_client.parser import text_string_to_metric_families
 
 from casewatch.domain.indicators import MAX_METRICS
+from casewatch.domain.events import event_partition_key
 
 REF_FIELDS = ("child_ref", "episode_ref", "worker_ref", "referral_ref", "assessment_ref", "s47_ref",
               "from_contact_ref", "plan_ref")
@@ -48,8 +49,7 @@ def demo_events(population: int = 40000, seed: int = 7, until: date = date(2026,
 
 
 def event_key(event: dict) -> bytes:
-    key = event.get("child_ref") or f"wf:{event['la_code']}:{event['team']}"
-    return key.encode()
+    return event_partition_key(event).encode()
 
 
 def publish(bootstrap: str, topic: str, events, raw: list[bytes] | None = None) -> int:

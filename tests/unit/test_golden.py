@@ -29,6 +29,7 @@ from casewatch.domain.aggregate import COHORT_WINDOWS, WINDOWS, Aggregate
 from casewatch.domain.calendar import WorkingDayCalendar
 from casewatch.domain.history import ChildHistory, compact
 from casewatch.domain.indicators import COHORT_METRICS, FLOW_METRICS, STOCK_METRICS, contribution
+from casewatch.domain.events import event_partition_key
 from schemas.events import EVENT_TYPES
 
 GOLDEN = Path(__file__).resolve().parents[1] / "golden"
@@ -44,7 +45,7 @@ def load(path: Path) -> dict:
 
 
 def key_of(event: dict) -> str:
-    return event.get("child_ref") or f"wf:{event['la_code']}:{event['team']}"
+    return event_partition_key(event)
 
 
 def by_key(events: list[dict]) -> dict[str, list[dict]]:
