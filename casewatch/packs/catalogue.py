@@ -2,7 +2,7 @@
 each is read from Prometheus.
 
 Titles, indicator ids and national references come from the domain's catalogue
-(:data:`casewatch.domain.indicators.INDICATORS`); the ratios are the recording rules of
+(:mod:`casewatch.domain.catalogue`: ``INDICATORS``, ``REFERENCE_SOURCES``); the ratios are the recording rules of
 :mod:`dashboards.measures` (``casewatch:<name>:numerator_la`` / ``denominator_la``); the RAG
 thresholds are those of ``prometheus/rules/casewatch_thresholds.yml`` (:mod:`dashboards.thresholds`).
 Nothing here restates a number.
@@ -11,40 +11,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from casewatch.domain.indicators import DRIFT_WORKDAYS, INDICATORS
+from casewatch.domain.catalogue import INDICATOR_BY_ID, REFERENCE_SOURCES
+from casewatch.domain.indicators import DRIFT_WORKDAYS
 from casewatch.packs.population import england_rate
 from dashboards.measures import RATIO_BY_NAME
 
-INDICATOR_BY_ID = {i.id: i for i in INDICATORS}
-
 BLOCKS = (("inputs", "Inputs: demand"), ("processes", "Processes: timeliness and flow"),
           ("outputs", "Outputs: caseload and outcomes"))
-
-# Year and publication of each national reference (the values themselves are the catalogue's).
-REFERENCE_SOURCES = {
-    "I3": "England 2025, DfE Children in need", "I5": "England 2025, DfE Children in need",
-    "I6": "England 2025, DfE Children in need", "I7": "England 2025, DfE Children in need",
-    "P1": "England 2025, DfE Children in need", "P2": "England 2025, derived from DfE Children in need",
-    "P5": "England 2025, DfE Children in need", "P6": "England 2025, derived from DfE Children in need",
-    "P7": "England 2025, DfE Children in need", "P8": "England 2025, derived from DfE Children in need",
-    "P9": "England 2025, derived from DfE Children in need",
-    "P10": "England 2014-15, secondary source (placeholder)",
-    "P16": "England 2025, DfE Children's social work workforce",
-    "O1": "England, 31 March 2025, DfE Children in need", "O2": "England, 31 March 2025, DfE Children in need",
-    "O4": "England, 31 March 2025, DfE Children looked after",
-    "O6": "England 2025, DfE Children in need", "O7": "England 2025, DfE Children in need",
-    "O7b": "England, 31 March 2025, DfE Children in need",
-    "O9s": "England 2025, derived from DfE Children in need",
-    "O10": "England 2025, DfE Children looked after",
-    "O11": "England 2025, DfE Children looked after (placement stability)",
-    "O12": "England 2024, DfE Children looked after (social workers in the year)",
-    "O13": "England 2025, ages 19-21, DfE Children looked after",
-    "O14": "England 2025, ages 19-21, DfE Children looked after",
-    "O16": "expectation", "O17": "England, 30 September 2025, DfE Children's social work workforce",
-    "O18": "England 2025, DfE Children's social work workforce",
-    "O19": "England 2025, DfE Children's social work workforce",
-}
-
 
 @dataclass(frozen=True)
 class Measure:

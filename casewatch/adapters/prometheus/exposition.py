@@ -21,7 +21,7 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from casewatch.config import Settings
 from casewatch.prometheus_text import escape_label_value as _escape, sample_value as _number
-from casewatch.domain.indicators import MAX_METRICS
+from casewatch.domain.catalogue import EVENT_FIELD_LABELS, MAX_METRICS
 from casewatch.domain.rejections import REJECTION_REASONS
 from schemas import code_lists
 from schemas.events import EVENT_TYPES
@@ -39,18 +39,16 @@ OTHER = "other"
 def bounded_label_values(settings: Settings) -> dict[str, frozenset[str]]:
     """The allowed values of the labels whose values come straight from event fields. An event
     written to the topic without passing the ingest edge may carry anything there; such a value
-    is published as ``other``, never as itself (labels only from bounded code lists)."""
-    def every_year(list_name: str) -> frozenset[str]:
-        return frozenset(c for year in code_lists.collection_years()
-                         for c in code_lists.codes(list_name, year))
-    return {
-        "la": frozenset(settings.la_code_list),
-        "team": frozenset(settings.team_list),
-        "category": every_year("abuse_category") | {"not_recorded"},  # feeds without a category
-        "end_route": every_year("cp_end_route"),
-        "case_type": every_year("case_type"),
-        "age_band": every_year("care_leaver_age_band") | {"unknown"},
-    }
+    is published as ``other``, never as itself (labels only from bounded code lists). Which labels
+    and which lists: the catalogue's ``EVENT_FIELD_LABELS``."""
+    def allowed(list_name: str | None, extra: frozenset[str], configured: list[str]) -> frozenset[str]:
+        if list_name is None:
+            return frozenset(configured)
+        return extra | frozenset(c for year in code_lists.collection_years()
+                                 for c in code_lists.codes(list_name, year))
+    configured = {"la": settings.la_code_list, "team": settings.team_list}
+    return {name: allowed(list_name, extra, configured.get(name, []))
+            for name, (list_name, extra) in EVENT_FIELD_LABELS.items()}
 
 
 class FiguresCollector:
