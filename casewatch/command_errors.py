@@ -18,6 +18,8 @@ import errno
 import re
 import socket
 
+from casewatch.errors import CasewatchError
+
 USAGE = 2
 RUNTIME = 1
 INTERRUPTED = 130
@@ -26,7 +28,7 @@ KAFKA_FIX = ("start Kafka (`casewatch stack up` locally) or point CASEWATCH_KAFK
              "running broker")
 
 
-class CommandError(Exception):
+class CommandError(CasewatchError):
     """A failure the person running the command can fix; ``str()`` is the whole message."""
 
     def __init__(self, message: str, exit_code: int = RUNTIME):

@@ -15,6 +15,7 @@ from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 import os
 import secrets
+from casewatch.errors import WebhookSecretError  # noqa: F401 - also importable from here
 
 
 class Settings(BaseSettings):
@@ -228,10 +229,6 @@ class NotifierSettings(BaseSettings):
     @property
     def webhook_credentials_file(self) -> Path:
         return self.notifier_webhook_credentials_file or self.state_dir / WEBHOOK_SECRET_NAME
-
-
-class WebhookSecretError(RuntimeError):
-    """The webhook credentials cannot be read: the notifier does not start."""
 
 
 def read_webhook_secret(path: Path) -> str:

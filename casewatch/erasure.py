@@ -56,15 +56,12 @@ from pathlib import Path
 from typing import Callable, Iterable
 
 from casewatch.config import Settings, get_settings
+from casewatch.errors import ErasureError  # noqa: F401 - also importable from here
 
 ONS_LA_CODE_PATTERN = r"^(E0[6-9]\d{6}|E1\d{7})$"
 INTERNAL_TOPIC_PREFIX = "__"
 SCRATCH_MARK = ".erasure-"
 POLL_MS = 500
-
-
-class ErasureError(RuntimeError):
-    """Erasure cannot go ahead; the message is one sentence with the fix (never an identifier)."""
 
 
 # -- who ---------------------------------------------------------------------------------------

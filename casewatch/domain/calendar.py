@@ -27,6 +27,8 @@ from typing import Iterable
 
 import holidays as _holidays
 
+from casewatch.domain.exceptions import CalendarError
+
 __all__ = ["WorkingDayCalendar", "add_calendar_months", "as_date"]
 
 
@@ -66,7 +68,7 @@ class WorkingDayCalendar:
     def __init__(self, extra_holidays: Iterable[date | str] = (), removed_holidays: Iterable[date | str] = (),
                  first_year: int = 2010, last_year: int = 2035):
         if last_year < first_year:
-            raise ValueError("last_year is before first_year")
+            raise CalendarError("last_year is before first_year")
         self.first_year = first_year
         self.last_year = last_year
         known = set(_holidays.UK(subdiv="ENG", years=range(first_year, last_year + 1)).keys())

@@ -24,6 +24,7 @@ from typing import Any
 
 from casewatch.config import Settings
 from schemas import IDENTIFIER_FIELDS
+from casewatch.edge.exceptions import PseudonymisationKeyError  # noqa: F401 - also importable from here
 
 PREFIX = "ps_"
 PSEUDONYM_RE = re.compile(r"^ps_[0-9a-f]{32}$")
@@ -36,10 +37,6 @@ UNUSABLE_IDENTIFIER = "(redacted: not a string identifier)"
 REFUSED_PSEUDONYM = "(redacted: pre-pseudonymised reference not accepted from this source)"
 INVALID_TEXT = "(redacted: invalid Unicode)"
 REDACTED_TEAM_RE = re.compile(r"^\(redacted team #[0-9a-f]{16}\)$")
-
-
-class PseudonymisationKeyError(RuntimeError):
-    """No usable key: the ingest API and the loader refuse to start (exit code 2)."""
 
 
 def load_key(settings: Settings) -> bytes:

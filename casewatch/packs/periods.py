@@ -13,13 +13,10 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import date, timedelta
+from casewatch.packs.exceptions import PeriodError  # noqa: F401 - also importable from here
 
 _QUARTER = re.compile(r"^(\d{4})-Q([1-4])$")
 _TWO_MONTHS = re.compile(r"^(\d{4})-(\d{2})/(\d{2})$")
-
-
-class PeriodError(ValueError):
-    """A period the packs cannot read; the message says the accepted forms."""
 
 
 def month_end(year: int, month: int) -> date:

@@ -11,13 +11,10 @@ import tempfile
 from pathlib import Path
 
 import jinja2
+from casewatch.packs.exceptions import RenderError  # noqa: F401 - also importable from here
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 CHROMIUM_NAMES = ("chromium", "chromium-browser", "google-chrome")
-
-
-class RenderError(RuntimeError):
-    """The PDF could not be printed; the message says how to fix it."""
 
 
 def environment() -> jinja2.Environment:

@@ -15,10 +15,7 @@ from dataclasses import dataclass, field
 from datetime import date, timedelta
 
 from casewatch.adapters.prometheus.backfill import sample_timestamp
-
-
-class SourceError(RuntimeError):
-    """Prometheus could not be asked or refused the query; the message says which."""
+from casewatch.packs.exceptions import SourceError  # noqa: F401 - also importable from here
 
 
 def today() -> date:

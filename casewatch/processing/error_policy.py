@@ -36,7 +36,7 @@ from dataclasses import dataclass
 from casewatch.domain.rejections import REJECTION_REASONS
 
 __all__ = ["Action", "Stage", "EngineReason", "ErrorKind", "Rule", "POLICY", "DECODE_ERRORS",
-           "POISON_ISOLATION", "ENGINE_REASONS", "DEAD_LETTER_REASONS", "dead_letter"]
+           "POISON_ISOLATION", "ENGINE_REASONS", "DEAD_LETTER_REASONS", "reason_and_stage"]
 
 
 class Action(enum.Enum):
@@ -101,7 +101,7 @@ DEAD_LETTER_REASONS: frozenset[str] = ENGINE_REASONS | REJECTION_REASONS
 """Every reason the engine dead-letters with: its own and the domain's rule breaks."""
 
 
-def dead_letter(kind: ErrorKind, reason: str | None = None) -> tuple[str, str]:
+def reason_and_stage(kind: ErrorKind, reason: str | None = None) -> tuple[str, str]:
     """(reason, stage) of a dead letter of ``kind``, as plain strings; ``reason`` is the domain's
     for a rule break."""
     rule = POLICY[kind]

@@ -34,7 +34,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Any, Awaitable, Callable, Iterable, MutableMapping, Protocol
 
-from casewatch.processing.error_policy import DECODE_ERRORS, POISON_ISOLATION, ErrorKind, dead_letter
+from casewatch.processing.error_policy import DECODE_ERRORS, POISON_ISOLATION, ErrorKind, reason_and_stage
 from casewatch.processing.store import decode_history, extend_history
 
 log = logging.getLogger("casewatch.engine")
@@ -99,16 +99,16 @@ class BatchProcessor:
             try:
                 decoded = json.loads(record.value)
             except DECODE_ERRORS:
-                await self.dead_letters(*dead_letter(ErrorKind.UNDECODABLE), safe_payload(record.value))
+                await self._dead_letter(ErrorKind.UNDECODABLE, safe_payload(record.value))
                 continue
             if decoded == []:
-                await self.dead_letters(*dead_letter(ErrorKind.EMPTY_BATCH), {})
+                await self._dead_letter(ErrorKind.EMPTY_BATCH, {})
                 continue
             for event in decoded if isinstance(decoded, list) else (decoded,):
                 if not isinstance(event, dict) or not all(event.get(f) for f in ENVELOPE_REQUIRED):
-                    await self.dead_letters(*dead_letter(ErrorKind.MISSING_ENVELOPE_FIELD), self.envelope_only(event))
+                    await self._dead_letter(ErrorKind.MISSING_ENVELOPE_FIELD, self.envelope_only(event))
                 elif not record.key:
-                    await self.dead_letters(*dead_letter(ErrorKind.MISSING_KEY), self.envelope_only(event))
+                    await self._dead_letter(ErrorKind.MISSING_KEY, self.envelope_only(event))
                 else:
                     groups.setdefault((record.partition, record.key), []).append(event)
         set_aside: list[tuple[str, str, dict]] = []
@@ -123,6 +123,10 @@ class BatchProcessor:
             await self.dead_letters(reason, stage, payload)
         await self.changelog.flush()
         return newly_applied
+
+    async def _dead_letter(self, kind: ErrorKind, payload: dict) -> None:
+        reason, stage = reason_and_stage(kind)
+        await self.dead_letters(reason, stage, payload)
 
     def _replay_marked(self, partition: int, headers, replay_ends: list) -> bool:
         """Note a record's replay marking. Returns True for a control record (not an event)."""
@@ -154,7 +158,7 @@ class BatchProcessor:
                 except POISON_ISOLATION:
                     log.error("an event could not be applied (type %s); sent to dead letters",
                               self.envelope_only(event).get("event_type", "?"))
-                    set_aside.append((*dead_letter(ErrorKind.EVENT_NOT_APPLIED), self.envelope_only(event)))
+                    _set_aside(set_aside, ErrorKind.EVENT_NOT_APPLIED, self.envelope_only(event))
         return sum(self._record(key, partition, applied, set_aside) for applied in results)
 
     def _stored_events(self, key: bytes) -> list[dict] | None:
@@ -174,7 +178,7 @@ class BatchProcessor:
         for event in applied.events:
             self.metrics.applied(event)
         for event_id, reason in applied.rejections:
-            set_aside.append((*dead_letter(ErrorKind.RULE_BREAK, reason), {"event_id": event_id}))
+            _set_aside(set_aside, ErrorKind.RULE_BREAK, {"event_id": event_id}, reason)
         return len(applied.events)
 
     def envelope_only(self, event: object) -> dict:
@@ -191,6 +195,13 @@ class BatchProcessor:
         if isinstance(event_type, str) and event_type in self.event_types:
             out["event_type"] = event_type
         return {k: v for k, v in out.items() if v is not None}
+
+
+def _set_aside(set_aside: list, kind: ErrorKind, payload: dict, domain_reason: str | None = None) -> None:
+    """Keep a dead letter of ``kind`` until the batch is applied (the policy gives its reason and
+    stage; a rule break's reason is the domain's)."""
+    reason, stage = reason_and_stage(kind, domain_reason)
+    set_aside.append((reason, stage, payload))
 
 
 def safe_payload(raw: bytes | None) -> dict:

@@ -20,6 +20,7 @@ from typing import Callable
 import yaml
 
 from casewatch.config import Settings
+from casewatch.stack.exceptions import StackError  # noqa: F401 - also importable from here
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 KAFKA_DIR = Path(__file__).resolve().parent / "kafka"
@@ -31,10 +32,6 @@ APT_PACKAGES = {"prometheus": "prometheus", "prometheus-alertmanager": "promethe
                 # pdfinfo (page count) and the tests' pdftotext / pdftoppm
                 "chromium": "chromium", "pdftotext": "poppler-utils", "pdfinfo": "poppler-utils",
                 "pdftoppm": "poppler-utils"}
-
-
-class StackError(RuntimeError):
-    """A part of the stack could not be prepared or started; the message says which and why."""
 
 
 def port_open(host: str, port: int, timeout: float = 0.5) -> bool:

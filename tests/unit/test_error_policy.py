@@ -41,11 +41,11 @@ def test_the_processor_writes_no_reason_of_its_own_and_no_bare_catch_all():
 
 def test_a_kind_that_is_not_dead_lettered_has_no_reason_to_give():
     with pytest.raises(LookupError):
-        error_policy.dead_letter(ErrorKind.PORT_FAILED)
+        error_policy.reason_and_stage(ErrorKind.PORT_FAILED)
     with pytest.raises(LookupError):
-        error_policy.dead_letter(ErrorKind.GROUP_NOT_APPLIED)
+        error_policy.reason_and_stage(ErrorKind.GROUP_NOT_APPLIED)
     with pytest.raises(LookupError):  # a rule break needs the domain's reason
-        error_policy.dead_letter(ErrorKind.RULE_BREAK)
+        error_policy.reason_and_stage(ErrorKind.RULE_BREAK)
 
 
 # --- each row through the processor ------------------------------------------------------------
@@ -177,3 +177,42 @@ def test_every_row_of_the_policy_has_its_test_here():
         ErrorKind.PORT_FAILED: test_a_failing_store_stops_the_batch,
     }
     assert set(tested) == set(ErrorKind)
+
+
+# --- the library's errors: one base, each keeps its built-in base and its old import ---------------
+
+MOVED = [  # (module it was defined in, name, built-in base it had)
+    ("casewatch.edge.pseudonymise", "PseudonymisationKeyError", RuntimeError),
+    ("casewatch.erasure", "ErasureError", RuntimeError),
+    ("casewatch.config", "WebhookSecretError", RuntimeError),
+    ("casewatch.stack.components", "StackError", RuntimeError),
+    ("casewatch.packs.render", "RenderError", RuntimeError),
+    ("casewatch.packs.source", "SourceError", RuntimeError),
+    ("casewatch.packs.periods", "PeriodError", ValueError),
+    ("casewatch.adapters.kafka.publisher", "KafkaUnavailable", RuntimeError),
+    ("casewatch.adapters.kafka.security", "KafkaSecurityError", RuntimeError),
+    ("casewatch.adapters.kafka.security", "KafkaSecurityMisconfigured", RuntimeError),
+    ("casewatch.adapters.kafka.security", "KafkaAuthenticationFailed", RuntimeError),
+    ("casewatch.adapters.kafka.security", "KafkaTLSFailed", RuntimeError),
+    ("casewatch.adapters.kafka.security", "KafkaUnreachable", RuntimeError),
+    ("casewatch.command_errors", "CommandError", Exception),
+]
+
+
+@pytest.mark.parametrize("module, name, builtin", MOVED, ids=[name for _, name, _ in MOVED])
+def test_an_error_of_the_library_is_a_casewatch_error_and_keeps_its_old_base_and_name(module, name, builtin):
+    import importlib
+
+    from casewatch.errors import CasewatchError
+    error = getattr(importlib.import_module(module), name)
+    assert issubclass(error, CasewatchError) and issubclass(error, builtin)
+    assert error.__module__.endswith(("exceptions", "errors", "command_errors"))
+
+
+def test_a_calendar_over_an_impossible_range_is_a_domain_error_and_still_a_value_error():
+    from casewatch.domain.calendar import WorkingDayCalendar
+    from casewatch.domain.exceptions import DomainError
+    with pytest.raises(DomainError):
+        WorkingDayCalendar(first_year=2020, last_year=2019)
+    with pytest.raises(ValueError):
+        WorkingDayCalendar(first_year=2020, last_year=2019)

@@ -36,15 +36,12 @@ from schemas.types import TEAM_PATTERN
 from casewatch.adapters.kafka.dead_letters import DeadLetterRecord
 from casewatch.edge.pseudonymise import (PSEUDONYM_RE, PSEUDONYM_REFUSED_MESSAGE, REDACTED, Pseudonymiser,
                                          dead_letter_payload, has_lone_surrogate)
+from casewatch.adapters.kafka.exceptions import KafkaUnavailable  # noqa: F401 - also importable from here
 
 log = logging.getLogger("casewatch.ingest")
 
 STAGE_VALIDATION = "validation"
 STAGE_DECODE = "decode"
-
-
-class KafkaUnavailable(RuntimeError):
-    """Kafka did not take (or acknowledge) a record in time. Nothing may be reported as stored."""
 
 
 def compact_json(value: Any) -> bytes:

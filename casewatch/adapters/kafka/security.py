@@ -22,29 +22,11 @@ from pathlib import Path
 from typing import Any
 
 from casewatch.config import Settings
+from casewatch.adapters.kafka.exceptions import (  # noqa: F401 - also importable from here
+    KafkaSecurityError, KafkaSecurityMisconfigured, KafkaAuthenticationFailed, KafkaTLSFailed, KafkaUnreachable)
 
 PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
 SASL_MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
-
-
-class KafkaSecurityError(RuntimeError):
-    """A Kafka client could not be set up or could not connect securely."""
-
-
-class KafkaSecurityMisconfigured(KafkaSecurityError):
-    """The security settings are incomplete or contradictory."""
-
-
-class KafkaAuthenticationFailed(KafkaSecurityError):
-    """The broker refused the SASL credentials."""
-
-
-class KafkaTLSFailed(KafkaSecurityError):
-    """The TLS handshake with a broker failed (usually: its certificate is not trusted)."""
-
-
-class KafkaUnreachable(KafkaSecurityError):
-    """No bootstrap broker answered within the time allowed."""
 
 
 # ---------------------------------------------------------------------------------------------
