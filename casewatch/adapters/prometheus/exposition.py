@@ -23,13 +23,13 @@ from casewatch.config import Settings
 from casewatch.prometheus_text import escape_label_value as _escape, sample_value as _number
 from casewatch.domain.catalogue import EVENT_FIELD_LABELS, MAX_METRICS
 from casewatch.domain.rejections import REJECTION_REASONS
+from casewatch.processing.error_policy import ENGINE_REASONS
 from schemas import code_lists
 from schemas.events import EVENT_TYPES
 
-# The engine's own reasons (decode and apply stages) plus the domain's rejection reasons (rules
-# stage), whose one list is casewatch.domain.rejections.REJECTION_REASONS.
-ENGINE_DEAD_LETTER_REASONS = frozenset({"undecodable", "empty_batch", "missing_envelope_field", "missing_key",
-                                        "unprocessable"})
+# The engine's own reasons (decode and apply stages: the declared error policy) plus the domain's
+# rejection reasons (rules stage, casewatch.domain.rejections): the label values of a dead letter.
+ENGINE_DEAD_LETTER_REASONS = ENGINE_REASONS
 DEAD_LETTER_REASONS = ENGINE_DEAD_LETTER_REASONS | REJECTION_REASONS
 
 
