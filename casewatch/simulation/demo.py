@@ -5,12 +5,15 @@ from __future__ import annotations
 
 from datetime import date, timedelta
 from casewatch.config import Settings
+from casewatch.simulation.rates import PROFILES
 
 
 # The stack's living demo authority (``casewatch stack up``): the same seeded history goes to
 # Kafka (``simulate --demo``) and, as daily figures, into Prometheus before it starts.
 DEMO_PROFILE = "stockton"   # casewatch.simulation.rates.PROFILES: the demo authority E06000004's own rates
-DEMO_POPULATION = 45000     # Stockton-on-Tees's children under 18 (the profile's population)
+# Stockton-on-Tees's children under 18: the profile's own population, the one `simulate --demo`
+# uses, so the backfilled history and the history the engine receives are the same children
+DEMO_POPULATION = PROFILES[DEMO_PROFILE]["POPULATION"]
 DEMO_SEED = 1
 DEMO_HISTORY_DAYS = 730  # two years (``--history-years 2``)
 

@@ -34,7 +34,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--la", default=None, help="comma-separated ONS codes (default: CASEWATCH_LA_CODES)")
     p.add_argument("--population", type=int, default=None,
-                   help="children aged 0-17 per authority (default: the profile's, 45,000 for stockton)")
+                   help="children aged 0-17 per authority (default: the profile's, 45,120 for stockton)")
     p.add_argument("--profile", choices=["stockton", "national"], default=DEMO_PROFILE,
                    help="calibration: stockton (default; the demo authority's own published rates) or "
                         "national (England averages)")
