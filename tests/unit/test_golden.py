@@ -20,7 +20,6 @@ from __future__ import annotations
 from datetime import date
 from pathlib import Path
 
-import re
 
 import pytest
 import yaml
@@ -157,22 +156,9 @@ def test_a_listed_series_that_is_missing_fails_even_when_listed_as_zero() -> Non
 
 def _documented_figures() -> set[str]:
     """The metric names of docs/metrics.md's flow and snapshot tables (``_eet``-style short forms
-    extend the full name before them)."""
-    text = (Path(__file__).resolve().parents[2] / "docs" / "metrics.md").read_text()
-    section = text.split("## Flow figures", 1)[1].split("## Operational", 1)[0]
-    names: set[str] = set()
-    for line in section.splitlines():
-        if not line.startswith("| `"):
-            continue
-        first_cell = line.split("|")[1]
-        last = None
-        for token in re.findall(r"`([a-z0-9_]+)`", first_cell):
-            if token.startswith("casewatch_"):
-                last = token
-                names.add(token)
-            elif token.startswith("_") and last is not None:
-                names.add(last + token)
-    return names
+    extend the full name before them), read by the one reader of those tables."""
+    from tests.unit.test_catalogue_agreement import documented_metric_labels
+    return set(documented_metric_labels((Path(__file__).resolve().parents[2] / "docs" / "metrics.md").read_text()))
 
 
 LOADED_SCENARIOS = [load(p) for p in SCENARIOS]
