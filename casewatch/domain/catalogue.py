@@ -2,7 +2,7 @@
 every indicator (id, title, metrics, definition, national reference with the year and publication it
 comes from). docs/metrics.md, the engine's exposition, the recording rules and boards
 (dashboards/measures.py) and the packs (casewatch/packs/catalogue.py) are checked against it by
-tests/unit/test_catalogue_agreement.py; none of them restates a metric name's labels or a national
+tests/unit/domain/test_catalogue_agreement.py; none of them restates a metric name's labels or a national
 reference.
 
 Pure data: imports nothing of the project.

@@ -7,7 +7,7 @@ The rules are prometheus/rules/*.yml with every `for:` and `keep_firing_for:` sh
 seconds (`short_duration_rules`), run by a Prometheus of this test's own that scrapes the session
 stack's engine targets and sends to the session Alertmanager: the path is the real one, the real
 15-minute `for:` is not waited for here but pinned by the promtool tests
-(prometheus/tests/for_test.yml, checked by tests/unit/test_prometheus_rules.py). The rules keep
+(prometheus/tests/for_test.yml, checked by tests/unit/prometheus/test_prometheus_rules.py). The rules keep
 their catch-up gate, so the page can only come once the engine reports itself caught up.
 
 Needs: the session `local_stack` (its Alertmanager config rendered with notifier_port and the

@@ -1,5 +1,5 @@
 """The simulator's calibration profiles: ``stockton`` (the demo authority E06000004) follows
-Stockton-on-Tees's published 2025 figures, ``national`` keeps England's (tests/unit/test_simulator.py).
+Stockton-on-Tees's published 2025 figures, ``national`` keeps England's (tests/unit/simulation/test_simulator.py).
 
 Expected values are the published figures themselves, counted here straight from the events:
 3,959 referrals a year for 45,120 children under 18, re-referrals 28.8% (a referral of a

@@ -20,7 +20,7 @@ from schemas.examples import valid_examples
 from services.ingest.api import create_app
 from casewatch.adapters.kafka.event_sources import EventSources
 from casewatch.adapters.kafka.publisher import EventPublisher
-from tests.unit.test_ingest_api import RecordedFuture, RecordingProducer, metric
+from tests.unit.services.ingest.test_ingest_api import RecordedFuture, RecordingProducer, metric
 
 KEY = "security-test-key-0123456789abcdef0123456789"
 SERVED = "E06000004,E08000025"

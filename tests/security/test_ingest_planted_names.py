@@ -19,7 +19,7 @@ from schemas.examples import valid_examples
 from casewatch.edge.bulk_load import load_files
 from casewatch.adapters.kafka.publisher import EventPublisher
 from tests.security.test_ingest_attacks import LCS, client_for, settings
-from tests.unit.test_ingest_api import RecordingProducer
+from tests.unit.services.ingest.test_ingest_api import RecordingProducer
 
 EXAMPLES = valid_examples()
 # Names that cannot be mistaken for a code, a field name or a date: two capitalised words.

@@ -21,7 +21,7 @@ from casewatch.packs import catalogue as packs
 from casewatch.packs.population import england_rate
 from dashboards import build, measures
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 METRICS_MD = (ROOT / "docs" / "metrics.md").read_text()
 
 

@@ -14,7 +14,7 @@ from casewatch.processing import error_policy, processor as processor_module
 from casewatch.processing.error_policy import POLICY, Action, ErrorKind
 from casewatch.processing.figures import Applied, PartitionedFigures
 from casewatch.processing.processor import Record
-from tests.unit.test_engine_processor import (CALENDAR, CHILD_EVENTS, SCENARIO, PoisonFigures, processor,
+from tests.unit.processing.test_engine_processor import (CALENDAR, CHILD_EVENTS, SCENARIO, PoisonFigures, processor,
                                               records)
 
 # By hand: the engine's own reasons and the domain's rule breaks (docs/architecture.md, "Errors").

@@ -12,7 +12,7 @@ from casewatch.domain import rejections
 from casewatch.domain.history import ChildHistory
 from casewatch.adapters.prometheus.exposition import DEAD_LETTER_REASONS, ENGINE_DEAD_LETTER_REASONS
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 ENGINE = ROOT / "services" / "engine"
 # the engine's code: the service and the layers it stands on (docs/architecture.md)
 ENGINE_CODE = [ENGINE, ROOT / "casewatch" / "processing", ROOT / "casewatch" / "adapters" / "prometheus"]

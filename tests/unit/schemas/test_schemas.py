@@ -10,7 +10,7 @@ import pytest
 from schemas import EVENT_TYPES, ValidationFailure, event_adapter, parse_event
 from schemas.examples import CHILD, valid_examples
 
-DOCS = Path(__file__).resolve().parents[2] / "docs" / "events.md"
+DOCS = Path(__file__).resolve().parents[3] / "docs" / "events.md"
 
 # Required own fields per event type, copied by hand from the bold fields of docs/events.md.
 REQUIRED = {

@@ -11,7 +11,7 @@ import yaml
 from casewatch.config import Settings
 from casewatch.stack import components as c
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 
 
 def _settings(tmp_path: Path, **kw) -> Settings:

@@ -14,7 +14,7 @@ from casewatch.domain.aggregate import combine_series
 from casewatch.adapters.faust.changelog import ChangelogWriter
 from casewatch.processing.store import decode_history, encode_history, extend_history
 from casewatch.processing.figures import PartitionedFigures
-from tests.unit.test_golden import CALENDAR, SCENARIOS, key_of, load, run
+from tests.unit.domain.test_golden import CALENDAR, SCENARIOS, key_of, load, run
 
 LOADED = [load(p) for p in SCENARIOS]
 

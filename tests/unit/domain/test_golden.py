@@ -31,7 +31,7 @@ from casewatch.domain.indicators import COHORT_METRICS, FLOW_METRICS, STOCK_METR
 from casewatch.domain.events import event_partition_key
 from schemas.events import EVENT_TYPES
 
-GOLDEN = Path(__file__).resolve().parents[1] / "golden"
+GOLDEN = Path(__file__).resolve().parents[2] / "golden"
 SCENARIOS = sorted(GOLDEN.glob("*.yaml"))
 CALENDAR = WorkingDayCalendar()
 
@@ -157,8 +157,8 @@ def test_a_listed_series_that_is_missing_fails_even_when_listed_as_zero() -> Non
 def _documented_figures() -> set[str]:
     """The metric names of docs/metrics.md's flow and snapshot tables (``_eet``-style short forms
     extend the full name before them), read by the one reader of those tables."""
-    from tests.unit.test_catalogue_agreement import documented_metric_labels
-    return set(documented_metric_labels((Path(__file__).resolve().parents[2] / "docs" / "metrics.md").read_text()))
+    from tests.unit.domain.test_catalogue_agreement import documented_metric_labels
+    return set(documented_metric_labels((Path(__file__).resolve().parents[3] / "docs" / "metrics.md").read_text()))
 
 
 LOADED_SCENARIOS = [load(p) for p in SCENARIOS]

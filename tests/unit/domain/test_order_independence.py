@@ -7,7 +7,7 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 
 from casewatch.domain.rejections import REJECTION_REASONS
 from tests.support.generated_histories import arrival, as_of_dates, authority_history
-from tests.unit.test_golden import run
+from tests.unit.domain.test_golden import run
 
 SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 

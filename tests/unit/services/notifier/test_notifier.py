@@ -13,7 +13,7 @@ from services.notifier.app import create_app
 from services.notifier.rota import RotaError, load_rota, parse_rota
 from casewatch.config import NotifierSettings
 
-EXAMPLE = Path(__file__).resolve().parents[2] / "services" / "notifier" / "rota.example.yml"
+EXAMPLE = Path(__file__).resolve().parents[4] / "services" / "notifier" / "rota.example.yml"
 
 
 def utc(*args) -> datetime:

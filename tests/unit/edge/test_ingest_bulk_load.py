@@ -10,7 +10,7 @@ from schemas.examples import valid_examples
 from casewatch.edge.bulk_load import EVENT_ID_NAMESPACE, csv_row_to_event, load_files
 from casewatch.adapters.kafka.publisher import EventPublisher
 
-from tests.unit.test_ingest_api import KEY, RecordingProducer, pseudonym, settings
+from tests.unit.services.ingest.test_ingest_api import KEY, RecordingProducer, pseudonym, settings
 
 CSV = """event_type,event_id,la_code,team,child_ref,referral_date,source,reasons,referral_nfa,primary_need
 referral.received,,E06000004,cp_1,LCS-1,2025-06-02,6,3B;4B,false,N4

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from casewatch.config import Settings
 
-README = Path(__file__).resolve().parents[2] / "README.md"
+README = Path(__file__).resolve().parents[3] / "README.md"
 
 
 def _ports_table() -> list[list[str]]:

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 RULES = sorted((ROOT / "prometheus" / "rules").glob("*.yml"))
 TESTS = sorted((ROOT / "prometheus" / "tests").glob("*.yml"))
 ALERT_RULES = ROOT / "prometheus" / "rules" / "casewatch_alerts.yml"

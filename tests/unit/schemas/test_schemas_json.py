@@ -11,7 +11,7 @@ from schemas import ValidationFailure, parse_event
 from schemas import export as schema_export
 from schemas.examples import valid_examples
 
-from tests.unit.test_schemas import CODE_FIELDS, ENVELOPE_BAD, REQUIRED, TYPE_BAD
+from tests.unit.schemas.test_schemas import CODE_FIELDS, ENVELOPE_BAD, REQUIRED, TYPE_BAD
 
 EXAMPLES = valid_examples()
 FORMATS = jsonschema.Draft202012Validator.FORMAT_CHECKER

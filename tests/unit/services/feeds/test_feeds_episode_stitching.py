@@ -12,7 +12,7 @@ from services.feeds.envelope import FeedContext
 from services.feeds.episode_stitching import Episode, latest_returns, stitch_child
 from services.feeds.ssda903 import Ssda903Import, find_return
 
-EXTERNAL = Path(__file__).resolve().parents[1] / "data" / "external"
+EXTERNAL = Path(__file__).resolve().parents[3] / "data" / "external"
 FIX_CASES = EXTERNAL / "ssda903-episode-fix-cases" / "SSDA903_episodes_for_testing_fixes_INPUT.csv"
 D = date.fromisoformat
 

@@ -168,7 +168,7 @@ def test_opaque_rendering_of_a_body_that_is_not_an_object():
 
 def test_an_unconfigured_team_is_kept_only_as_a_keyed_digest_that_a_replay_can_restore():
     from casewatch.adapters.kafka.publisher import EventPublisher
-    from tests.unit.test_ingest_api import RecordingProducer
+    from tests.unit.services.ingest.test_ingest_api import RecordingProducer
     s = Settings(pseudonymisation_key=KEY.decode(), teams="cp_1")
     publisher = EventPublisher(s, producer=RecordingProducer())
     raw = {"event_id": "5f0c6a52-9d1e-4c36-8d1e-000000000003", "event_type": "referral.received",

@@ -22,7 +22,7 @@ from casewatch.simulation.authority import Scenario, authority_events
 
 WINDOW_START, WINDOW_END = date(2024, 4, 1), date(2026, 3, 31)
 BANK_HOLIDAYS = sorted(holidays.UK(subdiv="ENG", years=range(2015, 2030)).keys())
-DOCS = Path(__file__).resolve().parents[2] / "docs" / "events.md"
+DOCS = Path(__file__).resolve().parents[3] / "docs" / "events.md"
 
 
 def wd(start: str, end: str) -> int:

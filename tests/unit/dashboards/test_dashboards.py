@@ -17,7 +17,7 @@ from dashboards.build import GENERATED_DIR, stale_files
 from dashboards.measures import RATIO_BY_NAME
 from dashboards.thresholds import load_thresholds
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 UIDS = {"casewatch-workload", "casewatch-activity", "casewatch-activity-published", "casewatch-timeliness",
         "casewatch-pipeline"}
 

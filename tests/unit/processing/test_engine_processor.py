@@ -12,7 +12,7 @@ from casewatch.adapters.kafka.replay_marking import is_control, replay_end_heade
 from schemas import EVENT_TYPES
 from casewatch.processing.processor import BatchProcessor, Record
 from casewatch.processing.figures import Applied, PartitionedFigures
-from tests.unit.test_golden import CALENDAR, SCENARIOS, key_of, load
+from tests.unit.domain.test_golden import CALENDAR, SCENARIOS, key_of, load
 
 SCENARIO = load(SCENARIOS[0])
 KEY = key_of(SCENARIO["events"][0])
