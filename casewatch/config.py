@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -59,6 +60,10 @@ class Settings(BaseSettings):
     # no replay-end (e.g. the replaying process died) is taken as ended.
     engine_caught_up_max_lag: int = 500
     engine_replay_silence_seconds: float = 600.0
+    # The case_histories table's store (docs/operations.md "Table store"): "memory" (restored whole
+    # from the changelog on every start) or "rocksdb" (kept on disk under
+    # state_dir/engine/<app id>/worker-<metrics port>; a restart replays only the changelog's tail).
+    engine_store: Literal["memory", "rocksdb"] = "memory"
 
     # --- Kafka client security (casewatch/adapters/kafka/security.py; docs/operations.md "TLS and SASL") ---
     # PLAINTEXT (local stack), SSL, SASL_PLAINTEXT or SASL_SSL. The password: the value itself, or a
