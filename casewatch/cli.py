@@ -91,8 +91,8 @@ def main(argv: list[str] | None = None) -> int:
 
 def _settings_if_valid():
     try:
-        from casewatch.config import get_settings
-        return get_settings()
+        from casewatch import bootstrap
+        return bootstrap.settings()
     except Exception:  # noqa: BLE001 - only used to name the Kafka address in a message
         return None
 

@@ -77,8 +77,8 @@ def init_secrets(folder: Path, sources: list[str], la_codes: list[str], owner: s
 
 
 def _init(args: argparse.Namespace) -> int:
-    from casewatch.config import get_settings
-    la_codes = [c.strip() for c in (args.la or ",".join(get_settings().la_code_list)).split(",") if c.strip()]
+    from casewatch import bootstrap
+    la_codes = [c.strip() for c in (args.la or ",".join(bootstrap.settings().la_code_list)).split(",") if c.strip()]
     done = init_secrets(args.folder, args.source or ["demo"], la_codes, args.owner, args.webhook_group)
     for path, created in done:
         print(f"{'created' if created else 'kept   '} {path}")

@@ -55,7 +55,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable, Iterable
 
-from casewatch.config import Settings, get_settings
+from casewatch.config import Settings
 from casewatch.errors import ErasureError  # noqa: F401 - also importable from here
 
 ONS_LA_CODE_PATTERN = r"^(E0[6-9]\d{6}|E1\d{7})$"
@@ -557,8 +557,9 @@ def register(subparsers) -> None:
 def cmd_erase(args: argparse.Namespace) -> int:
     from kafka.errors import KafkaError
 
+    from casewatch import bootstrap
     from casewatch.edge.pseudonymise import PseudonymisationKeyError
-    settings = get_settings()
+    settings = bootstrap.settings()
     if args.child is not None and not args.la:
         print("erase: --child needs --la CODE, the authority's ONS code (e.g. --la E06000004)", file=sys.stderr)
         return 2

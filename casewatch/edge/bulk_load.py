@@ -229,18 +229,18 @@ def load_files(paths: list[Path], publisher: EventPublisher, *, dry_run: bool = 
 
 def run(args) -> int:
     """The ``casewatch load`` command."""
-    from casewatch.config import get_settings
+    from casewatch import bootstrap
     from casewatch.edge.pseudonymise import PseudonymisationKeyError
 
-    settings = get_settings()
+    parts = bootstrap.build()
     paths = [Path(p) for p in args.files]
     missing = [str(p) for p in paths if not p.is_file()]
     if missing:
         print(f"casewatch load: no such file: {', '.join(missing)}", file=sys.stderr)
         return 2
     try:
-        publisher = EventPublisher(settings, source_system=args.source_system, source="loader",
-                                   max_block_ms=60000, delivery_timeout_ms=120000)
+        publisher = parts.publisher(args.source_system, source="loader", max_block_ms=60000,
+                                    delivery_timeout_ms=120000)
     except PseudonymisationKeyError as exc:
         print(f"casewatch load: {exc}", file=sys.stderr)
         return 2

@@ -8,6 +8,7 @@ import time
 from datetime import date
 from pathlib import Path
 
+from casewatch import bootstrap
 from casewatch.packs.periods import PeriodError, parse_period
 from casewatch.packs.population import child_populations
 from casewatch.packs.render import RenderError, page_count, print_pdf, render_html
@@ -58,15 +59,14 @@ def _fail(sentence: str) -> int:
 
 def _la(value: str | None) -> str:
     if value is None:
-        from casewatch.config import get_settings
-        value = get_settings().la_code_list[0]
+        value = bootstrap.settings().la_code_list[0]
     if not _LA.match(value):
         raise ValueError(f"{value!r} is not an ONS authority code: pass e.g. --la E06000004")
     return value
 
 
 def _source(args) -> PrometheusSource:
-    src = PrometheusSource(args.prometheus or default_prometheus_url())
+    src = PrometheusSource(args.prometheus or default_prometheus_url(bootstrap.settings()))
     src.ready()
     return src
 

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from datetime import date, timedelta
 
 from casewatch.adapters.prometheus.backfill import sample_timestamp
+from casewatch.config import Settings
 from casewatch.packs.exceptions import SourceError  # noqa: F401 - also importable from here
 
 
@@ -110,9 +111,8 @@ class PrometheusSource:
         self._get("/api/v1/query", {"query": "1"})
 
 
-def default_prometheus_url() -> str:
-    from casewatch.config import get_settings
-    settings = get_settings()
+def default_prometheus_url(settings: Settings) -> str:
+    """The local stack's Prometheus, from ``settings`` (host and ``prometheus_port``)."""
     return f"http://{settings.host}:{settings.prometheus_port}"
 
 

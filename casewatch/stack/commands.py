@@ -6,7 +6,7 @@ import sys
 import time
 
 from casewatch.command_errors import RUNTIME, USAGE, CommandError
-from casewatch.config import get_settings
+from casewatch import bootstrap
 from casewatch.stack.manager import START_ORDER
 
 
@@ -59,7 +59,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 def _manager(args, **kw):
     from casewatch.stack.manager import StackManager
     parts = args.only.split(",") if getattr(args, "only", None) else None
-    return StackManager(get_settings(), parts=parts, **kw)
+    return StackManager(bootstrap.settings(), parts=parts, **kw)
 
 
 def _up(args) -> int:
@@ -99,7 +99,7 @@ def _restart(args) -> int:
     from casewatch.stack.components import StackError
     from casewatch.stack.manager import StackManager
     from casewatch.stack.processes import ProcessTable
-    settings = get_settings()
+    settings = bootstrap.settings()
     unknown = [p for p in args.part if p not in (*START_ORDER, "all")]
     if unknown:
         raise CommandError(f"no part of the stack is called {unknown[0]!r}: name one of "
@@ -147,7 +147,7 @@ def _print_where(settings) -> None:
 
 def _install(args) -> int:
     from casewatch.stack.components import StackError, ensure_debian_binaries, kafka_libs
-    settings = get_settings()
+    settings = bootstrap.settings()
     try:
         ensure_debian_binaries(["prometheus", "promtool", "prometheus-alertmanager", "amtool",
                                 "chromium", "pdftotext", "pdfinfo", "pdftoppm"])

@@ -18,8 +18,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _run(args) -> int:
-    from casewatch.config import get_settings
-    settings = get_settings()
+    from casewatch import bootstrap
+    settings = bootstrap.settings()
     if args.metrics_port:
         settings = settings.model_copy(update={"engine_metrics_port": args.metrics_port})
     # Fail in one sentence before faust starts (it would log a traceback for each of these).

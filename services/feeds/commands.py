@@ -12,7 +12,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from casewatch.config import get_settings
+from casewatch import bootstrap
+from casewatch.config import Settings
 
 from services.feeds.envelope import (
     FeedConfigError, FeedContext, UNASSIGNED_TEAM, parse_la_map, resolve_la_code,
@@ -65,9 +66,8 @@ def _common(p: argparse.ArgumentParser) -> None:
     out.add_argument("--out", type=Path, help="write events to FILE.jsonl (dead letters beside it)")
 
 
-def _child_identity():
+def _child_identity(settings: Settings):
     """The pseudonymiser, when a key is configured (event ids then never hash a raw id)."""
-    settings = get_settings()
     try:
         key = settings.read_pseudonymisation_key()
     except OSError:
@@ -78,14 +78,12 @@ def _child_identity():
     return Pseudonymiser(key, settings.pseudonymisation_key_version).pseudonym
 
 
-def _sink(args, source: str) -> Sink:
+def _sink(args, source: str, parts: bootstrap.Parts) -> Sink:
     if args.dry_run:
         return DryRunSink(source)
     if args.out:
         return JsonlSink(source, args.out)
-    from casewatch.adapters.kafka.publisher import EventPublisher
-    settings = get_settings()
-    return PublisherSink(source, EventPublisher(settings, source_system=source, source=source))
+    return PublisherSink(source, parts.publisher(source, source=source))
 
 
 def _progress(desc: str, total: int | None = None):
@@ -97,7 +95,8 @@ def cmd_import_cin(args) -> int:
     from services.feeds.cin_census import SOURCE, CinCensusImport, find_census_files, read_header
     try:
         la_map = parse_la_map(args.la_map)
-        identity = _child_identity()
+        parts = bootstrap.build()
+        identity = _child_identity(parts.settings)
         files = find_census_files(args.files)
         headers = {f: read_header(f) for f in files}
         la_codes = {}
@@ -113,7 +112,7 @@ def cmd_import_cin(args) -> int:
                 raise FeedConfigError(f"{seen[key].name} and {f.name} are both the {h.label} census of one "
                                       "authority: import one of them")
             seen[key] = f
-        sink = _sink(args, SOURCE)
+        sink = _sink(args, SOURCE, parts)
     except (FeedConfigError, FileNotFoundError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -150,13 +149,14 @@ def cmd_import_903(args) -> int:
         return 2
     try:
         la_map = parse_la_map(args.la_map)
+        parts = bootstrap.build()
         la_code = args.la_code
         if not la_code:
-            configured = get_settings().la_code_list
+            configured = parts.settings.la_code_list
             if len(configured) != 1:
                 raise FeedConfigError("SSDA903 files do not name the authority: pass --la-code")
             la_code = configured[0]
-        ctx = FeedContext(resolve_la_code(la_code, None, la_map), SOURCE, args.team, _child_identity())
+        ctx = FeedContext(resolve_la_code(la_code, None, la_map), SOURCE, args.team, _child_identity(parts.settings))
         returns, not_read = [], []
         for p in args.returns:
             found, skipped = find_returns(p, args.year)
@@ -165,7 +165,7 @@ def cmd_import_903(args) -> int:
         years = [r.year for r in returns if r.year is not None]
         if len(set(years)) != len(years):
             raise ReturnsError("two returns of the same collection year given: import one of them")
-        sink = _sink(args, SOURCE)
+        sink = _sink(args, SOURCE, parts)
     except (FeedConfigError, ReturnsError, FileNotFoundError, NotADirectoryError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -202,13 +202,14 @@ def cmd_serve(args) -> int:
     )
     from casewatch.adapters.sqlite.snapshot_state import SqliteSnapshotStore
 
-    settings = get_settings()
+    parts = bootstrap.build()
+    settings = parts.settings
     try:
         la_codes = default_la_codes(parse_la_map(args.la_map))
     except FeedConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    identity = _child_identity()
+    identity = _child_identity(settings)
     if identity is None:
         print("error: the adapter keys its state by pseudonym: set CASEWATCH_PSEUDONYMISATION_KEY(_FILE)",
               file=sys.stderr)
@@ -229,8 +230,7 @@ def cmd_serve(args) -> int:
                 for dl in dead:
                     fh.write(json.dumps(dl.to_record(SOURCE), separators=(",", ":")) + "\n")
     else:
-        from casewatch.adapters.kafka.publisher import EventPublisher
-        publisher = EventPublisher(settings, source_system=SOURCE, source=SOURCE)
+        publisher = parts.publisher(SOURCE, source=SOURCE)
 
         def publish(events):
             publisher.wait([publisher.publish(publisher.check(ev)) for ev in events])

@@ -38,7 +38,8 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, g
 from starlette.concurrency import run_in_threadpool
 
 from casewatch.access import grant_for_token, json_depth
-from casewatch.config import IngestGrant, Settings, get_settings
+from casewatch import bootstrap
+from casewatch.config import IngestGrant, Settings
 from services.ingest import openapi
 from casewatch.edge.authorisation import UUID_RE, door_checks
 from casewatch.adapters.kafka.event_sources import EventSources, Origin
@@ -107,8 +108,9 @@ def _result(index: int | None, checked: Checked) -> dict:
 
 def create_app(settings: Settings | None = None, publisher: EventPublisher | None = None,
                event_sources: EventSources | None = None) -> FastAPI:
-    settings = settings or get_settings()
-    publisher = publisher or EventPublisher(settings, source_system="ingest", source="ingest")
+    parts = bootstrap.build(settings)
+    settings = parts.settings
+    publisher = publisher or parts.publisher("ingest", source="ingest")
     sources = event_sources if event_sources is not None else EventSources(settings)
     grants = settings.read_ingest_grants()
     metrics = IngestMetrics()

@@ -11,11 +11,11 @@ def _ingest(args: argparse.Namespace) -> int:
     import logging
 
     from casewatch.command_errors import USAGE, CommandError
-    from casewatch.config import get_settings
+    from casewatch import bootstrap
     from casewatch.edge.pseudonymise import load_key
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    settings = get_settings()
+    settings = bootstrap.settings()
     load_key(settings)  # no key: PseudonymisationKeyError, said by casewatch.cli's handler (exit 2)
     try:
         tokens = settings.read_ingest_tokens()

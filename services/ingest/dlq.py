@@ -9,6 +9,7 @@ import sys
 
 from dataclasses import dataclass, field
 
+from casewatch import bootstrap
 from casewatch.adapters.kafka.dead_letters import (REPLAYABLE_SOURCES, StoredDeadLetter, find,
                                                    read_dead_letters)
 from casewatch.adapters.kafka.event_sources import EventSources
@@ -71,8 +72,7 @@ def _summary_line(letter: StoredDeadLetter) -> str:
 
 
 def cmd_list(args) -> int:
-    from casewatch.config import get_settings
-    settings = get_settings()
+    settings = bootstrap.settings()
     count = 0
     print(f"{'number':>8}  {'received_at':<29}  {'source':<8} {'stage':<10}  {'event_type':<26}  reason")
     for letter in read_dead_letters(settings):
@@ -84,8 +84,7 @@ def cmd_list(args) -> int:
 
 
 def cmd_show(args) -> int:
-    from casewatch.config import get_settings
-    letter = find(get_settings(), args.number)
+    letter = find(bootstrap.settings(), args.number)
     if letter is None:
         print(f"no dead letter {args.number}", file=sys.stderr)
         return 1
@@ -94,12 +93,12 @@ def cmd_show(args) -> int:
 
 
 def cmd_replay(args) -> int:
-    from casewatch.config import get_settings
     from casewatch.edge.pseudonymise import PseudonymisationKeyError
-    from casewatch.adapters.kafka.publisher import EventPublisher, KafkaUnavailable
-    settings = get_settings()
+    from casewatch.adapters.kafka.publisher import KafkaUnavailable
+    parts = bootstrap.build()
+    settings = parts.settings
     try:
-        publisher = EventPublisher(settings, source_system="replay", source="replay")
+        publisher = parts.publisher("replay", source="replay")
     except PseudonymisationKeyError as exc:
         print(f"casewatch dlq replay: {exc}", file=sys.stderr)
         return 2

@@ -22,7 +22,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, generate_latest
 
-from casewatch.config import get_settings
+from casewatch import bootstrap
 from services.notifier.mail import DROP_PARTS, DROP_REASONS, Allowed, Dropped, RuleCatalogue, compose, sanitise_group
 from services.notifier.rota import RotaError, load_rota
 from casewatch.config import NotifierSettings, WebhookSecretError, read_webhook_secret
@@ -40,10 +40,10 @@ def create_app(settings: NotifierSettings | None = None,
                send: Callable[[NotifierSettings, object], None] = send_smtp,
                allowed: Allowed | None = None) -> FastAPI:
     """Raises ``WebhookSecretError`` when the webhook credentials cannot be read."""
-    settings = settings or NotifierSettings()
+    settings = settings or bootstrap.notifier_settings()
     read_webhook_secret(settings.webhook_credentials_file)  # refuse to start without one
     if allowed is None:
-        configured = get_settings()
+        configured = bootstrap.settings()
         allowed = Allowed(RuleCatalogue.load(settings.rules_dir), teams=frozenset(configured.team_list),
                           la_codes=frozenset(configured.la_code_list))
     registry = CollectorRegistry()

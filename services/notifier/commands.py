@@ -21,10 +21,11 @@ def run(args: argparse.Namespace) -> int:
     from casewatch.command_errors import USAGE, CommandError
     from services.notifier.app import create_app
     from services.notifier.rota import RotaError, load_rota
-    from casewatch.config import NotifierSettings, WebhookSecretError
+    from casewatch import bootstrap
+    from casewatch.config import WebhookSecretError
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    settings = NotifierSettings()
+    settings = bootstrap.notifier_settings()
     try:
         load_rota(settings.rota_file)
         app = create_app(settings)

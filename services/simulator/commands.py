@@ -130,11 +130,11 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 # -- simulate ---------------------------------------------------------------------------------------
 def _simulate(args) -> int:
-    from casewatch.config import get_settings
+    from casewatch import bootstrap
     from casewatch.simulation.authority import Scenario, authority_events
     from services.simulator.output import FileSink, paced
 
-    settings = get_settings()
+    settings = bootstrap.settings()
     today = _date("today")
     if args.demo:
         args.realtime = True
@@ -231,7 +231,7 @@ def _publish_history_grouped(events, until, sink):
 def _replay(args) -> int:
     from tqdm import tqdm
 
-    from casewatch.config import get_settings
+    from casewatch import bootstrap
     from services.simulator.output import KafkaSink, read_events
 
     from casewatch.command_errors import USAGE, CommandError
@@ -239,7 +239,7 @@ def _replay(args) -> int:
         raise CommandError(f"{args.file}: no such events file; give the path of a JSON-lines file "
                            "(e.g. from `casewatch simulate --out`)", USAGE)
     total = sum(1 for line in args.file.open(encoding="utf-8") if line.strip())
-    settings = get_settings()
+    settings = bootstrap.settings()
     # Kafka not reachable: said at once, with the fix (exit 1), not after the admin client's retries
     from casewatch.command_errors import require_kafka
     require_kafka(settings)
@@ -302,7 +302,7 @@ def _scrape_labels(args, settings) -> dict[str, str]:
 def _backfill(args) -> int:
     from tqdm import tqdm
 
-    from casewatch.config import get_settings
+    from casewatch import bootstrap
     from casewatch.adapters.prometheus.backfill import backfill_data_dir
     from services.simulator.output import read_events
 
@@ -315,7 +315,7 @@ def _backfill(args) -> int:
         events = list(read_events(args.events))
     except ValueError as exc:
         return _fail("backfill-prometheus", f"{exc}; fix or remove that line and run again.", 1)
-    settings = get_settings()
+    settings = bootstrap.settings()
     print(f"computing {len(events)} events' figures for each day {first} .. {last}")
     try:
         with tqdm(unit=" steps", disable=None) as bar:
@@ -333,7 +333,7 @@ def _backfill(args) -> int:
 def _history_load(args) -> int:
     from tqdm import tqdm
 
-    from casewatch.config import get_settings
+    from casewatch import bootstrap
     from casewatch.stack.components import StackError
     from casewatch.stack.manager import StackManager
     from casewatch.edge.bulk_load import BulkLoader, read_records
@@ -348,7 +348,7 @@ def _history_load(args) -> int:
     first, last = _backfill_range(args)
     if first > last:
         return _fail(cmd, "--from-date is after --to-date; give a first day on or before the last.")
-    settings = get_settings()
+    settings = bootstrap.settings()
     stack = StackManager(settings, parts=["prometheus", "engine"], demo=False)
     data_dir = args.prometheus_data or settings.state_dir / "prometheus" / "data"
     local = args.prometheus_data is None

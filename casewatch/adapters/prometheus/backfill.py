@@ -151,8 +151,8 @@ def write_openmetrics_days(events: Iterable[dict], out_dir: Path, first: date, l
     from casewatch.adapters.prometheus.exposition import FiguresCollector
 
     if calendar is None:
-        from casewatch.config import get_settings
-        calendar = make_calendar(get_settings())
+        from casewatch import bootstrap
+        calendar = bootstrap.build().calendar
     extra = dict(extra_labels or {})
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
