@@ -20,8 +20,8 @@ hands each batch to :class:`BatchProcessor`, which
 What is dead-lettered with which reason, what is retried and what stops the stream is declared in
 :mod:`casewatch.processing.error_policy`; this module takes its reasons and stages from there.
 
-Everything outside is a port given to the constructor: the figures, the history store (a mapping
-key -> stored bytes), the changelog (``add`` / ``flush``), the dead-letter sink, the metrics, the
+Everything outside is a port given to the constructor: the figures, the history store
+(:class:`casewatch.processing.store.HistoryStore`: stored bytes by partition and key), the changelog (``add`` / ``flush``), the dead-letter sink, the metrics, the
 catch-up state, the replay-marking reader, the known event types and the clock. A dead letter
 holds an event's id and type only, or for undecodable bytes their size and hash, never content.
 """
@@ -32,10 +32,10 @@ import json
 import logging
 import uuid
 from dataclasses import dataclass
-from typing import Any, Awaitable, Callable, Iterable, MutableMapping, Protocol
+from typing import Any, Awaitable, Callable, Iterable, Protocol
 
 from casewatch.processing.error_policy import DECODE_ERRORS, POISON_ISOLATION, ErrorKind, reason_and_stage
-from casewatch.processing.store import decode_history, extend_history
+from casewatch.processing.store import HistoryStore, decode_history, extend_history
 
 log = logging.getLogger("casewatch.engine")
 
@@ -74,9 +74,10 @@ ReplayMarking = Callable[[Any], tuple[str | None, bool, bool]]  # headers -> (ru
 
 
 class BatchProcessor:
-    def __init__(self, *, figures, store: MutableMapping[bytes, bytes], changelog: Changelog,
+    def __init__(self, *, figures, store: HistoryStore, changelog: Changelog,
                  dead_letters: DeadLetterSink, metrics: Metrics, catch_up: CatchUpState,
-                 marking: ReplayMarking, event_types: Iterable[str], clock: Callable[[], float]):
+                 marking: ReplayMarking, event_types: Iterable[str], clock: Callable[[], float],
+                 rewrite_on_duplicate: bool = False):
         self.figures = figures
         self.store = store
         self.changelog = changelog
@@ -86,6 +87,11 @@ class BatchProcessor:
         self.marking = marking
         self.event_types = frozenset(event_types)
         self.clock = clock
+        # A store that outlives the process (rocksdb) may hold a history whose changelog record was
+        # never delivered (the worker died in between); the events are then read again (their
+        # offsets were not committed) and are all duplicates. With this set, such a child's stored
+        # history is written to the changelog again.
+        self.rewrite_on_duplicate = rewrite_on_duplicate
 
     async def process(self, records: Iterable[Record]) -> int:
         """Apply one batch; returns the number of events newly applied."""
@@ -144,7 +150,7 @@ class BatchProcessor:
         be applied is added to ``set_aside`` as (reason, stage, payload)."""
         skey = key.decode(errors="replace")
         first_seen = skey not in self.figures.partition(partition).keys
-        stored = self._stored_events(key) if first_seen else None
+        stored = self._stored_events(partition, key) if first_seen else None
         try:
             results = [self.figures.apply(partition, skey, events, stored)]
         except POISON_ISOLATION:  # the policy's one catch-all: a poison event must not stop the stream
@@ -161,19 +167,24 @@ class BatchProcessor:
                     _set_aside(set_aside, ErrorKind.EVENT_NOT_APPLIED, self.envelope_only(event))
         return sum(self._record(key, partition, applied, set_aside) for applied in results)
 
-    def _stored_events(self, key: bytes) -> list[dict] | None:
-        raw = self.store.get(key)
+    def _stored_events(self, partition: int, key: bytes) -> list[dict] | None:
+        raw = self.store.get(partition, key)
         return decode_history(raw)[1] if raw else None
 
     def _record(self, key: bytes, partition: int, applied, set_aside: list) -> int:
         for _ in range(applied.duplicates):
             self.metrics.duplicate()
         if applied.history is None:
+            if applied.duplicates and self.rewrite_on_duplicate:
+                stored = self.store.get(partition, key)
+                if stored is not None:
+                    self.changelog.add(partition, key, stored)
             return 0
         # The partition is stored with the events so a rebuild can group keys by partition; the
         # changelog partition is the key's own (in a batch, Faust's "current event" need not be).
-        value = extend_history(self.store.get(key), partition, applied.appended, lambda: applied.to_store)
-        self.store[key] = value
+        value = extend_history(self.store.get(partition, key), partition, applied.appended,
+                               lambda: applied.to_store)
+        self.store.put(partition, key, value)
         self.changelog.add(partition, key, value)
         for event in applied.events:
             self.metrics.applied(event)

@@ -4,7 +4,7 @@ the Faust side of the changelog is casewatch/adapters/faust/changelog.py.
 from __future__ import annotations
 
 import json
-from typing import Any, Callable
+from typing import Any, Callable, Iterator, Protocol
 
 
 # -- the table's value: {"p": <partition>, "e": [<compacted event>, ...]} ----------------------------
@@ -33,3 +33,21 @@ def decode_history(value: bytes) -> tuple[int, list[dict]]:
     """``(partition, events)`` of a stored value."""
     stored = json.loads(value)
     return stored["p"], stored["e"]
+
+
+# -- where the values live ---------------------------------------------------------------------------
+class HistoryStore(Protocol):
+    """The table of stored histories, addressed by the key's partition and the key (the engine's
+    is casewatch/adapters/faust/changelog.py's ``TableHistories``)."""
+
+    def get(self, partition: int, key: bytes) -> bytes | None: ...
+    def put(self, partition: int, key: bytes, value: bytes) -> None: ...
+    def items(self, partition: int) -> Iterator[tuple[bytes, bytes]]: ...
+
+
+def partition_histories(store: HistoryStore, partition: int) -> Iterator[tuple[str, list[dict]]]:
+    """``(key, events)`` of every stored history of ``partition``, what a rebuild of its figures
+    reads."""
+    for key, value in store.items(partition):
+        _, events = decode_history(value)
+        yield key.decode(), events

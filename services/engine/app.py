@@ -3,17 +3,23 @@
 * One agent consumes the events topic (key = pseudonymised child reference, so a child's events are
   in one partition). Each key's de-duplicated events live in the ``case_histories`` table, which is
   backed by a compacted changelog topic with as many partitions as the events topic (co-partitioned).
-* The table uses Faust's in-memory store: the changelog is the durable copy, and a restarted or
-  newly assigned worker rebuilds the table, then its figures, from it. (Why not RocksDB: the figures
-  must be rebuilt from the table after any recovery anyway, per-child state is small, and a memory
-  store keeps two workers on one machine free of local-directory locking.)
+* The table's store is ``engine_store`` (docs/operations.md "Table store"): Faust's in-memory
+  store (default; the changelog is the durable copy, restored whole by a restarted or newly
+  assigned worker) or ``rocksdb://`` (kept on disk in a directory of this worker's own, named by
+  its metrics port, so a restart replays only the changelog's tail). The table is read and written
+  by partition through ``TableHistories`` (:mod:`casewatch.adapters.faust.changelog`).
+* After a rebalance only the partitions that changed hands are rebuilt from the table (each
+  partition's keys only); the figures of partitions the worker keeps are kept, unless the restore
+  changed a stored value of one of their keys (then that partition is rebuilt too). Each rebuild
+  counts in ``casewatch_engine_rebuilt_partitions_total``.
 * Counting is at-least-once and idempotent: a redelivered event is a duplicate ``event_id`` and
   changes nothing. Faust's exactly-once mode is not used.
 * Figures are served on ``engine_metrics_port`` by :mod:`casewatch.adapters.prometheus.exposition`; Faust's own
   web server (which would serve table contents at /table) is switched off.
 * The worker knows whether it is caught up (:mod:`casewatch.processing.catchup`): not during a
-  rebalance (from the revocation, when the revoked partitions' figures are dropped, until the
-  rebuild after the new assignment), a table restore, a lag above
+  rebalance (from the revocation, from when it publishes no indicator, until the rebuild after the
+  new assignment; the figures of partitions not re-assigned are dropped at the assignment), a
+  table restore, a lag above
   ``engine_caught_up_max_lag`` or a replay run (records marked by ``casewatch/adapters/kafka/replay_marking.py``);
   meanwhile it publishes no indicator series. Replay control records are not events: never
   applied, never dead-lettered.
@@ -30,14 +36,14 @@ from datetime import date, datetime, timezone
 
 import faust
 
-from casewatch.config import Settings, get_settings
+from casewatch.config import Settings
 from casewatch.bootstrap import make_calendar  # one owner of Settings -> calendar
 from schemas import EVENT_TYPES
 from casewatch.adapters.kafka.security import faust_credentials
 from casewatch.adapters.kafka.replay_marking import is_control, replay_marking
 from casewatch.processing.catchup import CatchUp
-from casewatch.adapters.faust.changelog import ChangelogWriter, TakeOverGuard
-from casewatch.processing.store import decode_history
+from casewatch.adapters.faust.changelog import ChangelogWriter, TableHistories, TakeOverGuard
+from casewatch.processing.store import partition_histories
 from casewatch.adapters.prometheus.exposition import EngineMetrics, start_exposition
 from casewatch.processing.processor import BatchProcessor, Record
 from casewatch.processing.figures import PartitionedFigures
@@ -62,15 +68,23 @@ class EngineApp(faust.App):
             await self.casewatch_exposition()
 
 
-def create_app(settings: Settings | None = None) -> faust.App:
-    settings = settings or get_settings()
-    datadir = settings.state_dir / "engine" / settings.engine_app_id
+STORES = {"memory": "memory://", "rocksdb": "rocksdb://"}
+
+
+def worker_datadir(settings: Settings):
+    """This worker's own directory (two workers of one app on one machine must not share a
+    RocksDB directory): state_dir/engine/<app id>/worker-<metrics port>."""
+    return settings.state_dir / "engine" / settings.engine_app_id / f"worker-{settings.engine_metrics_port}"
+
+
+def create_app(settings: Settings) -> faust.App:
+    datadir = worker_datadir(settings)
     datadir.mkdir(parents=True, exist_ok=True)
     app = EngineApp(
         settings.engine_app_id,
         broker=f"kafka://{settings.bootstrap}",
         broker_credentials=faust_credentials(settings),  # None (PLAINTEXT) unless TLS/SASL is set
-        store="memory://",
+        store=STORES[settings.engine_store],
         topic_partitions=settings.partitions,
         topic_replication_factor=1,
         web_enabled=False,
@@ -91,18 +105,21 @@ def create_app(settings: Settings | None = None) -> faust.App:
                        key_serializer="raw", value_serializer="raw", partitions=settings.partitions)
     deadletters = app.topic(settings.deadletter_topic, key_type=bytes, value_type=bytes,
                             key_serializer="raw", value_serializer="raw")
+    stored = TableHistories()
     histories = app.Table("case_histories", default=None, partitions=settings.partitions,
-                          key_type=bytes, value_type=bytes)
+                          key_type=bytes, value_type=bytes, on_changelog_event=stored.restored)
+    stored.bind(histories)
 
-    changelog = ChangelogWriter(lambda: app.producer._ensure_producer(),
-                                histories.changelog_topic.get_topic_name(), histories.data.get)
+    changelog = ChangelogWriter.for_table(app, histories, stored)
     figures = PartitionedFigures(make_calendar(settings), today_for(settings))
+    stored.watch(lambda partition: partition in figures.partitions)
     catch_up = CatchUp(settings.engine_caught_up_max_lag, settings.engine_replay_silence_seconds)
     take_over = TakeOverGuard(settings.events_topic)
     metrics = EngineMetrics(figures, settings, catch_up)
     metrics.bind(app)
     app.casewatch_figures = figures  # for tests and the benchmark
     app.casewatch_metrics = metrics
+    app.casewatch_changelog = changelog
 
     async def dead_letter(reason: str, stage: str, payload: object) -> None:
         metrics.dead_lettered(stage, reason)
@@ -114,9 +131,10 @@ def create_app(settings: Settings | None = None) -> faust.App:
         await deadletters.send(value=json.dumps(record, default=str).encode())
 
     processor = BatchProcessor(
-        figures=figures, store=histories.data,  # the store itself (Table.get adds per-call bookkeeping)
+        figures=figures, store=stored,
         changelog=changelog, dead_letters=dead_letter, metrics=metrics, catch_up=catch_up,
-        marking=read_replay_marking, event_types=EVENT_TYPES, clock=time.time)
+        marking=read_replay_marking, event_types=EVENT_TYPES, clock=time.time,
+        rewrite_on_duplicate=stored.on_disk)
 
     @app.agent(events)
     async def apply_case_events(stream):
@@ -129,37 +147,54 @@ def create_app(settings: Settings | None = None) -> faust.App:
                 Record(m.message.partition, m.message.offset, m.key, m.value, m.message.headers)
                 for m in batch])
 
-    @app.on_partitions_assigned.connect
-    async def guard_take_over(sender, assigned, **kwargs):
-        # Before the fetcher first starts (after the first assignment's recovery), and idempotent.
-        take_over.install(app.consumer)
+    def events_partitions(tps) -> set[int]:
+        return {tp.partition for tp in tps if tp.topic == settings.events_topic}
 
     @app.on_partitions_revoked.connect
-    async def drop_revoked(sender, revoked, **kwargs):
+    async def hold_revoked(sender, revoked, **kwargs):
         # Faust sends this once the agent has finished its current batch and before the next
-        # assignment: the revoked partitions' series disappear now, not at the end of the
-        # rebalance (their new owner may already be serving them).
-        partitions = {tp.partition for tp in revoked if tp.topic == settings.events_topic}
+        # assignment. From now until the rebuild the worker is catching up and publishes no
+        # indicator, so a partition that is moving away stops being published here; its figures
+        # are kept until the assignment says whether it stays (with Faust's eager protocol every
+        # partition is revoked at every rebalance).
+        partitions = events_partitions(revoked)
         catch_up.partitions_revoked(partitions)
-        figures.drop(partitions)
         metrics.forget_partitions(partitions)
         log.info("%d partitions revoked; catching up until the next assignment is rebuilt", len(partitions))
+
+    @app.on_partitions_assigned.connect
+    async def drop_moved(sender, assigned, **kwargs):
+        # Before the fetcher first starts (after the first assignment's recovery), and idempotent.
+        take_over.install(app.consumer)
+        changelog.guard_commits(app.consumer)
+        # Sent at every assignment (also one a further rebalance cuts short before its restore
+        # completes): the partitions not in it changed hands, so their figures go now; a partition
+        # still in the figures at the rebuild was owned throughout.
+        mine = events_partitions(assigned)
+        moved = {p for p in figures.partitions if p not in mine}
+        figures.drop(moved)
+        stored.forget(moved)
 
     @app.on_rebalance_complete.connect
     async def rebuild_after_rebalance(sender, **kwargs):
         # Sent by Faust once the table's recovery from the changelog is complete.
-        assigned = {tp.partition for tp in app.consumer.assignment() if tp.topic == settings.events_topic}
+        assigned = events_partitions(app.consumer.assignment())
         figures.keep_only(assigned)
-        by_partition: dict[int, list[tuple[str, list[dict]]]] = {p: [] for p in assigned}
-        for key, raw in list(histories.items()):
-            partition, events = decode_history(raw)
-            if partition in by_partition:
-                by_partition[partition].append((key.decode(), events))
-        for p, items in by_partition.items():
-            figures.rebuild(p, items)
+        kept = assigned & set(figures.partitions)
+        changed = stored.changed_by_restore(kept)
+        rebuild = (assigned - kept) | set(changed)
+        if changed:
+            log.warning("the restore changed stored histories of %d partitions this worker kept; "
+                        "rebuilding them too", len(changed))
+        keys = 0
+        for p in sorted(rebuild):
+            figures.rebuild(p, partition_histories(stored, p))
+            keys += len(figures.partitions[p].keys)
+        metrics.rebuilt(len(rebuild))
         metrics.set_assigned(assigned)
         catch_up.rebuilt(assigned)
-        log.info("figures rebuilt for %d partitions (%d keys)", len(assigned), figures.keys_tracked)
+        log.info("figures rebuilt for %d partitions (%d keys); kept for %d partitions",
+                 len(rebuild), keys, len(kept) - len(set(changed) & kept))
 
     reported: list[list[str] | None] = [None]
 

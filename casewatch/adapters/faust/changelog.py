@@ -8,21 +8,31 @@ appended to one aiokafka ``BatchBuilder`` per changelog partition and submitted 
 topic, partition, key and value as ``send_changelog`` would write (the table restores from it
 unchanged), far fewer Python steps per record.
 
-Durability is unchanged: before committing offsets Faust flushes the producer (``Consumer.commit``
-awaits ``app.producer.flush()``, which flushes this same aiokafka producer), so no offset is
-committed before the changelog records of the events it covers were sent. A batch whose delivery
-failed is sent again before the next one, with each key's *current* value (never the failed,
+Durability: no offset of the events topic is committed before the changelog records of the
+events it covers were delivered. Faust flushes the producer before it commits
+(``Consumer._commit_offsets`` awaits ``app.producer.flush()``, which flushes this same aiokafka
+producer, then calls ``Consumer._commit``), but that is Faust's ordering, not a contract; so the
+writer owns it: ``guard_commits(consumer)`` makes every commit first wait until every batch this
+writer submitted was delivered (``settle``), re-sending a failed one, and skip the commit when a
+batch still fails (the next commit covers the same offsets once it is delivered).
+tests/unit/adapters/faust/test_flush_before_commit.py drives Faust's own commit code to pin both.
+A batch whose delivery failed is sent again with each key's *current* value (never the failed,
 possibly older one, which could overwrite a newer value in the compacted topic).
 
-Also here, as the other piece that reaches into Faust's and aiokafka's internals:
-``TakeOverGuard``, which keeps Faust's consumer from skipping (and committing past) records of the
-events topic around a rebalance.
+Also here, as the other pieces that reach into Faust's and aiokafka's internals (this module is
+the only one that does):
+
+* ``TableHistories``: the table's stored values read and written by partition (Faust's own table
+  access takes the partition from the "current event", which a batch of several partitions does
+  not have), and one partition's keys listed without scanning the table;
+* ``TakeOverGuard``, which keeps Faust's consumer from skipping (and committing past) records of
+  the events topic around a rebalance.
 """
 from __future__ import annotations
 
-import json
+import asyncio
 import logging
-from typing import Any, Callable
+from typing import Any, Callable, Iterable, Iterator
 
 log = logging.getLogger("casewatch.engine")
 
@@ -34,13 +44,24 @@ class ChangelogWriter:
     creates it at start-up); ``topic`` the changelog topic's name; ``current(key)`` the key's
     value in the table now (for re-sending after a failed delivery)."""
 
-    def __init__(self, producer: Callable[[], Any], topic: str, current: Callable[[bytes], bytes | None]):
+    def __init__(self, producer: Callable[[], Any], topic: str,
+                 current: Callable[[int, bytes], bytes | None], settle_rounds: int = 3):
         self._producer = producer
         self.topic = topic
         self._current = current
+        self.settle_rounds = settle_rounds
         self._pending: dict[int, dict[bytes, bytes]] = {}
         self._in_flight: list[tuple[Any, int, dict[bytes, bytes]]] = []
         self.resent_batches = 0
+        self.commits_held = 0  # commits skipped because a changelog batch was not delivered
+        self._guarded: Any = None
+
+    @classmethod
+    def for_table(cls, app, table, histories: "TableHistories") -> "ChangelogWriter":
+        """The writer of ``table``'s changelog through ``app``'s aiokafka producer (Faust's
+        transport producer creates it at start-up)."""
+        return cls(lambda: app.producer._ensure_producer(), table.changelog_topic.get_topic_name(),
+                   histories.get)
 
     def add(self, partition: int, key: bytes, value: bytes) -> None:
         """Queue the newest value of ``key`` (a later value of the same key replaces it)."""
@@ -71,6 +92,39 @@ class ChangelogWriter:
             if in_batch:
                 await self._submit(producer, batch, partition, in_batch)
 
+    async def settle(self) -> bool:
+        """Submit what is queued and wait until every batch submitted so far was delivered,
+        re-sending failed ones (``settle_rounds`` rounds). False when one still failed."""
+        for _ in range(self.settle_rounds):
+            await self.flush()
+            waiting = [future for future, _, _ in self._in_flight]
+            if waiting:
+                await asyncio.wait(waiting)
+            self._requeue_failed()
+            if not self._in_flight and not self._pending:
+                return True
+        return False
+
+    def guard_commits(self, consumer) -> None:
+        """Make ``consumer`` (a Faust consumer) commit offsets only after ``settle``: its
+        ``_commit`` (what ``Consumer._commit_offsets`` calls to commit, after flushing the
+        producer) is wrapped. Idempotent; run it before the first commit (on the first
+        assignment)."""
+        if self._guarded is consumer:
+            return
+        self._guarded = consumer
+        commit, writer = consumer._commit, self
+
+        async def commit_after_the_changelog(offsets):
+            if not await writer.settle():
+                writer.commits_held += 1
+                log.warning("a changelog batch is still not delivered; offsets not committed "
+                            "this time (the next commit covers them)")
+                return False
+            return await commit(offsets)
+
+        consumer._commit = commit_after_the_changelog
+
     async def _submit(self, producer, batch, partition: int, records: dict[bytes, bytes]) -> None:
         future = await producer.send_batch(batch, self.topic, partition=partition)
         self._in_flight.append((future, partition, records))
@@ -87,10 +141,106 @@ class ChangelogWriter:
                             len(records))
                 mine = self._pending.setdefault(partition, {})
                 for key in records:
-                    value = self._current(key)
+                    value = self._current(partition, key)
                     if value is not None and key not in mine:
                         mine[key] = value
         self._in_flight = still
+
+
+# -- the table's values, by partition ---------------------------------------------------------------
+class TableHistories:
+    """The ``case_histories`` table's stored values, addressed by (partition, key).
+
+    Faust's table and store pick a key's partition from the "current event"; the rocksdb store
+    keeps one database per partition and reads and writes the current event's, which in a
+    ``take_events`` batch of several partitions is not every key's own. Here every access names
+    the key's partition:
+
+    * memory store (``memory://``): one dict; a partition -> keys index is kept here, fed by the
+      engine's own writes and by every changelog record Faust restores (``restored``, the table's
+      public ``on_changelog_event`` hook), so one partition's keys are listed without a scan;
+    * rocksdb store (``rocksdb://``): the partition's own database (its keys are that database's).
+
+    ``watch(tracked)`` and ``changed_by_restore()`` answer whether a restore changed the stored
+    value of any key of a partition whose figures the worker kept (``tracked(partition)``): the
+    value each restored key had before its first restored record is noted and compared with its
+    value after the restore.
+    """
+
+    def __init__(self) -> None:
+        self.table: Any = None
+        self._index: dict[int, set[bytes]] | None = None
+        self._tracked: Callable[[int], bool] = lambda partition: False
+        self._before: dict[tuple[int, bytes], bytes | None] = {}
+
+    def bind(self, table) -> None:
+        self.table = table
+        self._index = None if self.on_disk else {}
+
+    @property
+    def on_disk(self) -> bool:
+        return hasattr(self.table.data, "_db_for_partition")
+
+    def get(self, partition: int, key: bytes) -> bytes | None:
+        store = self.table.data
+        if self._index is None:
+            return store._db_for_partition(partition).get(key)
+        return store.data.get(key)
+
+    def put(self, partition: int, key: bytes, value: bytes) -> None:
+        store = self.table.data
+        if self._index is None:
+            store._db_for_partition(partition).put(key, value)
+            return
+        store.data[key] = value
+        self._index.setdefault(partition, set()).add(key)
+
+    def items(self, partition: int) -> Iterator[tuple[bytes, bytes]]:
+        """``(key, stored value)`` of every key of ``partition`` held here."""
+        store = self.table.data
+        if self._index is None:
+            yield from store._visible_items(store._db_for_partition(partition))
+            return
+        data = store.data
+        for key in list(self._index.get(partition, ())):
+            value = data.get(key)
+            if value is not None:
+                yield key, value
+
+    def forget(self, partitions: Iterable[int]) -> None:
+        """Drop the values of partitions this worker no longer owns (memory store: Faust itself
+        drops only the keys it restored; rocksdb: Faust closes their databases)."""
+        if self._index is None:
+            return
+        data = self.table.data.data
+        for partition in partitions:
+            for key in self._index.pop(partition, ()):
+                data.pop(key, None)
+
+    # -- restores -----------------------------------------------------------------------------------
+    def watch(self, tracked: Callable[[int], bool]) -> None:
+        self._tracked = tracked
+
+    async def restored(self, event) -> None:
+        """Faust's ``on_changelog_event``: a changelog record read in a restore (or by a standby),
+        before it is applied to the store."""
+        message = event.message
+        partition, key = message.partition, message.key
+        if self._index is not None:
+            self._index.setdefault(partition, set()).add(key)
+        if self._tracked(partition) and (partition, key) not in self._before:
+            self._before[(partition, key)] = self.get(partition, key)
+
+    def changed_by_restore(self, kept: Iterable[int]) -> dict[int, int]:
+        """``partition -> keys`` whose stored value a restore changed since the last call, among
+        the keys of ``kept`` partitions (the comparison is of bytes: no history is decoded)."""
+        kept = set(kept)
+        changed: dict[int, int] = {}
+        for (partition, key), before in self._before.items():
+            if partition in kept and self.get(partition, key) != before:
+                changed[partition] = changed.get(partition, 0) + 1
+        self._before.clear()
+        return changed
 
 
 # -- partition take-over: never let Faust commit a skipped range of the events topic -----------------

@@ -151,6 +151,9 @@ class EngineMetrics:
         self.catching_up = Gauge("casewatch_engine_catching_up",
                                  "1 for each reason this worker is catching up", ["reason"], registry=r)
         self._reason_gauges = {reason: self.catching_up.labels(reason) for reason in REASONS}
+        self.rebuilt_partitions = Counter(
+            "casewatch_engine_rebuilt_partitions", "Partitions whose figures were rebuilt from the "
+            "table after a rebalance (only those that changed hands)", registry=r)
         self.today = Gauge("casewatch_engine_today_timestamp_seconds",
                            "The engine's today, at 00:00 Europe/London", registry=r)
         self.today.set_function(lambda: midnight_london(figures.as_of))
@@ -185,6 +188,10 @@ class EngineMetrics:
     def applied_offsets(self, last: dict[int, int]) -> None:
         """The offsets of the last messages of a batch, per partition, once the batch is applied."""
         self.offsets.update(last)
+
+    def rebuilt(self, partitions: int) -> None:
+        """The figures of ``partitions`` partitions were rebuilt from the table."""
+        self.rebuilt_partitions.inc(partitions)
 
     def set_assigned(self, partitions) -> None:
         self.assigned.set(len(partitions))

@@ -86,11 +86,30 @@ def read_marking(headers):
     return run_id, end, is_control(headers)
 
 
+class Histories:
+    """The history store port (casewatch.processing.store.HistoryStore) as a dict per partition."""
+
+    def __init__(self, values: dict[tuple[int, bytes], bytes] | None = None):
+        self.values = dict(values or {})
+
+    def get(self, partition, key):
+        return self.values.get((partition, key))
+
+    def put(self, partition, key, value):
+        self.values[(partition, key)] = value
+
+    def items(self, partition):
+        return [(k, v) for (p, k), v in self.values.items() if p == partition]
+
+    def copy(self) -> "Histories":
+        return Histories(self.values)
+
+
 def processor(figures=None, store=None):
     rec = Recorder()
     proc = BatchProcessor(
         figures=figures or PartitionedFigures(CALENDAR, lambda: SCENARIO["as_of"]),
-        store={} if store is None else store, changelog=rec, dead_letters=rec.dead_letter,
+        store=Histories() if store is None else store, changelog=rec, dead_letters=rec.dead_letter,
         metrics=MetricsPort(rec), catch_up=rec, marking=read_marking, event_types=EVENT_TYPES,
         clock=lambda: 1234.5)
     return proc, rec
@@ -110,7 +129,7 @@ def test_a_childs_events_are_applied_once_written_once_and_a_repeat_counts_as_a_
     # one changelog record for the child (one group), on its own partition, equal to the store's
     ((partition, key, value),) = rec.changelog
     assert (partition, key) == (2, KEY.encode())
-    assert proc.store[key] == value
+    assert proc.store.get(2, key) == value and proc.store.get(1, key) is None
     stored = json.loads(value)
     assert stored["p"] == 2
     assert sorted(e["event_id"] for e in stored["e"]) == sorted(e["event_id"] for e in CHILD_EVENTS)
@@ -132,7 +151,7 @@ def test_a_new_worker_continues_from_the_stored_history_without_counting_it_agai
     first, first_rec = processor()
     asyncio.run(first.process(records(CHILD_EVENTS[:-1])))
     # a second worker (empty figures) with the stored history gets the last event only
-    second, rec = processor(store=dict(first.store))
+    second, rec = processor(store=first.store.copy())
     assert asyncio.run(second.process(records(CHILD_EVENTS[-1:]))) == 1
     assert rec.applied == [CHILD_EVENTS[-1]["event_id"]]
     (_, _, value), = rec.changelog
@@ -208,3 +227,16 @@ def test_replay_control_records_are_not_events_and_end_the_run_after_its_records
     assert rec.replay == [("record", 2, run)] * len(CHILD_EVENTS) + [("end", 2, run)]
     assert rec.dead == []  # the control record (empty value) is neither applied nor dead-lettered
     assert rec.offsets == [{2: 100 + len(CHILD_EVENTS)}]
+
+
+def test_with_a_store_that_outlives_the_worker_a_batch_of_duplicates_writes_the_stored_history_again():
+    # rocksdb: the table on disk may hold a history whose changelog record was never delivered;
+    # its events, read again (not committed), are all duplicates: the stored value is re-sent.
+    first, _ = processor()
+    asyncio.run(first.process(records(CHILD_EVENTS)))
+    for rewrite, expected in ((False, []), (True, [(2, KEY.encode(), first.store.get(2, KEY.encode()))])):
+        again, rec = processor(store=first.store.copy())
+        again.rewrite_on_duplicate = rewrite
+        assert asyncio.run(again.process(records(CHILD_EVENTS, first_offset=900))) == 0
+        assert rec.duplicates == len(CHILD_EVENTS) and rec.applied == []
+        assert rec.changelog == expected

@@ -125,7 +125,7 @@ def test_changelog_records_go_per_partition_newest_value_per_key_and_large_ones_
     async def scenario():
         producer = FakeProducer(capacity=100)
         table = {}
-        writer = ChangelogWriter(lambda: producer, "app-case_histories-changelog", table.get)
+        writer = ChangelogWriter(lambda: producer, "app-case_histories-changelog", lambda p, k: table.get(k))
         writer.add(0, b"a", b"1" * 10)
         writer.add(0, b"a", b"2" * 10)        # the newer value of the same key replaces it
         writer.add(1, b"b", b"3" * 60)
@@ -145,7 +145,7 @@ def test_a_failed_changelog_batch_is_sent_again_with_the_keys_current_values():
     async def scenario():
         producer = FakeProducer()
         table = {b"a": b"old"}
-        writer = ChangelogWriter(lambda: producer, "t", table.get)
+        writer = ChangelogWriter(lambda: producer, "t", lambda p, k: table.get(k))
         writer.add(0, b"a", b"old")
         await writer.flush()
         producer.futures[0].set_exception(RuntimeError("broker gone"))

@@ -14,7 +14,7 @@ from casewatch.processing import error_policy, processor as processor_module
 from casewatch.processing.error_policy import POLICY, Action, ErrorKind
 from casewatch.processing.figures import Applied, PartitionedFigures
 from casewatch.processing.processor import Record
-from tests.unit.processing.test_engine_processor import (CALENDAR, CHILD_EVENTS, SCENARIO, PoisonFigures, processor,
+from tests.unit.processing.test_engine_processor import (CALENDAR, CHILD_EVENTS, SCENARIO, Histories, PoisonFigures, processor,
                                               records)
 
 # By hand: the engine's own reasons and the domain's rule breaks (docs/architecture.md, "Errors").
@@ -125,8 +125,8 @@ class Broken(Exception):
     pass
 
 
-class FailingStore(dict):
-    def __setitem__(self, key, value):
+class FailingStore(Histories):
+    def put(self, partition, key, value):
         raise Broken("store")
 
 
@@ -139,7 +139,7 @@ def test_a_failing_store_stops_the_batch():
 
 def test_a_stored_history_that_cannot_be_read_stops_the_batch():
     key = records(CHILD_EVENTS[:1])[0].key
-    proc, rec = processor(store={key: b"\x00 not a stored history"})
+    proc, rec = processor(store=Histories({(2, key): b"\x00 not a stored history"}))
     with pytest.raises(Exception) as raised:
         asyncio.run(proc.process(records(CHILD_EVENTS[:1])))
     assert not isinstance(raised.value, Broken)
