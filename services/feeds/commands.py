@@ -15,9 +15,8 @@ from pathlib import Path
 from casewatch import bootstrap
 from casewatch.config import Settings
 
-from services.feeds.envelope import (
-    FeedConfigError, FeedContext, UNASSIGNED_TEAM, parse_la_map, resolve_la_code,
-)
+from services.feeds.envelope import FeedContext, UNASSIGNED_TEAM, parse_la_map, resolve_la_code
+from services.feeds.exceptions import FeedConfigError, ReturnsError
 from services.feeds.sinks import DryRunSink, JsonlSink, PublisherSink, Sink
 
 
@@ -143,7 +142,7 @@ def cmd_import_cin(args) -> int:
 
 
 def cmd_import_903(args) -> int:
-    from services.feeds.ssda903 import SOURCE, ReturnsError, Ssda903Import, find_returns
+    from services.feeds.ssda903 import SOURCE, Ssda903Import, find_returns
     if args.year is not None and len(args.returns) > 1:
         print("error: --year only with a single return", file=sys.stderr)
         return 2

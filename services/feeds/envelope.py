@@ -16,6 +16,7 @@ from datetime import date, datetime
 from typing import Any, Callable, Iterable, Mapping
 
 from casewatch.adapters.kafka.dead_letters import DeadLetterRecord
+from services.feeds.exceptions import FeedConfigError
 
 # Fixed namespace of every feed event id (never change it: ids would change and count twice).
 FEEDS_NAMESPACE = uuid.UUID("6f1f2a8e-3c4b-5d2e-9a77-0c1a5e0fd903")
@@ -35,10 +36,6 @@ def _la_numbers() -> dict[str, str]:
 OLD_LA_NUMBERS: dict[str, str] = _la_numbers()
 
 UNASSIGNED_TEAM = "unassigned"
-
-
-class FeedConfigError(ValueError):
-    """A feed cannot run as configured (no LA code, an unknown old LA number ...)."""
 
 
 def parse_la_map(text: str | None) -> dict[str, str]:

@@ -36,6 +36,7 @@ from typing import Callable, Iterable, Iterator
 from schemas.code_lists import codes as code_list
 
 from services.feeds.envelope import DeadLetter, FeedContext, collection_year_label, parse_date
+from services.feeds.exceptions import ReturnsError
 from services.feeds.episode_stitching import (
     CONTINUOUS, STARTED, Episode, latest_returns, stitch_child, year_end,
 )
@@ -58,10 +59,6 @@ class Return:
     @property
     def label(self) -> str:
         return collection_year_label(self.year) if self.year else "year from the episodes"
-
-
-class ReturnsError(ValueError):
-    """The folder's files cannot be told apart into returns (the message names the files)."""
 
 
 # ``2017-18``, ``2017_18``, ``201718`` -> 2018; a lone ``2018`` is the year END (as liia-tools'

@@ -1,2 +1,5 @@
-"""The ingest edge: pseudonymisation, the Kafka publisher, the HTTP API, the bulk loader and the
-dead-letter tools. Raw case-system identifiers stop here; only pseudonyms go on to Kafka."""
+"""The ingest service: the HTTP API case systems post events to (``api``, ``openapi``) and the
+``casewatch ingest | load | dlq`` commands (``commands``, ``dlq``). What it stands on is in the
+library: the checks and pseudonymisation at casewatch/edge (with the bulk loader), the publisher
+and the dead-letter record at casewatch/adapters/kafka. Raw case-system identifiers stop at the
+edge; only pseudonyms go on to Kafka."""

@@ -41,6 +41,7 @@ from casewatch.access import grant_for_token, json_depth
 from casewatch import bootstrap
 from casewatch.config import IngestGrant, Settings
 from services.ingest import openapi
+from services.ingest.exceptions import NotAcknowledged
 from casewatch.edge.authorisation import UUID_RE, door_checks
 from casewatch.adapters.kafka.event_sources import EventSources, Origin
 from casewatch.adapters.kafka.publisher import STAGE_DECODE, Checked, EventPublisher, KafkaUnavailable
@@ -73,15 +74,6 @@ class RequestSources:
     def origin(self, event_id: str) -> Origin | None:
         # what is stored wins: an earlier record re-using a stored event's id gains no right to correct it
         return self.stored.origin(event_id) or self.pending.get(event_id)
-
-
-class NotAcknowledged(Exception):
-    """Kafka did not acknowledge every record of a request: ``acknowledged`` of ``total`` were."""
-
-    def __init__(self, acknowledged: int, total: int):
-        super().__init__(f"{acknowledged} of {total} acknowledged")
-        self.acknowledged = acknowledged
-        self.total = total
 
 
 class IngestMetrics:

@@ -1,6 +1,20 @@
-"""``casewatch dlq list | show N | replay``: the commands over the dead-letter topic. The record and
-reading it back are casewatch/adapters/kafka/dead_letters.py; replaying (each letter checked again at the
-edge, then published) is here, the ingest service's own work.
+"""The ``casewatch dlq list | show N | replay`` commands: reading the dead-letter topic, and
+replaying what the ingest doors refused once it would now pass.
+
+A dead letter is numbered by its partition and offset (``0:17``; the ingest dead-letter topic has
+one partition, so ``17`` is enough). ``replay`` takes the dead letters of the validation stage
+refused by ingest, the loader or an earlier replay, checks each stored payload again at the edge
+(today's code lists and configuration; a team kept as a keyed digest is restored when it is now
+configured; a correction only when its target is stored and of the same source system, as at the
+ingest API), and publishes the ones that now pass to the events topic. Dead letters stay in the
+topic (it is append-only); replaying twice republishes the same event ids, which the engine
+de-duplicates.
+
+The dead-letter record is not defined here: casewatch/adapters/kafka/dead_letters.py owns it
+(``DeadLetterRecord``: what was refused, why, by whom, when and at which stage), with the one
+reader of the topic (``read_dead_letters``, ``find``). It is written by the publisher
+(casewatch/adapters/kafka/publisher.py: the refusals of ingest, the loader and replay) and the
+feeds (services/feeds/envelope.py). This module is the ingest service's use of them.
 """
 from __future__ import annotations
 

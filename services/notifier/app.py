@@ -24,7 +24,8 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, g
 
 from casewatch import bootstrap
 from services.notifier.mail import DROP_PARTS, DROP_REASONS, Allowed, Dropped, RuleCatalogue, compose, sanitise_group
-from services.notifier.rota import RotaError, load_rota
+from services.notifier.exceptions import RotaError
+from services.notifier.rota import load_rota
 from casewatch.config import NotifierSettings, WebhookSecretError, read_webhook_secret
 
 log = logging.getLogger("casewatch.notifier")

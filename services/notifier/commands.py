@@ -20,7 +20,8 @@ def register(subparsers) -> None:
 def run(args: argparse.Namespace) -> int:
     from casewatch.command_errors import USAGE, CommandError
     from services.notifier.app import create_app
-    from services.notifier.rota import RotaError, load_rota
+    from services.notifier.exceptions import RotaError
+    from services.notifier.rota import load_rota
     from casewatch import bootstrap
     from casewatch.config import WebhookSecretError
 

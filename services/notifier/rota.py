@@ -9,12 +9,10 @@ from zoneinfo import ZoneInfo
 import holidays
 import yaml
 
+from services.notifier.exceptions import RotaError
+
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 HOURS = ("in_hours", "out_of_hours", "any")
-
-
-class RotaError(ValueError):
-    """The rota file is missing or malformed (the message names the field, never a person)."""
 
 
 @dataclass(frozen=True)

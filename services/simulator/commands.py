@@ -8,6 +8,7 @@ import time
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 from casewatch.simulation.demo import DEMO_HISTORY_DAYS, DEMO_PROFILE, DEMO_SEED
+from services.simulator.exceptions import KafkaDown
 
 
 def _date(text: str) -> date:
@@ -382,7 +383,7 @@ def _history_load(args) -> int:
     if not args.skip_kafka:
         try:
             run_id, published = _history_publish(settings, args.source_system, raws)
-        except _KafkaDown as exc:
+        except KafkaDown as exc:
             return _fail(cmd, f"Kafka at {settings.bootstrap} is not reachable ({exc}); start it "
                               "(`casewatch stack up --only kafka`) or set CASEWATCH_KAFKA_BOOTSTRAP, then run again.", 1)
 
@@ -436,10 +437,6 @@ def _history_load(args) -> int:
     return 1 if checked_summary.rejected else 0
 
 
-class _KafkaDown(Exception):
-    pass
-
-
 def _history_publisher(settings, source_system: str):
     from casewatch.simulation.demo import make_publisher
     return make_publisher(settings, source_system)
@@ -457,13 +454,13 @@ def _history_publish(settings, source_system: str, raws: list) -> tuple[str, dic
         ensure_topics(settings)
         sink = KafkaSink(settings, source_system=source_system, replay_kind="history")
     except (KafkaError, KafkaUnavailable) as exc:
-        raise _KafkaDown(type(exc).__name__) from None
+        raise KafkaDown(type(exc).__name__) from None
     try:
         with tqdm(total=len(raws), unit=" events", desc="publishing", file=sys.stderr, disable=None) as bar:
             summary = sink.publisher.send_grouped(raws, progress=bar.update)
         run_id = sink.replay_run
     except (KafkaError, KafkaUnavailable) as exc:
-        raise _KafkaDown(type(exc).__name__) from None
+        raise KafkaDown(type(exc).__name__) from None
     finally:
         sink.close()
     return run_id, summary
