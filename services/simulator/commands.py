@@ -170,12 +170,8 @@ def _simulate(args) -> int:
     if args.out:
         sinks.append(FileSink(args.out))
     if args.publish:
-        try:
-            from services.simulator.output import KafkaSink
-            sinks.append(KafkaSink(settings))
-        except ImportError:
-            print("ERROR: publishing needs the ingest publisher (services.ingest); use --out", file=sys.stderr)
-            return 1
+        from services.simulator.output import KafkaSink
+        sinks.append(KafkaSink(settings))
     count = 0
     if args.publish and not args.out and args.history_years:
         # The history goes out as one batch per child (the engine applies each batch in one
@@ -248,11 +244,7 @@ def _replay(args) -> int:
     created = ensure_topics(settings)  # the events and dead-letter topics, when missing
     if created:
         print(f"created topic(s): {', '.join(created)}", file=sys.stderr)
-    try:
-        sink = KafkaSink(settings, source_system="replay", replay_kind="replay")  # replay-marked (C5)
-    except ImportError:
-        print("ERROR: replay needs the ingest publisher (services.ingest)", file=sys.stderr)
-        return 1
+    sink = KafkaSink(settings, source_system="replay", replay_kind="replay")  # replay-marked (C5)
     def selected():
         for event in read_events(args.file):
             d = str(event.get("effective_date", ""))[:10]

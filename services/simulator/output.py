@@ -48,7 +48,6 @@ class KafkaSink:
     partition, so the engine reports itself catching up, and publishes no indicator, until then."""
 
     def __init__(self, settings: Settings, source_system: str = "simulator", replay_kind: str | None = None):
-        from casewatch.adapters.kafka import publisher as ingest_publisher  # noqa: F401 - see make_publisher
         self._settings = settings
         self._publisher = make_publisher(settings, source_system)
         self.count = 0
