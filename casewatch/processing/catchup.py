@@ -40,9 +40,10 @@ class CatchUp:
         self.rebalancing = True
 
     def partitions_revoked(self, partitions: Iterable[int]) -> None:
+        """A rebalance revoked ``partitions`` (with Faust's eager protocol: every partition). The
+        replay runs of those the worker keeps go on (their records before the committed offset
+        are not read again); those of partitions not re-assigned are forgotten at ``rebuilt``."""
         self.rebalancing = True
-        for p in partitions:
-            self._replays.pop(p, None)
 
     def rebuilt(self, assigned: Iterable[int]) -> None:
         """The figures of the new assignment were rebuilt from the table."""

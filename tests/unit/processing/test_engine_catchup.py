@@ -87,3 +87,15 @@ def test_revoked_partitions_forget_their_replay_runs():
     catch_up.partitions_revoked({0, 1})
     catch_up.rebuilt({0})
     assert catch_up.reasons(rebalancing=False, restoring=False, lag=0) == []
+
+
+def test_a_partition_kept_through_a_rebalance_is_still_inside_its_replay_run():
+    # Its replay records before the committed offset are not read again after the rebalance: the
+    # run is remembered, and the worker publishes nothing until the run's end.
+    catch_up = started()
+    catch_up.replay_record(1, "replay-a")
+    catch_up.partitions_revoked({0, 1})
+    catch_up.rebuilt({0, 1})
+    assert catch_up.reasons(rebalancing=False, restoring=False, lag=0) == ["replay"]
+    catch_up.replay_end(1, "replay-a")
+    assert catch_up.reasons(rebalancing=False, restoring=False, lag=0) == []
