@@ -5,7 +5,9 @@ the same run measures
   (a) events/s of a plain aiokafka consumer decoding the messages (json.loads),
   (b) events/s of a bare faust-streaming agent that only decodes them (benchmarks/faust_decode_app.py),
   (c) events/s of the casewatch engine (`casewatch engine`, own app id), until the sum of its
-      casewatch_events_processed_total reaches N; ratios (c)/(b) and (c)/(a);
+      casewatch_events_processed_total reaches N; ratios (c)/(b) and (c)/(a); (b) and (c)
+      alternate --repeat times and every pair is reported with both processes' CPU per event and
+      their difference, casewatch's own µs/event; --profile adds a py-spy profile of (c);
   (d) the same with two `casewatch engine` workers (one app id, two --metrics-port) vs one;
   (e) end-to-end latency, ingest HTTP call -> count visible on the engine's /metrics, p50/p99,
       at a fixed rate through a real `casewatch ingest` process and a real engine;
@@ -13,11 +15,16 @@ the same run measures
       the engine's changelog topic after (c);
   (g) the time of an HTTP GET of /metrics (median of 20) over the engine's own exposition
       (EngineMetrics over PartitionedFigures) holding 20 authorities' figures;
-  (h) with --large: one worker's time to process a ~500,000-event 2-year history.
-Writes JSON (<out>/<timestamp>.json and <out>/latest.json) and a short table with the targets.
+  (h) with --large: a ~500,000-event authority replayed by one worker, then recovery: kill -9 of
+      that worker until a new one serves the same figures, and a partition move to a second
+      worker, for each table store (benchmarks/recovery.py);
+  (i) with --region N: N authorities' 2-year histories replayed by one and by two workers: time,
+      peak RSS per worker, RSS per child, /metrics render time (benchmarks/region.py).
+Writes JSON (<out>/<timestamp>.json and <out>/latest.json), a table with the targets, and each
+figure's change against benchmarks/baseline.json (--write-baseline updates it).
 
-  python benchmarks/run.py --bootstrap 127.0.0.1:29092 --large   # against a running Kafka
-  python benchmarks/run.py --quick                               # smoke mode: small set, own broker
+  python benchmarks/run.py --bootstrap 127.0.0.1:29092 --large --region 20   # against a running Kafka
+  python benchmarks/run.py --quick              # smoke mode: small sets of every step, own broker
 """
 from __future__ import annotations
 
@@ -36,7 +43,6 @@ import urllib.request
 import uuid
 import zlib
 from datetime import date, datetime, timezone
-from functools import lru_cache
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -44,39 +50,17 @@ sys.path.insert(0, str(REPO))
 
 from casewatch.domain.events import WORKFORCE_KEY_PREFIX, event_partition_key  # noqa: E402  (after the path)
 from casewatch.stack.loopback import free_port  # noqa: E402
-
-BENCH_KEY = b"benchmark-pseudonymisation-key-0123456789"
-
-
-def pseudonymise(event: dict) -> dict:
-    """Through the ingest edge's pseudonymiser (scoped by the event's authority, contract C3), so no
-    raw-looking id enters Kafka and one id in two authorities is two children. The identifier
-    fields are the schema's (IDENTIFIER_FIELDS), never a list of our own."""
-    return _pseudonymiser().event(event)
-
-
-@lru_cache(maxsize=1)
-def _pseudonymiser():
-    from casewatch.edge.pseudonymise import Pseudonymiser
-    return Pseudonymiser(BENCH_KEY)
-
-
-def event_set(population: int, years: float, seed: int, las: list[str]) -> list[dict]:
-    from casewatch.simulation.authority import authority_events
-    until = date(2026, 3, 31)
-    start = date(until.year - int(years), until.month, until.day) if years >= 1 else date(2025, 10, 1)
-    return [pseudonymise(e) for e in authority_events(las, population, seed, start, until, warmup_years=2)]
-
-
-def create_topic(bootstrap: str, topic: str, partitions: int) -> None:
-    from kafka import KafkaAdminClient
-    from kafka.admin import NewTopic
-    admin = KafkaAdminClient(bootstrap_servers=bootstrap)
-    try:
-        admin.create_topics([NewTopic(topic, partitions, 1)])
-    finally:
-        admin.close()
-
+from event_sets import BENCH_KEY, create_topic, event_set  # noqa: E402  (benchmarks/)
+from engine_profile import start_py_spy, stop_py_spy  # noqa: E402
+from baseline import compare, machine  # noqa: E402
+from baseline import load as load_baseline, update as update_baseline  # noqa: E402
+from engine_profile import analyse  # noqa: E402
+from event_sets import cached_grouped, events_per_head, load_cached  # noqa: E402
+from recovery import measure_recovery  # noqa: E402
+from region import measure_region, project  # noqa: E402
+from workers import differences, store_supported  # noqa: E402
+from workers import (cpu_seconds, engine_assigned, engine_env, engine_processed_cheaply,  # noqa: E402
+                     start_engines, stop_all)
 
 def load_topic(bootstrap: str, topic: str, events: list[dict], partitions: int) -> float:
     from kafka import KafkaProducer
@@ -89,28 +73,6 @@ def load_topic(bootstrap: str, topic: str, events: list[dict], partitions: int) 
     producer.flush()
     producer.close()
     return time.perf_counter() - t0
-
-
-def load_topic_grouped(bootstrap: str, topic: str, events: list[dict], partitions: int,
-                       per_message: int = 200) -> int:
-    """The bulk-replay form (``casewatch replay`` default): each child's events together, as JSON
-    arrays of at most ``per_message`` events, keyed by the child. Returns the message count."""
-    from kafka import KafkaProducer
-    create_topic(bootstrap, topic, partitions)
-    groups: dict[str, list] = {}
-    for e in events:
-        groups.setdefault(event_partition_key(e), []).append(e)
-    producer = KafkaProducer(bootstrap_servers=bootstrap, linger_ms=20, batch_size=256 * 1024, acks=1,
-                             max_request_size=8 * 1024 * 1024)
-    messages = 0
-    for key, group in groups.items():
-        for start in range(0, len(group), per_message):
-            producer.send(topic, key=key.encode(),
-                          value=json.dumps(group[start:start + per_message], separators=(",", ":")).encode())
-            messages += 1
-    producer.flush()
-    producer.close()
-    return messages
 
 
 async def plain_consumer(bootstrap: str, topic: str, n: int) -> float:
@@ -158,13 +120,6 @@ def http_json_count(url: str) -> int:
         return int(json.load(resp)["count"])
 
 
-def engine_processed_cheaply(metrics_url: str) -> int:
-    """The engine's processed-event count from /healthz (a full /metrics render 5 times a second
-    took ~4% of the engine's time in a profile; Prometheus scrapes every 15 s)."""
-    with urllib.request.urlopen(metrics_url.replace("/metrics", "/healthz"), timeout=5) as resp:
-        return int(json.load(resp)["events_processed"])
-
-
 def engine_processed(url: str) -> int:
     with urllib.request.urlopen(url, timeout=5) as resp:
         text = resp.read().decode()
@@ -180,30 +135,22 @@ def run_faust(bootstrap: str, topic: str, n: int, state: Path, timeout: float) -
     log = open(state / "faust.log", "w")
     proc = subprocess.Popen([sys.executable, str(REPO / "benchmarks" / "faust_decode_app.py"), "worker",
                              "-l", "warn"], env=env, stdout=log, stderr=subprocess.STDOUT)
+    cpu_at_first: list[float] = []
+
+    def count() -> int:
+        got = http_json_count(f"http://127.0.0.1:{port}/count")
+        if got and not cpu_at_first:
+            cpu_at_first.append(cpu_seconds([proc.pid]))
+        return got
     try:
-        return wait_for_count(proc, lambda: http_json_count(f"http://127.0.0.1:{port}/count"), n, timeout)
+        elapsed = wait_for_count(proc, count, n, timeout)
+        if cpu_at_first:
+            CPU["faust"] = (cpu_seconds([proc.pid]) - cpu_at_first[0]) / n * 1e6
+        return elapsed
     finally:
         proc.terminate()
         proc.wait(timeout=30)
         log.close()
-
-
-def engine_env(bootstrap: str, topic: str, app_id: str, state: Path, partitions: int,
-               la_codes: str = "E06000004") -> dict:
-    return dict(os.environ, CASEWATCH_KAFKA_BOOTSTRAP=bootstrap, CASEWATCH_EVENTS_TOPIC=topic,
-                CASEWATCH_DEADLETTER_TOPIC=f"{topic}-dlq", CASEWATCH_ENGINE_APP_ID=app_id,
-                CASEWATCH_STATE_DIR=str(state / "engine"), CASEWATCH_PARTITIONS=str(partitions),
-                CASEWATCH_FIXED_TODAY="2026-03-31", CASEWATCH_LA_CODES=la_codes, PYTHONPATH=str(REPO))
-
-
-def start_engines(env: dict, ports: list[int], state: Path, name: str) -> list[tuple[subprocess.Popen, object]]:
-    out = []
-    for i, port in enumerate(ports):
-        log = open(state / f"{name}-{i}.log", "w")
-        proc = subprocess.Popen([sys.executable, "-m", "casewatch.cli", "engine", "--metrics-port", str(port)],
-                                env=env, cwd=REPO, stdout=log, stderr=subprocess.STDOUT)
-        out.append((proc, log))
-    return out
 
 
 def start_group(bootstrap: str, topic: str, state: Path, partitions: int, workers: int, prefix: str):
@@ -215,24 +162,14 @@ def start_group(bootstrap: str, topic: str, state: Path, partitions: int, worker
     return app_id, procs, [f"http://127.0.0.1:{port}/metrics" for port in ports], [p.pid for p, _ in procs]
 
 
-def stop_all(procs: list[tuple[subprocess.Popen, object]]) -> None:
-    for proc, _ in procs:
-        if proc.poll() is None:
-            proc.terminate()
-    for proc, log in procs:
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=10)
-        log.close()
-
-
 def run_engine(bootstrap: str, topic: str, n: int, state: Path, partitions: int, timeout: float,
-               workers: int = 1) -> tuple[float, str]:
-    """Seconds for ``workers`` engine processes (one app id) to apply ``n`` events, and the app id."""
+               workers: int = 1, profile: Path | None = None) -> tuple[float, str]:
+    """Seconds for ``workers`` engine processes (one app id) to apply ``n`` events, and the app id.
+    With ``profile``, py-spy samples the (one) engine from its first counted event to the last
+    and writes its collapsed stacks there (engine_profile.py)."""
     app_id, procs, urls, pids = start_group(bootstrap, topic, state, partitions, workers, "bench-engine")
     cpu_at_first: list[float] = []
+    spy: list = []
 
     def total() -> int:
         got = 0
@@ -243,6 +180,8 @@ def run_engine(bootstrap: str, topic: str, n: int, state: Path, partitions: int,
                 pass
         if got and not cpu_at_first:
             cpu_at_first.append(cpu_seconds(pids))
+            if profile is not None:
+                spy.append(start_py_spy(pids[0], profile, state))
         return got
     try:
         if workers == 1:
@@ -253,23 +192,12 @@ def run_engine(bootstrap: str, topic: str, n: int, state: Path, partitions: int,
             CPU[workers] = (cpu_seconds(pids) - cpu_at_first[0]) / n * 1e6
         return elapsed, app_id
     finally:
+        for proc in spy:
+            stop_py_spy(proc)
         stop_all(procs)
 
 
-CPU: dict[int, float] = {}  # workers -> engine CPU microseconds per event in the last run_engine
-
-
-def cpu_seconds(pids: list[int]) -> float:
-    """User + system CPU seconds of the processes so far (Linux /proc; 0 elsewhere)."""
-    tick = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
-    total = 0.0
-    for pid in pids:
-        try:
-            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-            total += (int(fields[11]) + int(fields[12])) / tick
-        except (OSError, IndexError, ValueError):
-            pass
-    return total
+CPU: dict = {}  # workers (or "faust") -> CPU microseconds per event in the last run_engine (run_faust)
 
 
 async def load_topic_fast(bootstrap: str, topic: str, events: list[dict]) -> float:
@@ -327,11 +255,6 @@ def run_engine_formed(bootstrap: str, events: list[dict], state: Path, partition
         return elapsed
     finally:
         stop_all(procs)
-
-
-def engine_assigned(url: str) -> int:
-    with urllib.request.urlopen(url.replace("/metrics", "/healthz"), timeout=5) as resp:
-        return int(json.load(resp)["assigned_partitions"])
 
 
 def wait_for_workers(procs, urls: list[str], n: int, timeout: float, partitions: int) -> float:
@@ -613,7 +536,21 @@ def start_own_kafka(state: Path):
 
 TARGETS = {
     "ratio_c_over_b": (">=", 0.60, "engine >= 60% of bare faust"),
+    "ratio_c_over_b_min_pair": (">=", 0.60, "every (c)/(b) pair >= 0.60"),
+    "casewatch_own_us_per_event_max": ("<=", 30.0, "casewatch's own <= 30 us/event (every pair)"),
     "large_replay_s": ("<=", 90.0, "500k-event replay <= 90 s"),
+    "recovery_memory_kill9_restart_s": ("<=", 30.0, "recovery <= 30 s"),
+    "recovery_rocksdb_kill9_restart_s": ("<=", 30.0, "recovery <= 30 s"),
+    "recovery_memory_move_stale_s": ("<=", 30.0, "recovery <= 30 s"),
+    "recovery_rocksdb_move_stale_s": ("<=", 30.0, "recovery <= 30 s"),
+    "region_1w_replay_s": ("<=", 360.0, "region <= 6 min"),
+    "region_2w_replay_s": ("<=", 360.0, "region <= 6 min"),
+    "region_1w_projected_replay_s": ("<=", 360.0, "region <= 6 min (projected)"),
+    "region_2w_projected_replay_s": ("<=", 360.0, "region <= 6 min (projected)"),
+    "region_1w_peak_rss_mb_max": ("<=", 4096.0, "<= 4 GB per worker"),
+    "region_2w_peak_rss_mb_max": ("<=", 4096.0, "<= 4 GB per worker"),
+    "region_1w_projected_peak_rss_mb_per_worker": ("<=", 4096.0, "<= 4 GB per worker (projected)"),
+    "region_2w_projected_peak_rss_mb_per_worker": ("<=", 4096.0, "<= 4 GB per worker (projected)"),
     "latency_p99_ms": ("<=", 1000.0, "p99 <= 1 s at 500 ev/s"),
     "state_bytes_per_child": ("<=", 2048.0, "<= 2 KB state per child"),
     "metrics_get_20_authorities_ms": ("<=", 100.0, "/metrics <= 100 ms for 20 LAs"),
@@ -622,7 +559,7 @@ TARGETS = {
 
 
 def table(results: dict) -> str:
-    lines = [f"{'measure':<38} {'value':>14}  target"]
+    lines = [f"{'measure':<46} {'value':>14}  target"]
     for k, v in results.items():
         if isinstance(v, (list, dict)):
             continue
@@ -637,7 +574,9 @@ def table(results: dict) -> str:
                 mark += f" (but measured at {achieved:,.0f} ev/s, not 500: the posting rate was not reached)"
             if k == "large_replay_s" and results.get("large_events", 0) < 450_000:
                 mark += " (a smaller history than 500k events)"
-        lines.append(f"{k:<38} {text:>14}  {mark}")
+        if k.startswith("region_") and results.get("region_authorities", 20) < 20 and "projected" not in k:
+            mark += f" ({results.get('region_authorities')} authorities, not 20)" if mark else ""
+        lines.append(f"{k:<46} {text:>14}  {mark}")
     return "\n".join(lines)
 
 
@@ -655,127 +594,229 @@ def write_results(out: Path, results: dict) -> list[Path]:
     return paths
 
 
+def cache_dir_default() -> Path:
+    return Path(os.environ.get("CASEWATCH_STATE_DIR", Path.home() / ".casewatch")) / "benchmark-cache"
+
+
+def step(results: dict, name: str, start: float) -> None:
+    """Record a finished step and the 1-minute load average at its start and end."""
+    results.setdefault("steps", []).append(name)
+    results.setdefault("load_average", {})[name] = [round(start, 2), round(os.getloadavg()[0], 2)]
+
+
+def throughput(args, bootstrap: str, state: Path, results: dict) -> None:
+    """(a)-(g): the one-event-per-message set, its ceilings, the engine, scaling, latency, /metrics."""
+    events = event_set(args.population, args.years, 17, ["E06000004"])
+    n = len(events)
+    topic = f"bench-events-{uuid.uuid4().hex[:8]}"
+    load_s = load_topic(bootstrap, topic, events, args.partitions)
+    print(f"loaded {n} events into {topic} in {load_s:.1f}s", file=sys.stderr)
+    results.update({"events": n, "population": args.population, "years": args.years,
+                    "partitions": args.partitions})
+    a = asyncio.run(plain_consumer(bootstrap, topic, n))
+    results["a_plain_aiokafka_events_per_s"] = n / a
+    print(f"(a) {n / a:,.0f} events/s", file=sys.stderr)
+    # (b) and (c) alternate --repeat times: a 2-core machine shared with the broker gives single
+    # runs ±10% apart. Every pair is reported (each (c) against the (b) just before it), with
+    # both processes' CPU per event (/proc) and their difference: casewatch's own µs/event.
+    bs, cs, pairs = [], [], []
+    for _ in range(args.repeat):
+        bs.append(run_faust(bootstrap, topic, n, state, args.timeout))
+        b_cpu = CPU.get("faust")
+        print(f"(b) {n / bs[-1]:,.0f} events/s, {b_cpu or 0:.0f} µs CPU/event", file=sys.stderr)
+        c, app_id = run_engine(bootstrap, topic, n, state, args.partitions, args.timeout)
+        cs.append(c)
+        c_cpu = CPU.get(1)
+        own = (c_cpu - b_cpu) if c_cpu is not None and b_cpu is not None else None
+        pairs.append({"b_events_per_s": round(n / bs[-1]), "c_events_per_s": round(n / c),
+                      "ratio_c_over_b": round(bs[-1] / c, 3),
+                      "b_cpu_us_per_event": round(b_cpu, 1) if b_cpu is not None else None,
+                      "c_cpu_us_per_event": round(c_cpu, 1) if c_cpu is not None else None,
+                      "casewatch_own_us_per_event": round(own, 1) if own is not None else None,
+                      "load_average_1m": round(os.getloadavg()[0], 2)})
+        print(f"(c) {n / c:,.0f} events/s, {c_cpu or 0:.0f} µs CPU/event: (c)/(b) {bs[-1] / c:.3f}, "
+              f"casewatch's own {own if own is not None else float('nan'):.1f} µs/event", file=sys.stderr)
+    b, c = min(bs), min(cs)
+    results["b_bare_faust_events_per_s"] = n / b
+    results["c_engine_events_per_s"] = n / c
+    results["pairs"] = pairs
+    results["b_runs_events_per_s"] = [p["b_events_per_s"] for p in pairs]
+    results["c_runs_events_per_s"] = [p["c_events_per_s"] for p in pairs]
+    ratios = [p["ratio_c_over_b"] for p in pairs]
+    results["ratio_c_over_b_per_pair"] = ratios
+    results["ratio_c_over_b_median_pair"] = statistics.median(ratios)
+    results["ratio_c_over_b_min_pair"] = min(ratios)
+    owns = [p["casewatch_own_us_per_event"] for p in pairs if p["casewatch_own_us_per_event"] is not None]
+    if owns:
+        results["casewatch_own_us_per_event_per_pair"] = owns
+        results["casewatch_own_us_per_event_median"] = statistics.median(owns)
+        results["casewatch_own_us_per_event_max"] = max(owns)
+        results["b_cpu_us_per_event_median"] = statistics.median(p["b_cpu_us_per_event"] for p in pairs)
+    results["engine_cpu_us_per_event_1_worker"] = pairs[cs.index(c)]["c_cpu_us_per_event"]
+    results["ratio_c_over_b"] = b / c
+    results["ratio_c_over_a"] = a / c
+    results["state_bytes_per_child"], results["state_children"] = stored_bytes_per_child(bootstrap, app_id)
+    results["state_bytes_per_child_computed"] = state_bytes_per_child(events, args.partitions)
+    if args.profile:
+        out = state / "engine-profile.txt"
+        run_engine(bootstrap, topic, n, state, args.partitions, args.timeout, profile=out)
+        if out.exists() and CPU.get(1):
+            results.update(analyse(out, CPU[1]))
+            results["profile_raw"] = str(out)
+    # (d) Scaling: 1 and then 2 workers whose consumer group has formed (every partition
+    # assigned) before the events arrive, so the figure is throughput, not the one-off join.
+    formed = {}
+    for workers in (1, 2):
+        formed[workers] = run_engine_formed(bootstrap, events, state, args.partitions, args.timeout, workers)
+        print(f"(d) {workers} worker(s), group formed first: {n / formed[workers]:,.0f} events/s",
+              file=sys.stderr)
+    results["c1_formed_group_events_per_s"] = n / formed[1]
+    results["c2_two_workers_events_per_s"] = n / formed[2]
+    results["ratio_2_workers_over_1"] = formed[1] / formed[2]
+    # Where the time goes: engine CPU per event with 1 and 2 workers (equal figures mean the
+    # work divides without overhead; the wall-clock ratio is then bounded by the cores the
+    # workers and the broker share).
+    results["engine_cpu_us_per_event_1_worker_formed"] = CPU.get(1)
+    results["engine_cpu_us_per_event_2_workers"] = CPU.get(2)
+    # And 2 workers started together on the loaded topic, the second joining while the first
+    # already counts: the rebalance and rebuild are inside this figure.
+    c2, _ = run_engine(bootstrap, topic, n, state, args.partitions, args.timeout, workers=2)
+    results["c2_joining_events_per_s"] = n / c2
+    if STEADY:
+        results["c2_joining_after_rebalance_events_per_s"] = STEADY["events_per_s"]
+    print(f"(d) 2 workers joining on a loaded topic: {n / c2:,.0f} events/s", file=sys.stderr)
+    results.update(measure_latency(bootstrap, state, args.partitions, args.rate, args.seconds, args.timeout))
+    print(f"(e) p50 {results['latency_p50_ms']:.0f} ms, p99 {results['latency_p99_ms']:.0f} ms",
+          file=sys.stderr)
+    get_s, series, size = render_time_20_authorities(1000 if args.quick else 10000, args.partitions)
+    results["metrics_get_20_authorities_ms"] = get_s * 1000
+    results["metrics_series_20_authorities"] = series
+    results["metrics_body_bytes_20_authorities"] = size
+
+
+def large(args, bootstrap: str, state: Path, cache: Path, results: dict) -> None:
+    """(h) A large authority's history (the ``casewatch replay`` grouped form): one worker's
+    replay, then its recovery after ``kill -9`` and after a partition move, for each store."""
+    if args.quick:
+        population, name = 3000, "large-quick"
+    else:
+        per_head = events_per_head()
+        population = int(round(args.large_events / per_head))
+        name = f"large-p{population}-s23"
+    path, meta = cached_grouped(cache, name, lambda: event_set(population, 2.0, 23, ["E06000004"]))
+    topic = f"bench-{name}-p{args.partitions}"
+    load_cached(bootstrap, topic, [path], meta["messages"], args.partitions)
+    results.update({"large_events": meta["events"], "large_children": meta["children"],
+                    "large_messages": meta["messages"], "large_population": population,
+                    "large_message_form": "grouped"})
+    references = {}
+    for store in args.stores:
+        if not store_supported(store):
+            results.setdefault("not_measured", []).append(
+                f"recovery with the {store} store (CASEWATCH_ENGINE_STORE is not in this checkout's settings)")
+            continue
+        start = os.getloadavg()[0]
+        # (--quick: Faust's 10 s session only, so the smoke run does not wait out 60 s sessions)
+        for session_timeout in ([] if args.quick else [None]) + args.session_timeout:
+            figures, reference = measure_recovery(bootstrap, topic, meta["events"], meta["children"], state,
+                                                  args.partitions, store, args.timeout,
+                                                  session_timeout=session_timeout)
+            references.setdefault(store, reference)
+            results.update(figures)
+            step(results, f"recovery_{store}" + (f"_session{session_timeout:g}s" if session_timeout else ""), start)
+            start = os.getloadavg()[0]
+    if "memory" in references:
+        results["large_replay_s"] = results["recovery_memory_replay_s"]
+        results["large_events_per_s"] = results["recovery_memory_replay_events_per_s"]
+    if len(references) > 1:
+        first, *rest = references.values()
+        results["recovery_stores_same_reference_figures"] = all(differences(first, r) == 0 for r in rest)
+
+
+def region(args, bootstrap: str, state: Path, cache: Path, results: dict) -> None:
+    """(i) A region on one machine, replayed by one and by two workers."""
+    authorities = args.region
+    figures = measure_region(bootstrap, cache, state, authorities, args.region_population, args.region_years,
+                             args.region_partitions, tuple(args.region_workers), args.timeout)
+    results.update(figures)
+    if not args.quick:
+        results.update(project(figures, 20))
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--bootstrap", help="Kafka bootstrap servers (required unless --quick)")
-    ap.add_argument("--quick", action="store_true", help="smoke mode: a small event set; starts its own broker")
+    ap.add_argument("--quick", action="store_true",
+                    help="smoke mode: small sets of every step; starts its own broker")
     ap.add_argument("--population", type=int, default=40000)
     ap.add_argument("--years", type=float, default=2.0)
     ap.add_argument("--partitions", type=int, default=6)
     ap.add_argument("--rate", type=float, default=500.0, help="latency: events/s posted to ingest")
     ap.add_argument("--seconds", type=float, default=20.0, help="latency: how long to post")
-    ap.add_argument("--large", action="store_true", help="also time one worker over a ~500,000-event history")
+    ap.add_argument("--no-throughput", action="store_true",
+                    help="leave out the one-event-per-message steps (a)-(g)")
+    ap.add_argument("--profile", action="store_true",
+                    help="one more engine run on (c)'s events under py-spy: where our µs/event go")
+    ap.add_argument("--large", action="store_true",
+                    help="a ~500,000-event authority: replay, kill -9 recovery, partition move")
     ap.add_argument("--large-events", type=int, default=500_000)
-    ap.add_argument("--large-form", choices=("grouped", "single"), default="grouped",
-                    help="messages of the large replay: each child's events together, as `casewatch "
-                         "replay` sends them (default), or one event per message")
-    ap.add_argument("--repeat", type=int, default=2,
-                    help="runs of (b) and (c) each, alternating; the best of each counts (default 2)")
+    ap.add_argument("--stores", default="memory,rocksdb",
+                    help="table stores for --large (CASEWATCH_ENGINE_STORE; default memory,rocksdb)")
+    ap.add_argument("--session-timeout", type=lambda s: [float(x) for x in s.split(",")], default=[],
+                    help="--large: also measure recovery with Faust's broker_session_timeout at these seconds "
+                         "(BROKER_SESSION_TIMEOUT; Faust's default, 60 s, is always measured)")
+    ap.add_argument("--region", type=int, default=0, metavar="AUTHORITIES",
+                    help="a region of this many authorities (20 for the full one) replayed by 1 and 2 workers")
+    ap.add_argument("--region-population", type=int, default=100_000,
+                    help="child population of each authority of the region (default 100,000: ~220,000 "
+                         "events in 2 years)")
+    ap.add_argument("--region-years", type=float, default=2.0)
+    ap.add_argument("--region-partitions", type=int, default=12)
+    ap.add_argument("--region-workers", type=lambda s: [int(x) for x in s.split(",")], default=[1, 2])
+    ap.add_argument("--cache-dir", type=Path, default=None,
+                    help="where generated sets are kept (default $CASEWATCH_STATE_DIR/benchmark-cache)")
+    ap.add_argument("--repeat", type=int, default=3,
+                    help="alternating (b), (c) pairs (default 3); every pair is reported")
     ap.add_argument("--timeout", type=float, default=1800.0, help="per measurement")
     ap.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results",
                     help="directory for <timestamp>.json and latest.json (or one .json file)")
+    ap.add_argument("--write-baseline", action="store_true",
+                    help="merge this run's figures into benchmarks/baseline.json (commit it)")
     args = ap.parse_args(argv)
+    args.stores = [s.strip() for s in args.stores.split(",") if s.strip()]
     if args.quick:
         args.population, args.years, args.timeout = 3000, 0.5, 300.0
-        args.rate, args.seconds, args.large, args.repeat = 100.0, 5.0, False, 1
+        args.rate, args.seconds, args.repeat = 100.0, 5.0, 1
+        args.large, args.stores, args.session_timeout = True, ["memory"], [10.0]
+        args.region, args.region_population, args.region_years, args.region_partitions = 2, 1000, 0.5, 4
     elif not args.bootstrap:
         ap.error("--bootstrap is required (or --quick, which starts its own broker)")
 
     state = Path(tempfile.mkdtemp(prefix="casewatch-bench-"))
+    cache = args.cache_dir or (state / "cache" if args.quick else cache_dir_default())
     manager = None
     try:
         bootstrap = args.bootstrap
         if bootstrap is None:
             manager, bootstrap = start_own_kafka(state)
-        events = event_set(args.population, args.years, 17, ["E06000004"])
-        n = len(events)
-        topic = f"bench-events-{uuid.uuid4().hex[:8]}"
-        load_s = load_topic(bootstrap, topic, events, args.partitions)
-        print(f"loaded {n} events into {topic} in {load_s:.1f}s", file=sys.stderr)
         results: dict = {"started_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-                         "cpu_count": os.cpu_count(), "load_average_1m": os.getloadavg()[0],
-                         "events": n, "population": args.population, "years": args.years,
-                         "partitions": args.partitions, "quick": args.quick}
-        a = asyncio.run(plain_consumer(bootstrap, topic, n))
-        results["a_plain_aiokafka_events_per_s"] = n / a
-        print(f"(a) {n / a:,.0f} events/s", file=sys.stderr)
-        # (b) and (c) alternate --repeat times and the best of each counts: a 2-core machine
-        # shared with the broker gives single runs ±10% apart.
-        bs, cs, cpus = [], [], []
-        for _ in range(args.repeat):
-            bs.append(run_faust(bootstrap, topic, n, state, args.timeout))
-            print(f"(b) {n / bs[-1]:,.0f} events/s", file=sys.stderr)
-            c, app_id = run_engine(bootstrap, topic, n, state, args.partitions, args.timeout)
-            cs.append(c)
-            cpus.append(CPU.get(1))
-            print(f"(c) {n / c:,.0f} events/s", file=sys.stderr)
-        b, c = min(bs), min(cs)
-        results["b_bare_faust_events_per_s"] = n / b
-        results["c_engine_events_per_s"] = n / c
-        results["b_runs_events_per_s"] = [round(n / x) for x in bs]
-        results["c_runs_events_per_s"] = [round(n / x) for x in cs]
-        pairs = sorted(bx / cx for bx, cx in zip(bs, cs))  # each (c) against the (b) just before it
-        results["ratio_c_over_b_per_pair"] = [round(r, 3) for r in pairs]
-        results["ratio_c_over_b_median_pair"] = statistics.median(pairs)
-        results["engine_cpu_us_per_event_1_worker"] = cpus[cs.index(c)]
-        results["ratio_c_over_b"] = b / c
-        results["ratio_c_over_a"] = a / c
-        results["state_bytes_per_child"], results["state_children"] = stored_bytes_per_child(bootstrap, app_id)
-        results["state_bytes_per_child_computed"] = state_bytes_per_child(events, args.partitions)
-        # (d) Scaling: 1 and then 2 workers whose consumer group has formed (every partition
-        # assigned) before the events arrive, so the figure is throughput, not the one-off join.
-        formed = {}
-        for workers in (1, 2):
-            formed[workers] = run_engine_formed(bootstrap, events, state, args.partitions, args.timeout, workers)
-            print(f"(d) {workers} worker(s), group formed first: {n / formed[workers]:,.0f} events/s",
-                  file=sys.stderr)
-        results["c1_formed_group_events_per_s"] = n / formed[1]
-        results["c2_two_workers_events_per_s"] = n / formed[2]
-        results["ratio_2_workers_over_1"] = formed[1] / formed[2]
-        # Where the time goes: engine CPU per event with 1 and 2 workers (equal figures mean the
-        # work divides without overhead; the wall-clock ratio is then bounded by the cores the
-        # workers and the broker share).
-        results["engine_cpu_us_per_event_1_worker_formed"] = CPU.get(1)
-        results["engine_cpu_us_per_event_2_workers"] = CPU.get(2)
-        # And 2 workers started together on the loaded topic, the second joining while the first
-        # already counts: the rebalance and rebuild are inside this figure.
-        c2, _ = run_engine(bootstrap, topic, n, state, args.partitions, args.timeout, workers=2)
-        results["c2_joining_events_per_s"] = n / c2
-        if STEADY:
-            results["c2_joining_after_rebalance_events_per_s"] = STEADY["events_per_s"]
-        print(f"(d) 2 workers joining on a loaded topic: {n / c2:,.0f} events/s", file=sys.stderr)
-        results.update(measure_latency(bootstrap, state, args.partitions, args.rate, args.seconds, args.timeout))
-        print(f"(e) p50 {results['latency_p50_ms']:.0f} ms, p99 {results['latency_p99_ms']:.0f} ms",
-              file=sys.stderr)
-        get_s, series, size = render_time_20_authorities(1000 if args.quick else 10000, args.partitions)
-        results["metrics_get_20_authorities_ms"] = get_s * 1000
-        results["metrics_series_20_authorities"] = series
-        results["metrics_body_bytes_20_authorities"] = size
+                         **machine(), "load_average_1m": os.getloadavg()[0], "quick": args.quick}
+        if not args.no_throughput:
+            start = os.getloadavg()[0]
+            throughput(args, bootstrap, state, results)
+            step(results, "throughput", start)
         if args.large:
-            probe = 5000  # events per head of population for a 2-year history, from a small probe
-            per_child = len(event_set(probe, 2.0, 23, ["E06000004"])) / probe
-            population = int(round(args.large_events / per_child))
-            large = event_set(population, 2.0, 23, ["E06000004"])
-            large_topic = f"bench-large-{uuid.uuid4().hex[:8]}"
-            if args.large_form == "grouped":
-                results["large_messages"] = load_topic_grouped(bootstrap, large_topic, large, args.partitions)
-            else:
-                load_topic(bootstrap, large_topic, large, args.partitions)
-                results["large_messages"] = len(large)
-            results["large_message_form"] = args.large_form
-            results["large_events"] = len(large)
-            results["large_population"] = population
-            t0 = time.perf_counter()
-            busy, _ = run_engine(bootstrap, large_topic, len(large), state, args.partitions, args.timeout)
-            results["large_replay_s"] = busy
-            results["large_replay_with_startup_s"] = time.perf_counter() - t0
-            results["large_events_per_s"] = len(large) / busy
-            del large
-        else:
-            results["not_measured"] = ["500k-event replay (run with --large)"]
+            large(args, bootstrap, state, cache, results)
+        if args.region:
+            start = os.getloadavg()[0]
+            region(args, bootstrap, state, cache, results)
+            step(results, "region", start)
         results["load_average_1m_end"] = os.getloadavg()[0]
         paths = write_results(args.out, results)
         print(table(results))
+        print(compare(results, load_baseline()))
+        if args.write_baseline:
+            print(f"baseline written: {update_baseline(results, [Path(sys.argv[0]).name, *sys.argv[1:]])}")
         print(f"(JSON: {', '.join(str(p) for p in paths)}; logs in {state})")
         return 0
     finally:
