@@ -6,7 +6,7 @@ This is the one module that reads the settings (:func:`casewatch.config.get_sett
 the ``casewatch`` commands and the services' app factories — take their settings, or the wired
 parts, from here; library code is handed :class:`~casewatch.config.Settings` (or the part it
 needs) and never reads the environment itself. ``tests/unit/test_bootstrap.py`` fails when
-another module calls ``get_settings``.
+another module calls ``get_settings`` or builds a ``Settings`` or ``NotifierSettings``.
 
 * :func:`settings` — the deployment's settings; :func:`notifier_settings` — the notifier's.
 * :func:`build` — :class:`Parts`: the settings with the working-day calendar, "today" and the

@@ -1,5 +1,6 @@
 """casewatch/bootstrap.py is the composition root: the one reader of the settings (nothing else in
-casewatch/, services/ or schemas/ calls ``get_settings``), and what it wires from one Settings —
+casewatch/, services/, schemas/ or dashboards/ calls ``get_settings`` or builds a ``Settings`` or
+``NotifierSettings`` from the environment), and what it wires from one Settings —
 the calendar, "today", the publisher, the notifier's settings — checked with fakes (no Kafka).
 Expected values are written out by hand."""
 from __future__ import annotations
@@ -18,14 +19,18 @@ from casewatch.config import Settings, get_settings
 from casewatch.edge.pseudonymise import PseudonymisationKeyError
 
 ROOT = Path(__file__).resolve().parents[2]
-SCANNED = ("casewatch", "services", "schemas")
-# The module that defines get_settings and the one that calls it.
+SCANNED = ("casewatch", "services", "schemas", "dashboards")
+# What reads the environment: the cached reader and the two settings classes (built from CASEWATCH_*
+# for every field not given).
+READERS = {"get_settings", "Settings", "NotifierSettings"}
+# The module that defines them and the one that calls them.
 ALLOWED = {"casewatch/config.py", "casewatch/bootstrap.py"}
 
 
 # -- the one reader of the settings ------------------------------------------------------------
-def get_settings_uses(source: str) -> list[int]:
-    """The lines of ``source`` that import, call or name ``get_settings``."""
+def settings_reads(source: str) -> list[int]:
+    """The lines of ``source`` that import or name ``get_settings``, or build a ``Settings`` or
+    ``NotifierSettings`` (a type annotation naming ``Settings`` is no read)."""
     lines = []
     for node in ast.walk(ast.parse(source)):
         if isinstance(node, ast.ImportFrom) and any(a.name == "get_settings" for a in node.names):
@@ -34,17 +39,22 @@ def get_settings_uses(source: str) -> list[int]:
             lines.append(node.lineno)
         elif isinstance(node, ast.Attribute) and node.attr == "get_settings":
             lines.append(node.lineno)
+        elif isinstance(node, ast.Call):
+            called = node.func.id if isinstance(node.func, ast.Name) else getattr(node.func, "attr", None)
+            if called in READERS:
+                lines.append(node.lineno)
     return sorted(set(lines))
 
 
-def test_the_scan_finds_every_way_of_reaching_get_settings():
+def test_the_scan_finds_every_way_of_reading_the_settings():
     planted = ("from casewatch.config import Settings, get_settings\n"
                "import casewatch.config as config\n"
                "def a():\n    return config.get_settings()\n"
                "def b(read=get_settings):\n    return read()\n"
-               "def c():\n    return Settings()\n")
-    assert get_settings_uses(planted) == [1, 4, 5]
-    assert get_settings_uses("from casewatch import bootstrap\nbootstrap.settings()\n") == []
+               "def c(s: Settings) -> Settings:\n    return config.NotifierSettings()\n"
+               "d = Settings(la_codes='E06000004')\n")
+    assert settings_reads(planted) == [1, 4, 5, 8, 9]
+    assert settings_reads("from casewatch import bootstrap\nbootstrap.settings()\n") == []
 
 
 def test_bootstrap_is_the_only_module_that_reads_the_settings():
@@ -52,13 +62,13 @@ def test_bootstrap_is_the_only_module_that_reads_the_settings():
     for package in SCANNED:
         for path in sorted((ROOT / package).rglob("*.py")):
             relative = path.relative_to(ROOT).as_posix()
-            lines = get_settings_uses(path.read_text(encoding="utf-8"))
+            lines = settings_reads(path.read_text(encoding="utf-8"))
             if lines and relative not in ALLOWED:
                 callers[relative] = lines
     assert callers == {}, ("take the settings from casewatch.bootstrap (bootstrap.settings() or "
                            f"bootstrap.build()) or as a parameter instead: {callers}")
     # the allowed module does call it, so the scan above looked at real files
-    assert get_settings_uses((ROOT / "casewatch/bootstrap.py").read_text(encoding="utf-8"))
+    assert settings_reads((ROOT / "casewatch/bootstrap.py").read_text(encoding="utf-8"))
 
 
 # -- the settings, read once -------------------------------------------------------------------
