@@ -29,6 +29,7 @@ AREAS = (
 # Faust does for a message runs under its frame, so it does not count as ours; what it calls in
 # casewatch/ does.)
 OURS = ("casewatch/",)
+NOT_OURS = ("casewatch/cli.py",)  # the entry point: every frame of the process is under it
 REPO = str(Path(__file__).resolve().parents[1]) + "/"
 
 
@@ -83,7 +84,7 @@ def area(frame: str) -> str:
 
 def is_ours(frame: str) -> bool:
     path = frame[frame.rfind("(") + 1:].rstrip(")")
-    return path.startswith(OURS)
+    return path.startswith(OURS) and not path.startswith(NOT_OURS)
 
 
 def analyse(raw: Path, cpu_us_per_event: float, top: int = 15) -> dict:
