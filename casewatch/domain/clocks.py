@@ -60,7 +60,8 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Iterable
 
-from casewatch.domain.calendar import WorkingDayCalendar, add_calendar_months
+from casewatch.domain.calendar import WorkingDayCalendar, add_calendar_months, as_date
+from casewatch.domain.events import types_keeping
 from casewatch.domain.groups import PLACEMENT_MOVE_RNE, S47_OUTCOMES_NO_ICPC, SHORT_BREAK_LEGAL_STATUSES
 from casewatch.domain.history import EVENT_PRECEDENCE, ChildHistory, Event
 
@@ -110,9 +111,13 @@ def due_statutory_visit(placement_start: date, previous_visit: date | None) -> d
     return add_calendar_months(previous_visit, 3)
 
 
+# The event types that carry their own due date (reviews, visits); other completions carry none.
+_DUE_DATED = types_keeping("due_date")
+
+
 def _own_due_in_time(ev: Event) -> bool:
-    due = ev.date_field("due_date")
-    return due is not None and ev.date is not None and ev.date <= due
+    due = ev.due_date if isinstance(ev, _DUE_DATED) else None
+    return due is not None and ev.date is not None and ev.date <= as_date(due)
 
 
 def superseded_episode(closed_ref, open_ref) -> bool:
@@ -124,12 +129,13 @@ def superseded_episode(closed_ref, open_ref) -> bool:
     return closed_ref is not None and open_ref is not None and closed_ref != open_ref
 
 
-def _refs(ev: Event) -> set:
-    refs = {ev.event_id, ev.root_id}
-    for name in ("referral_ref", "episode_ref"):
-        value = ev.f.get(name)
-        if value is not None:
-            refs.add(value)
+def _refs(referral: Event) -> set:
+    """The names a ``referral.received`` answers to: its id (and its original's), its references."""
+    refs = {referral.event_id, referral.root_id}
+    if referral.referral_ref is not None:
+        refs.add(referral.referral_ref)
+    if referral.episode_ref is not None:
+        refs.add(referral.episode_ref)
     return refs
 
 
@@ -218,12 +224,12 @@ class _Walk:
         self._stop_referral_clocks(d)
         self.referrals.append(ev)
         self.episode_referrals.append(ev)
-        if not ev.f.get("referral_nfa"):
+        if not ev.referral_nfa:
             self.referral_clock[id(ev)] = self._open(
                 "referral_decision", d, d, self.cal.add(d, WORKING_DAY_LIMITS["referral_decision"]))
 
     def _on_referral_outcome(self, ev: Event, d: date) -> None:
-        referral = self._find_referral(ev.f.get("referral_ref"), d, prefer_undecided=True)
+        referral = self._find_referral(ev.referral_ref, d, prefer_undecided=True)
         if referral is None:
             self._completed_without_start("referral_decision", ev)
             return
@@ -236,7 +242,7 @@ class _Walk:
 
     def _on_cin_episode_closed(self, ev: Event, d: date) -> None:
         latest = self.episode_referrals[-1] if self.episode_referrals else None
-        if latest is not None and superseded_episode(ev.f.get("episode_ref"), latest.f.get("episode_ref")):
+        if latest is not None and superseded_episode(ev.episode_ref, latest.episode_ref):
             # An earlier episode closes after the next referral opened a new one: stop only what
             # started before that referral; the new episode's clocks run on.
             opened = latest.date
@@ -265,9 +271,9 @@ class _Walk:
 
     def _on_assessment_started(self, ev: Event, d: date) -> None:
         self._stop_referral_clocks(d)
-        referral = self._find_referral(ev.f.get("referral_ref"), d)
+        referral = self._find_referral(ev.referral_ref, d)
         start = referral.date if referral is not None else d
-        ref = ev.f.get("assessment_ref", ev.event_id)
+        ref = ev.assessment_ref if ev.assessment_ref is not None else ev.event_id
         old = self.assessments.get(ref)
         if old is not None:
             self._stop(old[0], d)
@@ -275,7 +281,7 @@ class _Walk:
         self.assessments[ref] = (clock, start)
 
     def _on_assessment_completed(self, ev: Event, d: date) -> None:
-        ref = ev.f.get("assessment_ref")
+        ref = ev.assessment_ref
         entry = self.assessments.pop(ref, None) if ref is not None else None
         if entry is None and ref is None and self.assessments:
             entry = self.assessments.pop(next(iter(self.assessments)))
@@ -293,7 +299,7 @@ class _Walk:
 
     def _on_strategy_discussion_held(self, ev: Event, d: date) -> None:
         self._stop_referral_clocks(d)
-        if ev.f.get("decision", "s47") != "s47":
+        if ev.decision not in (None, "s47"):
             return
         self.last_s47_sd = d
         # A later strategy discussion restarts every running ICPC clock from its own date.
@@ -304,26 +310,26 @@ class _Walk:
 
     def _on_s47_started(self, ev: Event, d: date) -> None:
         self._stop_referral_clocks(d)
-        ref = ev.f.get("s47_ref", ev.event_id)
+        ref = ev.s47_ref if ev.s47_ref is not None else ev.event_id
         old = self.s47.pop(ref, None)
         self._stop(old, d)
         self.s47[ref] = self._open("icpc", d, d, self.cal.add(d, WORKING_DAY_LIMITS["icpc"]))
 
     def _on_s47_completed(self, ev: Event, d: date) -> None:
-        if ev.f.get("icpc_not_required") or ev.f.get("outcome") in S47_OUTCOMES_NO_ICPC:
-            ref = ev.f.get("s47_ref")
+        if ev.icpc_not_required or ev.outcome in S47_OUTCOMES_NO_ICPC:
+            ref = ev.s47_ref
             clock = self.s47.pop(ref, None) if ref is not None else None
             if clock is None and ref is None and len(self.s47) == 1:
                 clock = self.s47.pop(next(iter(self.s47)))
             self._stop(clock, d)
 
     def _on_icpc_held(self, ev: Event, d: date) -> None:
-        ref = ev.f.get("s47_ref")
+        ref = ev.s47_ref
         clock = self.s47.pop(ref, None) if ref is not None else None
         if clock is None and self.s47 and ref is None:
             ref = max(self.s47, key=lambda k: (self.s47[k].opened, str(k)))
             clock = self.s47.pop(ref)
-        if ev.f.get("transfer_in"):
+        if ev.transfer_in:
             self._stop(clock, d)  # not in the timeliness figures
             return
         if clock is not None:
@@ -337,13 +343,13 @@ class _Walk:
             self._completed_without_start("icpc", ev)
 
     def _plan_ref(self, ev: Event):
-        ref = ev.f.get("plan_ref")
+        ref = ev.plan_ref  # a review or a plan end
         if ref is None and len(self.plans) == 1:
             ref = next(iter(self.plans))
         return ref
 
     def _on_cp_plan_started(self, ev: Event, d: date) -> None:
-        ref = ev.f.get("plan_ref", ev.event_id)
+        ref = ev.plan_ref if ev.plan_ref is not None else ev.event_id
         self._stop(self.plans.pop(ref, None), d)
         self.plan_starts[ref] = d
         self.plans[ref] = self._open("cp_review", d, d, due_cp_review(d, None))
@@ -362,16 +368,16 @@ class _Walk:
         self._stop(self.plans.pop(ref, None), d)
 
     def _on_lac_started(self, ev: Event, d: date) -> None:
-        if self.lac_open or ev.f.get("legal_status") in SHORT_BREAK_LEGAL_STATUSES:
+        if self.lac_open or ev.legal_status in SHORT_BREAK_LEGAL_STATUSES:
             return  # a continuation (after an X1 break) or short breaks: no new clocks
         self.lac_open = True
         self.lac_decom = d
         self.lac_reviews = 0
-        if ev.f.get("began_before_data"):
+        if ev.began_before_data:
             # looked after since before the data: no first-review clock; a visit clock only when
             # a placement begins at DECOM (RNE P/B/T/U)
             self.lac_review_clock = None
-            if ev.f.get("rne") in PLACEMENT_MOVE_RNE:
+            if ev.rne in PLACEMENT_MOVE_RNE:
                 self.placement_start = d
                 self.visit_clock = self._open("statutory_visit", d, d, due_statutory_visit(d, None))
             else:
@@ -383,7 +389,7 @@ class _Walk:
         self.visit_clock = self._open("statutory_visit", d, d, due_statutory_visit(d, None))
 
     def _on_placement_changed(self, ev: Event, d: date) -> None:
-        if not self.lac_open or ev.f.get("rne") not in PLACEMENT_MOVE_RNE:
+        if not self.lac_open or ev.rne not in PLACEMENT_MOVE_RNE:
             return
         self._stop(self.visit_clock, d)
         self.placement_start = d
@@ -412,7 +418,7 @@ class _Walk:
                                            due_lac_review(self.cal, self.lac_decom, self.lac_reviews, d))
 
     def _on_lac_ended(self, ev: Event, d: date) -> None:
-        if ev.f.get("reason_ceased") == "X1" or not self.lac_open:
+        if ev.reason_ceased == "X1" or not self.lac_open:
             return
         self.lac_open = False
         self._stop(self.lac_review_clock, d)
@@ -421,7 +427,7 @@ class _Walk:
 
 
     def _on_court_application(self, ev: Event, d: date) -> None:
-        if ev.f.get("order_sought") not in CARE_PROCEEDINGS_ORDERS or self.proceedings is not None:
+        if ev.order_sought not in CARE_PROCEEDINGS_ORDERS or self.proceedings is not None:
             return
         self.proceedings = self._open("care_proceedings", d, d, d + timedelta(weeks=CARE_PROCEEDINGS_WEEKS))
 

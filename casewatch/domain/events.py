@@ -11,15 +11,28 @@ And the **partition key**: the Kafka key every event is published under and the 
 groups a history by: the child's pseudonym, or ``wf:<la_code>:<team>`` for an event about no
 child (a workforce snapshot, or the void of one).
 
+And the **parsed event** the domain reads, :class:`Event`: the envelope as plain attributes
+(``event_id``, ``event_type``, ``date`` (the main date, parsed), ``la``, ``team``,
+``correction_of``) and, per event type, one attribute per kept field of its row (``ev.plan_ref``
+on a ``cp_plan.started``, ``ev.in_touch`` on a ``care_leaver.status``; ``None`` when the event
+does not carry it). ``Event(raw)`` gives the class of ``raw``'s type (:data:`EVENT_CLASSES`,
+generated from the table), so reading a field the type does not keep, or a misspelt one, raises
+``AttributeError`` instead of giving ``None``. The raw dict stays as ``ev.f``: it is the stored
+(compacted) form, written back unchanged.
+
 The wire models (``schemas/events.py``) read this table; the domain never imports ``schemas``.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Mapping
+from datetime import date
+from typing import Any, ClassVar, Mapping
+
+from casewatch.domain.calendar import as_date
 
 __all__ = ["EventType", "EVENT_TABLE", "VOID", "MAIN_DATE_FIELD", "EVENT_PRECEDENCE", "ENVELOPE_KEEP",
-           "OWN_KEEP", "WORKFORCE_KEY_PREFIX", "partition_key", "event_partition_key"]
+           "OWN_KEEP", "WORKFORCE_KEY_PREFIX", "partition_key", "event_partition_key", "Event",
+           "EVENT_CLASSES", "kept_field", "types_keeping"]
 
 VOID = "event.voided"
 WORKFORCE_KEY_PREFIX = "wf:"
@@ -88,3 +101,117 @@ def partition_key(child_ref: str | None, la_code: Any, team: Any) -> str:
 def event_partition_key(event: Mapping[str, Any]) -> str:
     """:func:`partition_key` of an event given as a dict (wire or compacted form)."""
     return partition_key(event.get("child_ref"), event.get("la_code"), event.get("team"))
+
+
+# -- the parsed event ----------------------------------------------------------------------------
+
+UNKNOWN_PRECEDENCE = len(EVENT_PRECEDENCE)  # an event type outside the table sorts after the known
+
+
+class Event:
+    """One event as the domain reads it (see the module docstring). The class of a known type is
+    its row's subclass in :data:`EVENT_CLASSES`; an unknown type gets this class, with no fields."""
+
+    __slots__ = ("event_id", "event_type", "date", "la", "team", "correction_of", "f", "root_id", "_sort")
+
+    ROW: ClassVar[EventType | None] = None
+    FIELDS: ClassVar[tuple[str, ...]] = ()  # the row's kept fields: this class's own attributes
+
+    def __new__(cls, raw: Mapping[str, Any] | None = None):
+        if raw is None:  # (copy and pickle make the instance first)
+            return object.__new__(cls)
+        return object.__new__(EVENT_CLASSES.get(raw.get("event_type"), Event))
+
+    # __init__(self, raw) is generated per class from the row (_init_source below).
+
+    @property
+    def recorded_at(self) -> Any:
+        """When the event was recorded (kept on amendments only: it decides which one wins)."""
+        return self.f.get("recorded_at")
+
+    def __repr__(self) -> str:  # no field values: they may identify a child
+        return f"Event({self.event_type}, {self.date})"
+
+
+# The constructor of every class, written out per row: the envelope, the main date parsed once (the
+# row's main date field, else effective_date, else the date part of occurred_at), then one plain
+# attribute per kept field. Generated (as dataclasses generate theirs) so the per-event work stays
+# a few dict reads and slot writes: the engine builds one per event and walks them per event.
+_INIT = """\
+def __init__(self, raw):
+    get = raw.get
+    self.event_id = event_id = str(raw["event_id"])
+    self.event_type = {event_type}
+    self.f = raw
+    value = {main_date}
+    if value is None:
+        value = get("effective_date")
+        if value is None:
+            value = get("occurred_at")
+            if value is not None:
+                value = str(value)[:10]
+    if value is None:
+        day = None
+    elif value.__class__ is str:
+        day = fromisoformat(value[:10])
+    else:
+        day = as_date(value)
+    self.date = day
+    self.la = get("la_code") or ""
+    self.team = get("team") or "unassigned"
+    self.correction_of = get("correction_of")
+    self.root_id = event_id
+    self._sort = (day.toordinal() if day is not None else 0, {precedence}, event_id)
+"""
+
+
+def _init_source(row: EventType | None) -> str:
+    if row is None:  # an event type outside the table: no main date, no fields, sorts last on its day
+        return _INIT.format(event_type='get("event_type", "")', main_date="None", precedence=UNKNOWN_PRECEDENCE)
+    main = f"get({row.main_date!r})" if row.main_date else "None"
+    source = _INIT.format(event_type=repr(row.name), main_date=main, precedence=EVENT_PRECEDENCE[row.name])
+    return source + "".join(f"    self.{name} = get({name!r})\n" for name in row.keeps)
+
+
+def _with_init(cls: type, row: EventType | None) -> type:
+    namespace: dict[str, Any] = {"as_date": as_date, "fromisoformat": date.fromisoformat}
+    exec(_init_source(row), namespace)  # noqa: S102 (source built above from the table's names)
+    init = namespace["__init__"]
+    init.__qualname__ = f"{cls.__name__}.__init__"
+    cls.__init__ = init
+    return cls
+
+
+def _class_name(event_type: str) -> str:
+    """``cp_plan.started`` -> ``CpPlanStarted`` (the wire model's name)."""
+    return "".join(part.capitalize() for part in event_type.replace(".", "_").split("_"))
+
+
+def _event_class(row: EventType) -> type[Event]:
+    taken = [name for name in row.keeps if not name.isidentifier() or hasattr(Event, name)]
+    if taken:  # a kept field would shadow the envelope (or is no attribute name): rename it in the table
+        raise ValueError(f"{row.name}: kept fields {taken} clash with the Event envelope or are no names")
+    cls = type(_class_name(row.name), (Event,), {"__slots__": row.keeps, "ROW": row, "FIELDS": row.keeps,
+                                                  "__module__": __name__, "__doc__": f"A ``{row.name}`` event."})
+    return _with_init(cls, row)
+
+
+_with_init(Event, None)
+EVENT_CLASSES: dict[str, type[Event]] = {row.name: _event_class(row) for row in _ROWS}
+
+
+def kept_field(event_type: str, name: str) -> str:
+    """``name``, checked to be a kept field of ``event_type`` (so a table of field names read by
+    name, e.g. ``{"icpc.held": "child_participation"}``, fails at import when it names a field the
+    type does not keep)."""
+    if name not in EVENT_TABLE[event_type].keeps:
+        raise ValueError(f"{event_type} keeps no field {name!r} (the event table, casewatch.domain.events)")
+    return name
+
+
+def types_keeping(name: str) -> tuple[type[Event], ...]:
+    """The event classes that keep ``name`` (for ``isinstance``); at least one, else ValueError."""
+    classes = tuple(cls for cls in EVENT_CLASSES.values() if name in cls.FIELDS)
+    if not classes:
+        raise ValueError(f"no event type keeps a field {name!r} (the event table, casewatch.domain.events)")
+    return classes

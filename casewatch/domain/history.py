@@ -27,22 +27,22 @@ built from the key's events in any order and with any repeats, and always gives 
 
 ``compact(event)`` keeps only the fields the indicators read, so a key's stored state stays small
 (≈ 100–150 bytes per event as JSON). ``ChildHistory`` accepts full or compacted events alike, with
-dates as ``datetime.date`` or ISO strings; dates are parsed once, here.
+dates as ``datetime.date`` or ISO strings; an event's date is parsed once, when its ``Event``
+is made (``casewatch.domain.events``).
 """
 from __future__ import annotations
 
 from datetime import date, datetime
 from typing import Any, Iterable, Mapping
 
-from casewatch.domain.calendar import as_date
-from casewatch.domain.events import ENVELOPE_KEEP, EVENT_PRECEDENCE, MAIN_DATE_FIELD, OWN_KEEP, VOID
+from casewatch.domain.events import ENVELOPE_KEEP, EVENT_PRECEDENCE, MAIN_DATE_FIELD, OWN_KEEP, VOID, Event
 from casewatch.domain.rejections import END_BEFORE_START, ICPC_BEFORE_S47, REVIEW_BEFORE_PLAN
 
 __all__ = ["ChildHistory", "Event", "compact", "MAIN_DATE_FIELD", "EVENT_PRECEDENCE"]
 
-# The per-type knowledge (main date field, same-day precedence, kept fields) is the domain's event
-# table, casewatch.domain.events; these names stay importable from here.
-_UNKNOWN_PRECEDENCE = len(EVENT_PRECEDENCE)
+# The per-type knowledge (main date field, same-day precedence, kept fields) and the parsed Event
+# with its typed fields are the domain's event table, casewatch.domain.events; these names stay
+# importable from here.
 
 
 def _json_value(value: Any) -> Any:
@@ -84,45 +84,12 @@ def compact(event: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
-class Event:
-    """One effective event: the parsed date and the (full or compacted) field dict."""
-
-    __slots__ = ("event_id", "event_type", "date", "la", "team", "f", "root_id", "_sort")
-
-    def __init__(self, raw: Mapping[str, Any]):
-        self.event_id: str = str(raw["event_id"])
-        self.event_type: str = raw.get("event_type", "")
-        self.f = raw
-        main = MAIN_DATE_FIELD.get(self.event_type)
-        value = raw.get(main) if main else None
-        if value is None:
-            value = raw.get("effective_date")
-        if value is None and raw.get("occurred_at") is not None:
-            value = str(raw["occurred_at"])[:10]
-        self.date: date | None = as_date(value) if value is not None else None
-        self.la: str = raw.get("la_code") or ""
-        self.team: str = raw.get("team") or "unassigned"
-        self.root_id: str = self.event_id
-        self._sort = (self.date.toordinal() if self.date else 0,
-                      EVENT_PRECEDENCE.get(self.event_type, _UNKNOWN_PRECEDENCE), self.event_id)
-
-    def get(self, name: str, default: Any = None) -> Any:
-        return self.f.get(name, default)
-
-    def date_field(self, name: str) -> date | None:
-        value = self.f.get(name)
-        return as_date(value) if value is not None else None
-
-    def __repr__(self) -> str:  # no field values: they may identify a child
-        return f"Event({self.event_type}, {self.date})"
-
-
 def _sort_key(ev: Event) -> tuple:
     return ev._sort
 
 
 def _recorded_key(ev: Event) -> tuple[float, str]:
-    raw = ev.f.get("recorded_at")
+    raw = ev.recorded_at
     stamp = float("-inf")
     if raw is not None:
         try:
@@ -152,7 +119,7 @@ class ChildHistory:
             if eid not in by_id:
                 by_id[eid] = Event(raw)
 
-        if not any(ev.event_type == VOID or ev.f.get("correction_of") is not None for ev in by_id.values()):
+        if not any(ev.event_type == VOID or ev.correction_of is not None for ev in by_id.values()):
             # The usual case: no amendments and no voids, every event is effective.
             effective = sorted(by_id.values(), key=_sort_key)
             self._finish(effective)
@@ -162,7 +129,7 @@ class ChildHistory:
         ordinary: list[Event] = []
         for ev in by_id.values():
             if ev.event_type == VOID:
-                target = ev.f.get("correction_of")
+                target = ev.correction_of
                 if target is not None and not (target in by_id and by_id[target].event_type == VOID):
                     voided.add(str(target))
             else:
@@ -176,7 +143,7 @@ class ChildHistory:
             root = ev.event_id
             seen = {root}
             while True:
-                target = node.f.get("correction_of")
+                target = node.correction_of
                 if target is None:
                     break
                 target = str(target)
@@ -198,7 +165,7 @@ class ChildHistory:
             if len(members) == 1:
                 winner = members[0]
             else:
-                amendments = [m for m in members if m.f.get("correction_of") is not None]
+                amendments = [m for m in members if m.correction_of is not None]
                 winner = max(amendments, key=_recorded_key) if amendments else max(members, key=lambda m: m.event_id)
             winner.root_id = root
             effective.append(winner)
@@ -234,12 +201,15 @@ def _check_cross_event_rules(events: list[Event]) -> list[tuple[str, str]]:
         t = ev.event_type
         if ev.date is None:
             continue
-        if t == "s47.started" and ev.f.get("s47_ref") is not None:
-            s47_start.setdefault(ev.f["s47_ref"], ev.date)
-        elif t == "cp_plan.started" and ev.f.get("plan_ref") is not None:
-            plan_start.setdefault(ev.f["plan_ref"], ev.date)
-        elif t == "assessment.started" and ev.f.get("assessment_ref") is not None:
-            assessment_start.setdefault(ev.f["assessment_ref"], ev.date)
+        if t == "s47.started":
+            if ev.s47_ref is not None:
+                s47_start.setdefault(ev.s47_ref, ev.date)
+        elif t == "cp_plan.started":
+            if ev.plan_ref is not None:
+                plan_start.setdefault(ev.plan_ref, ev.date)
+        elif t == "assessment.started":
+            if ev.assessment_ref is not None:
+                assessment_start.setdefault(ev.assessment_ref, ev.date)
         elif t == "lac.started" and first_decom is None:
             first_decom = ev.date
     rejections: list[tuple[str, str]] = []
@@ -250,26 +220,26 @@ def _check_cross_event_rules(events: list[Event]) -> list[tuple[str, str]]:
             continue
         reason = None
         if t == "icpc.held":
-            start = s47_start.get(ev.f.get("s47_ref"))
+            start = s47_start.get(ev.s47_ref)
             if start is not None and d < start:
                 reason = ICPC_BEFORE_S47
         elif t == "cp_review.held":
-            start = plan_start.get(ev.f.get("plan_ref"))
+            start = plan_start.get(ev.plan_ref)
             if start is not None and d < start:
                 reason = REVIEW_BEFORE_PLAN
         elif t == "lac_review.held":
             if first_decom is not None and d < first_decom:
                 reason = REVIEW_BEFORE_PLAN
         elif t == "s47.completed":
-            start = s47_start.get(ev.f.get("s47_ref"))
+            start = s47_start.get(ev.s47_ref)
             if start is not None and d < start:
                 reason = END_BEFORE_START
         elif t == "cp_plan.ended":
-            start = plan_start.get(ev.f.get("plan_ref"))
+            start = plan_start.get(ev.plan_ref)
             if start is not None and d < start:
                 reason = END_BEFORE_START
         elif t == "assessment.completed":
-            start = assessment_start.get(ev.f.get("assessment_ref"))
+            start = assessment_start.get(ev.assessment_ref)
             if start is not None and d < start:
                 reason = END_BEFORE_START
         elif t == "lac.ended":

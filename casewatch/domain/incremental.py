@@ -17,6 +17,7 @@ from datetime import date
 
 from casewatch.domain.calendar import WorkingDayCalendar
 from casewatch.domain.clocks import _Walk
+from casewatch.domain.events import kept_field
 from casewatch.domain.history import VOID, ChildHistory, Event
 from casewatch.domain.indicators import _CLOCK_FLOW, Contribution, _feed, _labels, _State, _stocks
 
@@ -25,9 +26,13 @@ __all__ = ["RunningContribution"]
 # The cross-event rules (history.py): a start event's reference, and the later-stage events that
 # name it. A first start for a reference already named earlier would put those earlier events
 # before their start (rejected): not an in-order event.
-_START_REF = {"s47.started": "s47_ref", "cp_plan.started": "plan_ref", "assessment.started": "assessment_ref"}
-_NAMES_REF = {"icpc.held": "s47_ref", "s47.completed": "s47_ref", "cp_review.held": "plan_ref",
-              "cp_plan.ended": "plan_ref", "assessment.completed": "assessment_ref"}
+# (Field names checked against the event table at import; read with getattr, so a field the type
+# does not keep raises.)
+_START_REF = {t: kept_field(t, name) for t, name in (
+    ("s47.started", "s47_ref"), ("cp_plan.started", "plan_ref"), ("assessment.started", "assessment_ref"))}
+_NAMES_REF = {t: kept_field(t, name) for t, name in (
+    ("icpc.held", "s47_ref"), ("s47.completed", "s47_ref"), ("cp_review.held", "plan_ref"),
+    ("cp_plan.ended", "plan_ref"), ("assessment.completed", "assessment_ref"))}
 _BEFORE_FIRST_PERIOD = frozenset({"lac_review.held", "lac.ended"})
 
 
@@ -65,7 +70,7 @@ class RunningContribution:
         if history.rejections:
             return None
         for ev in events:
-            if ev.event_type == VOID or ev.f.get("correction_of") is not None:
+            if ev.event_type == VOID or ev.correction_of is not None:
                 return None
         running = cls(calendar)
         for ev in history.events:
@@ -76,11 +81,11 @@ class RunningContribution:
 
     def _plain(self, ev: Event) -> bool:
         field = _START_REF.get(ev.event_type) or _NAMES_REF.get(ev.event_type)
-        return field is None or _plain_ref(ev.f.get(field))
+        return field is None or _plain_ref(getattr(ev, field))
 
     def accepts(self, ev: Event) -> bool:
         """True when ``ev`` is an in-order event this walk can take."""
-        if ev.date is None or ev.event_type == VOID or ev.f.get("correction_of") is not None:
+        if ev.date is None or ev.event_type == VOID or ev.correction_of is not None:
             return False
         if self.last_sort is not None and ev._sort <= self.last_sort:
             return False
@@ -88,7 +93,7 @@ class RunningContribution:
             return False
         field = _START_REF.get(ev.event_type)
         if field is not None:
-            ref = (field, ev.f.get(field))
+            ref = (field, getattr(ev, field))
             if ref[1] is not None and ref not in self.starts and ref in self.named:
                 return False
         if ev.event_type == "lac.started" and not self.period_started and self.period_events_seen:
@@ -101,11 +106,15 @@ class RunningContribution:
             self.last_sort = ev._sort
         t = ev.event_type
         field = _START_REF.get(t)
-        if field is not None and ev.f.get(field) is not None:
-            self.starts.add((field, ev.f.get(field)))
+        if field is not None:
+            value = getattr(ev, field)
+            if value is not None:
+                self.starts.add((field, value))
         field = _NAMES_REF.get(t)
-        if field is not None and ev.f.get(field) is not None:
-            self.named.add((field, ev.f.get(field)))
+        if field is not None:
+            value = getattr(ev, field)
+            if value is not None:
+                self.named.add((field, value))
         if t == "lac.started":
             self.period_started = True
         elif t in _BEFORE_FIRST_PERIOD:

@@ -61,6 +61,7 @@ from typing import Mapping
 from casewatch.domain import groups as G
 from casewatch.domain.calendar import WorkingDayCalendar, add_calendar_months
 from casewatch.domain.clocks import compute_clocks, superseded_episode
+from casewatch.domain.events import kept_field
 from casewatch.domain.history import ChildHistory, Event
 from casewatch.domain.catalogue import (COHORT_METRICS, FLOW_METRICS, INDICATORS, MAX_METRICS,  # noqa: F401
                                         STOCK_METRICS, Indicator)
@@ -106,12 +107,14 @@ _CLOCK_FLOW = {
     "statutory_visit": (P + "statutory_visits_completed", P + "statutory_visits_completed_in_time"),
     "care_proceedings": (P + "care_proceedings_completed", P + "care_proceedings_completed_in_time"),
 }
-_WORKFORCE_MEASURES = (("establishment", "establishment_fte"), ("inpost", "inpost_fte"),
-                       ("vacancy", "vacancy_fte"), ("agency", "agency_fte"),
-                       ("case_holding", "case_holding_fte"))
-_MEETING_PARTICIPATION = {"icpc.held": ("icpc", "child_participation"),
-                          "cp_review.held": ("cp_review", "child_participation"),
-                          "lac_review.held": ("lac_review", "participation")}
+# (measure label, the workforce.snapshot field) and (event type -> meeting label, its participation
+# field): field names checked against the event table at import.
+_WORKFORCE_MEASURES = tuple((measure, kept_field("workforce.snapshot", name)) for measure, name in (
+    ("establishment", "establishment_fte"), ("inpost", "inpost_fte"), ("vacancy", "vacancy_fte"),
+    ("agency", "agency_fte"), ("case_holding", "case_holding_fte")))
+_MEETING_PARTICIPATION = {t: (meeting, kept_field(t, name)) for t, meeting, name in (
+    ("icpc.held", "icpc", "child_participation"), ("cp_review.held", "cp_review", "child_participation"),
+    ("lac_review.held", "lac_review", "participation"))}
 
 
 @dataclass(frozen=True)
@@ -183,7 +186,7 @@ class _State:
 
     def care_leaver_open(self) -> bool:
         cl = self.care_leaver
-        return cl is not None and cl.f.get("in_touch") not in G.CARE_LEAVER_IN_TOUCH_EXCLUDED and not self.is_lac()
+        return cl is not None and cl.in_touch not in G.CARE_LEAVER_IN_TOUCH_EXCLUDED and not self.is_lac()
 
     def cin_open(self) -> bool:
         return self.episode_open or self.cp_open() or self.is_lac()
@@ -304,37 +307,36 @@ def _cohort_reached(st: _State, stage: int, metric: str, flow) -> None:
 
 def _feed(st: _State, ev: Event, d: date, flow) -> None:
     t = ev.event_type
-    f = ev.f
     lab = _labels(ev.la, ev.team)
     if t == "contact.received":
         flow(P + "contacts", lab, d)
-        outcome = f.get("outcome")
+        outcome = ev.outcome
         if outcome == G.CONTACT_OUTCOME_TO_REFERRAL:
             flow(P + "contacts_to_referral", lab, d)
         if outcome in G.CONTACT_OUTCOMES_CLOSED_AND_LOGGED:
             flow(P + "contacts_closed_and_logged", lab, d)
-        if f.get("early_help_active"):
+        if ev.early_help_active:
             flow(P + "contacts_early_help_active", lab, d)
     elif t == "referral.received":
-        by_source = _labels(ev.la, ev.team, source_group=G.source_group(f.get("source")))
+        by_source = _labels(ev.la, ev.team, source_group=G.source_group(ev.source))
         flow(P + "referrals", by_source, d)
-        if f.get("referral_nfa"):
+        if ev.referral_nfa:
             flow(P + "referrals_nfa", by_source, d)
         earliest = add_calendar_months(d, -12)
         if any(earliest <= r < d for r in st.referral_dates):
             flow(P + "rereferrals", lab, d)
         st.referral_dates.append(d)
         flow(P + "cohort_referrals", lab, d)
-        if not f.get("referral_nfa"):
+        if not ev.referral_nfa:
             if not st.episode_open:
                 st.episode_referrals = []
             st.episode_referrals.append([d, lab, False, False])
             st.episode_open = True
-            st.episode_ref = f.get("episode_ref")
+            st.episode_ref = ev.episode_ref
     elif t == "cin_episode.closed":
-        if f.get("reason") in G.CLOSURE_ASSESSED_NOT_IN_NEED:
+        if ev.reason in G.CLOSURE_ASSESSED_NOT_IN_NEED:
             flow(P + "referrals_assessed_not_in_need", lab, d)
-        if superseded_episode(f.get("episode_ref"), st.episode_ref if st.episode_open else None):
+        if superseded_episode(ev.episode_ref, st.episode_ref if st.episode_open else None):
             # It closes an earlier episode; a later referral has opened the one that stays open
             # (an episode closed on the day the next referral arrives). Only the earlier
             # episode's cohort referrals go.
@@ -345,39 +347,39 @@ def _feed(st: _State, ev: Event, d: date, flow) -> None:
             st.episode_referrals = []
             st.unallocated.pop("cin", None)
     elif t == "assessment.completed":
-        families = {G.factor_family(code) for code in (f.get("factors") or ())}
+        families = {G.factor_family(code) for code in (ev.factors or ())}
         families.discard(None)
         for family in sorted(families):
             flow(P + "assessment_factors", _labels(ev.la, None, factor_family=family), d)
     elif t == "early_help.opened":
-        flow(P + "early_help_started", _labels(ev.la, ev.team, source_group=G.source_group(f.get("lead_agency"))), d)
+        flow(P + "early_help_started", _labels(ev.la, ev.team, source_group=G.source_group(ev.lead_agency)), d)
     elif t == "s47.started":
         flow(P + "s47_started", lab, d)
         _cohort_reached(st, 2, P + "cohort_referrals_to_s47", flow)
     elif t == "icpc.held":
-        if not f.get("transfer_in") and f.get("resulted_in_cpp"):
+        if not ev.transfer_in and ev.resulted_in_cpp:
             flow(P + "icpcs_resulting_in_plan", lab, d)
     elif t == "court.application":
         flow(P + "care_applications", lab, d)
     elif t == "cp_plan.started":
-        ref = f.get("plan_ref", ev.event_id)
+        ref = ev.plan_ref if ev.plan_ref is not None else ev.event_id
         flow(P + "cp_plans_started", lab, d)
         _cohort_reached(st, 3, P + "cohort_referrals_to_cp_plan", flow)
-        if (f.get("previous_plans") or 0) >= 1 or st.plans_seen >= 1:
+        if (ev.previous_plans or 0) >= 1 or st.plans_seen >= 1:
             flow(P + "cp_plans_started_subsequent", lab, d)
         if st.last_plan_end is not None and st.last_plan_end >= add_calendar_months(d, -24):
             flow(P + "cp_plans_started_within_2y", lab, d)
         st.plans_seen += 1
-        st.plans[ref] = [d, f.get("initial_category"), True]
+        st.plans[ref] = [d, ev.initial_category, True]
     elif t == "cp_plan.category_changed":
-        plan = st.plans.get(f.get("plan_ref"))
-        if plan is not None and f.get("latest_category"):
-            plan[1] = f["latest_category"]
+        plan = st.plans.get(ev.plan_ref)
+        if plan is not None and ev.latest_category:
+            plan[1] = ev.latest_category
     elif t == "cp_plan.ended":
         flow(P + "cp_plans_ended", lab, d)
-        flow(P + "cp_plans_ended_by_route", _labels(ev.la, ev.team, end_route=f.get("end_route") or "other"), d)
-        plan = st.plans.get(f.get("plan_ref"))
-        if plan is None and f.get("plan_ref") is None:
+        flow(P + "cp_plans_ended_by_route", _labels(ev.la, ev.team, end_route=ev.end_route or "other"), d)
+        plan = st.plans.get(ev.plan_ref)
+        if plan is None and ev.plan_ref is None:
             open_plans = [p for p in st.plans.values() if p[2]]
             plan = open_plans[-1] if open_plans else None
         if plan is not None:
@@ -388,9 +390,9 @@ def _feed(st: _State, ev: Event, d: date, flow) -> None:
         if not st.cp_open():
             st.unallocated.pop("cp", None)
     elif t == "lac.started":
-        ls = f.get("legal_status")
-        if f.get("birth_month"):
-            st.birth_month = _month_start(f["birth_month"])
+        ls = ev.legal_status
+        if ev.birth_month:
+            st.birth_month = _month_start(ev.birth_month)
         if st.lac_open:  # continuation after an X1 break
             st.lac_ls = ls or st.lac_ls
             st.placement_update(d, False, begins=False)
@@ -398,22 +400,22 @@ def _feed(st: _State, ev: Event, d: date, flow) -> None:
         st.lac_open = True
         st.lac_ls = ls
         st.period_start = d
-        before_data = bool(f.get("began_before_data"))
+        before_data = bool(ev.began_before_data)
         if ls not in G.SHORT_BREAK_LEGAL_STATUSES and not before_data:
             flow(P + "lac_started", lab, d)
         # a period's first placement begins at DECOM, except an RNE L episode held since before the data
-        st.placement_update(d, True, begins=not (before_data and f.get("rne") == G.LEGAL_STATUS_ONLY_RNE))
+        st.placement_update(d, True, begins=not (before_data and ev.rne == G.LEGAL_STATUS_ONLY_RNE))
     elif t == "lac.legal_status_changed":
         if st.lac_open:
-            if f.get("legal_status"):
-                st.lac_ls = f["legal_status"]
-            move = f.get("rne") in G.PLACEMENT_MOVE_RNE
+            if ev.legal_status:
+                st.lac_ls = ev.legal_status
+            move = ev.rne in G.PLACEMENT_MOVE_RNE
             st.placement_update(d, move, begins=move)
     elif t == "placement.changed":
-        if st.lac_open and f.get("rne") in G.PLACEMENT_MOVE_RNE:
+        if st.lac_open and ev.rne in G.PLACEMENT_MOVE_RNE:
             st.placement_update(d, True)
     elif t == "lac.ended":
-        reason = f.get("reason_ceased")
+        reason = ev.reason_ceased
         if reason in G.CEASED_NOT_LEAVING_CARE or not st.lac_open:
             return
         if st.is_lac():
@@ -424,23 +426,23 @@ def _feed(st: _State, ev: Event, d: date, flow) -> None:
         st.unallocated.pop("lac", None)
     elif t == "case.unallocated":
         st.allocations.append((d, None))
-        ct = f.get("case_type")
+        ct = ev.case_type
         if ct and ct not in st.unallocated:
             st.unallocated[ct] = d
     elif t == "case.allocated":
-        st.unallocated.pop(f.get("case_type"), None)
-        if f.get("worker_ref"):
-            st.allocations.append((d, str(f["worker_ref"])))
+        st.unallocated.pop(ev.case_type, None)
+        if ev.worker_ref:
+            st.allocations.append((d, str(ev.worker_ref)))
     elif t == "care_leaver.status":
         st.care_leaver = ev
     elif t == "workforce.snapshot":
         st.workforce = ev
-        leavers = f.get("leavers_fte")
+        leavers = ev.leavers_fte
         if leavers:
             flow(P + "workforce_leavers_fte", lab, d, float(leavers))
     meeting = _MEETING_PARTICIPATION.get(t)
-    if meeting is not None and not (t == "icpc.held" and f.get("transfer_in")):
-        attended = G.PARTICIPATION_ATTENDED.get(f.get(meeting[1]) or "")
+    if meeting is not None and not (t == "icpc.held" and ev.transfer_in):
+        attended = G.PARTICIPATION_ATTENDED.get(getattr(ev, meeting[1]) or "")
         if attended is not None:
             flow(P + "child_participation", _labels(ev.la, ev.team, meeting=meeting[0], attended=attended), d)
 
@@ -460,11 +462,12 @@ def _stocks(st: _State, clocks, as_of: date, cal: WorkingDayCalendar, stocks: di
 
     lab = _labels(la, team)
     if st.workforce is not None:
-        w = st.workforce.f
-        wl, wt = st.workforce.la, st.workforce.team
+        w = st.workforce
+        wl, wt = w.la, w.team
         for measure, name in _WORKFORCE_MEASURES:
-            if w.get(name) is not None:
-                put(P + "workforce_fte", _labels(wl, wt, measure=measure), float(w[name]))
+            value = getattr(w, name)
+            if value is not None:
+                put(P + "workforce_fte", _labels(wl, wt, measure=measure), float(value))
     if st.cin_open():
         put(P + "cin_open", lab)
         put(P + "open_cases", lab)
@@ -512,12 +515,12 @@ def _stocks(st: _State, clocks, as_of: date, cal: WorkingDayCalendar, stocks: di
         if inside:
             candidates.append(_first_day_outside(min(inside) - timedelta(days=1), 12))
     cl = st.care_leaver
-    if cl is not None and cl.f.get("in_touch") not in G.CARE_LEAVER_IN_TOUCH_EXCLUDED:
-        band = _labels(la, team, age_band=cl.f.get("age_band") or "unknown")
+    if cl is not None and cl.in_touch not in G.CARE_LEAVER_IN_TOUCH_EXCLUDED:
+        band = _labels(la, team, age_band=cl.age_band or "unknown")
         put(P + "care_leavers", band)
-        if G.is_eet(cl.f.get("activity")):
+        if G.is_eet(cl.activity):
             put(P + "care_leavers_eet", band)
-        if G.is_suitable_accommodation(cl.f.get("accommodation")):
+        if G.is_suitable_accommodation(cl.accommodation):
             put(P + "care_leavers_suitable_accommodation", band)
     is_open = {"cin": st.cin_open(), "cp": st.cp_open(), "lac": st.is_lac(), "care_leaver": st.care_leaver_open()}
     # Drift: the child's open case (the most intensive: LAC, else CP, else CIN) with no recorded

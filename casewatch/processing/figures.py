@@ -29,7 +29,7 @@ class KeyState:
 
     def __init__(self, events: Iterable[dict] = ()):
         self.parsed: list[Event] = [Event(e) for e in events if isinstance(e, dict) and e.get("event_id") is not None]
-        self.ids: set = {e.f.get("event_id") for e in self.parsed}
+        self.ids: set = {e.event_id for e in self.parsed}
         self.contribution: Contribution | None = None
         self.running: RunningContribution | None = None  # kept for recently active keys only
 

@@ -75,3 +75,61 @@ def test_a_main_date_sets_the_effective_date():
     wire.pop("effective_date", None)
     wire["dec"] = "2026-02-03"
     assert parse_event(wire).effective_date == date(2026, 2, 3)
+
+
+# -- the parsed event's typed fields (casewatch.domain.events.Event) ------------------------------
+# The expected values are the example's own JSON values; the field lists are the models' fields.
+
+@pytest.mark.parametrize("event_type", sorted(EXAMPLES))
+def test_every_kept_field_is_an_attribute_of_the_events_class(event_type):
+    wire = dict(EXAMPLES[event_type])
+    for raw in (wire, compact(wire)):  # the full wire form and the stored form read alike
+        ev = table.Event(raw)
+        assert type(ev).__name__ == EVENT_TYPES[event_type].__name__
+        assert ev.f is raw  # the stored form stays what it was
+        assert ev.event_type == event_type and ev.event_id == wire["event_id"]
+        for name in table.EVENT_TABLE[event_type].keeps:
+            assert getattr(ev, name) == wire.get(name), name
+
+
+@pytest.mark.parametrize("event_type", sorted(EXAMPLES))
+def test_a_field_the_type_does_not_keep_is_no_attribute(event_type):
+    ev = table.Event(compact(dict(EXAMPLES[event_type])))
+    own = set(table.EVENT_TABLE[event_type].keeps)
+    others = {name for row in table.EVENT_TABLE.values() for name in row.keeps} - own
+    wire_only = set(EVENT_TYPES[event_type].model_fields) - own - ENVELOPE - {table.EVENT_TABLE[event_type].main_date}
+    envelope = {"event_id", "event_type", "team", "correction_of", "recorded_at"}  # every event's
+    for name in sorted((others | wire_only | {"plan_rf", "s47ref"}) - envelope):
+        with pytest.raises(AttributeError):
+            getattr(ev, name)
+    with pytest.raises(AttributeError):
+        ev.plan_rf = "x"  # no attribute can be made up either
+
+
+def test_field_names_read_by_name_are_checked_against_the_table():
+    assert table.kept_field("icpc.held", "s47_ref") == "s47_ref"
+    with pytest.raises(ValueError, match="keeps no field"):
+        table.kept_field("icpc.held", "plan_ref")
+    with pytest.raises(ValueError, match="no event type keeps"):
+        table.types_keeping("due_dat")
+    assert {cls.ROW.name for cls in table.types_keeping("due_date")} == {
+        name for name, model in EVENT_TYPES.items() if "due_date" in model.model_fields}
+
+
+def test_an_event_type_outside_the_table_has_the_envelope_only_and_sorts_last_on_its_day():
+    odd = table.Event({"event_id": "e9", "event_type": "not.a.type", "effective_date": "2026-01-05",
+                       "la_code": "E06000004", "plan_ref": "P"})
+    last = table.Event({"event_id": "e1", "event_type": "event.voided", "effective_date": "2026-01-05"})
+    assert type(odd) is table.Event and odd.date == date(2026, 1, 5) and odd.team == "unassigned"
+    assert odd._sort > last._sort
+    with pytest.raises(AttributeError):
+        odd.plan_ref
+
+
+def test_the_main_date_then_effective_date_then_occurred_at_is_the_events_date():
+    base = {"event_id": "e1", "event_type": "cp_plan.started", "plan_ref": "P"}
+    assert table.Event(base | {"start_date": "2026-02-03", "effective_date": "2026-02-04"}).date == date(2026, 2, 3)
+    assert table.Event(base | {"effective_date": "2026-02-04"}).date == date(2026, 2, 4)
+    assert table.Event(base | {"occurred_at": "2026-02-05T23:30:00+00:00"}).date == date(2026, 2, 5)
+    assert table.Event(base | {"start_date": date(2026, 2, 6)}).date == date(2026, 2, 6)
+    assert table.Event(base).date is None

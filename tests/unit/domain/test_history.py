@@ -34,7 +34,7 @@ def test_amendment_wins_whatever_the_arrival_order():
     amended = ev("r2", "referral.received", referral_date="2026-01-05", source="3A", correction_of="r1")
     for events in ([original, amended], [amended, original]):
         history = ChildHistory(events)
-        assert [(e.event_id, e.get("source")) for e in history.events] == [("r2", "3A")]
+        assert [(e.event_id, e.source) for e in history.events] == [("r2", "3A")]
 
 
 def test_latest_recorded_amendment_wins_then_greatest_id():
@@ -62,7 +62,7 @@ def test_voiding_an_amendment_restores_the_original():
     original = ev("r1", "referral.received", referral_date="2026-01-05", source="6")
     amended = ev("r2", "referral.received", referral_date="2026-01-05", source="3A", correction_of="r1")
     void = ev("v1", "event.voided", correction_of="r2")
-    assert [(e.event_id, e.get("source")) for e in ChildHistory([amended, void, original]).events] == [("r1", "6")]
+    assert [(e.event_id, e.source) for e in ChildHistory([amended, void, original]).events] == [("r1", "6")]
 
 
 def test_icpc_before_its_s47_is_rejected_and_does_not_count():
