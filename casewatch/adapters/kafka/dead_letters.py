@@ -1,15 +1,16 @@
-"""``casewatch dlq list | show N | replay``: the dead-letter topic.
+"""The dead-letter topic's one record and its one reader.
 
-A dead letter is numbered by its partition and offset (``0:17``; the ingest dead-letter topic has
-one partition, so ``17`` is enough). ``replay`` re-validates each stored payload of the validation
-stage (ingest and loader rejections) against today's code lists and configuration, and publishes
-the ones that now pass to the events topic. A correction is replayed only when its target is now
-stored and of the same source system as the correction (as at the ingest API). Dead letters stay in the topic (it is append-only);
-replaying twice republishes the same event ids, which the engine de-duplicates.
+:class:`DeadLetterRecord` is the record of the dead-letter topic: what was refused, why, by whom,
+when and at which stage. It is written (ingest, loader and replay rejections:
+casewatch/adapters/kafka/publisher.py; feed mapping rejections: services/feeds/envelope.py) and
+read (here) through its :meth:`~DeadLetterRecord.encode` and :meth:`~DeadLetterRecord.decode`. The
+engine's refusals (decode, rules and apply stages) carry the same fields, written as a plain JSON
+object by services/engine/app.py; :meth:`~DeadLetterRecord.decode` reads them alike.
 
-:class:`DeadLetterRecord` is the one record of the dead-letter topic, written (ingest and loader
-rejections: casewatch/adapters/kafka/publisher.py; feed mapping rejections: services/feeds/envelope.py)
-and read (here) through its :meth:`~DeadLetterRecord.encode` and :meth:`~DeadLetterRecord.decode`.
+:func:`read_dead_letters` reads the topic from its start to its current end; :func:`find` looks one
+dead letter up by its number, partition and offset (``0:17``, or ``17`` for partition 0).
+:data:`REPLAYABLE_SOURCES` names the refusals a replay may publish again. The ``casewatch dlq list |
+show N | replay`` commands that use them are the ingest service's (services/ingest/dlq.py).
 """
 from __future__ import annotations
 
@@ -123,5 +124,3 @@ def find(settings: Settings, number: str) -> StoredDeadLetter | None:
             return letter
     return None
 
-
-# -- commands --------------------------------------------------------------------------------------
