@@ -14,12 +14,15 @@ from pathlib import Path
 
 import yaml
 
+from casewatch.domain.exceptions import CasewatchError
+
 CODES_DIR = Path(__file__).resolve().parent / "codes"
 COLLECTION_YEAR_PATTERN = re.compile(r"^(\d{4})-(\d{2})$")
 
 
-class CodeListError(RuntimeError):
-    """The code-list files on disk are malformed (a deployment error, not an input error)."""
+class CodeListError(CasewatchError, RuntimeError):
+    """The code-list files on disk are malformed (a deployment error, not an input error). A
+    casewatch error that stays a ``RuntimeError`` for the callers that catch that."""
 
 
 def _load_year(directory: Path) -> dict[str, dict[str, str]]:

@@ -12,6 +12,7 @@ from typing import Any, Iterable
 
 from pydantic import ValidationError
 
+from casewatch.domain.exceptions import CasewatchError
 from schemas.events import EVENT_TYPES, EventBase, event_adapter
 
 MESSAGES = {
@@ -41,8 +42,9 @@ PATTERN_MESSAGES = {
 REF_MESSAGE = "must be a pseudonymised reference (ps_ and 32 lowercase hex characters)"
 
 
-class ValidationFailure(ValueError):
-    """An event failed validation. ``errors``: ``[{"loc": str, "msg": str, "type": str}]``."""
+class ValidationFailure(CasewatchError, ValueError):
+    """An event failed validation. ``errors``: ``[{"loc": str, "msg": str, "type": str}]``. A
+    casewatch error that stays a ``ValueError`` for the callers that catch that."""
 
     def __init__(self, errors: list[dict]):
         self.errors = errors

@@ -15,7 +15,7 @@ And the **parsed event** the domain reads, :class:`Event`: the envelope as plain
 (``event_id``, ``event_type``, ``date`` (the main date, parsed), ``la``, ``team``,
 ``correction_of``) and, per event type, one attribute per kept field of its row (``ev.plan_ref``
 on a ``cp_plan.started``, ``ev.in_touch`` on a ``care_leaver.status``; ``None`` when the event
-does not carry it). ``Event(raw)`` gives the class of ``raw``'s type (:data:`EVENT_CLASSES`,
+does not carry it). ``Event(raw)`` gives the class of ``raw``'s type (:data:`TYPED_EVENTS`,
 generated from the table), so reading a field the type does not keep, or a misspelt one, raises
 ``AttributeError`` instead of giving ``None``. The raw dict stays as ``ev.f``: it is the stored
 (compacted) form, written back unchanged.
@@ -32,7 +32,7 @@ from casewatch.domain.calendar import as_date
 
 __all__ = ["EventType", "EVENT_TABLE", "VOID", "MAIN_DATE_FIELD", "EVENT_PRECEDENCE", "ENVELOPE_KEEP",
            "OWN_KEEP", "WORKFORCE_KEY_PREFIX", "partition_key", "event_partition_key", "Event",
-           "EVENT_CLASSES", "kept_field", "types_keeping"]
+           "TYPED_EVENTS", "kept_field", "types_keeping"]
 
 VOID = "event.voided"
 WORKFORCE_KEY_PREFIX = "wf:"
@@ -110,7 +110,7 @@ UNKNOWN_PRECEDENCE = len(EVENT_PRECEDENCE)  # an event type outside the table so
 
 class Event:
     """One event as the domain reads it (see the module docstring). The class of a known type is
-    its row's subclass in :data:`EVENT_CLASSES`; an unknown type gets this class, with no fields."""
+    its row's subclass in :data:`TYPED_EVENTS`; an unknown type gets this class, with no fields."""
 
     __slots__ = ("event_id", "event_type", "date", "la", "team", "correction_of", "f", "root_id", "_sort")
 
@@ -120,7 +120,7 @@ class Event:
     def __new__(cls, raw: Mapping[str, Any] | None = None):
         if raw is None:  # (copy and pickle make the instance first)
             return object.__new__(cls)
-        return object.__new__(EVENT_CLASSES.get(raw.get("event_type"), Event))
+        return object.__new__(TYPED_EVENTS.get(raw.get("event_type"), Event))
 
     # __init__(self, raw) is generated per class from the row (_init_source below).
 
@@ -183,8 +183,8 @@ def _with_init(cls: type, row: EventType | None) -> type:
 
 
 def _class_name(event_type: str) -> str:
-    """``cp_plan.started`` -> ``CpPlanStarted`` (the wire model's name)."""
-    return "".join(part.capitalize() for part in event_type.replace(".", "_").split("_"))
+    """``cp_plan.started`` -> ``CpPlanStartedEvent`` (the wire model is ``CpPlanStarted``)."""
+    return "".join(part.capitalize() for part in event_type.replace(".", "_").split("_")) + "Event"
 
 
 def _event_class(row: EventType) -> type[Event]:
@@ -197,7 +197,7 @@ def _event_class(row: EventType) -> type[Event]:
 
 
 _with_init(Event, None)
-EVENT_CLASSES: dict[str, type[Event]] = {row.name: _event_class(row) for row in _ROWS}
+TYPED_EVENTS: dict[str, type[Event]] = {row.name: _event_class(row) for row in _ROWS}
 
 
 def kept_field(event_type: str, name: str) -> str:
@@ -211,7 +211,7 @@ def kept_field(event_type: str, name: str) -> str:
 
 def types_keeping(name: str) -> tuple[type[Event], ...]:
     """The event classes that keep ``name`` (for ``isinstance``); at least one, else ValueError."""
-    classes = tuple(cls for cls in EVENT_CLASSES.values() if name in cls.FIELDS)
+    classes = tuple(cls for cls in TYPED_EVENTS.values() if name in cls.FIELDS)
     if not classes:
         raise ValueError(f"no event type keeps a field {name!r} (the event table, casewatch.domain.events)")
     return classes

@@ -85,7 +85,7 @@ def test_every_kept_field_is_an_attribute_of_the_events_class(event_type):
     wire = dict(EXAMPLES[event_type])
     for raw in (wire, compact(wire)):  # the full wire form and the stored form read alike
         ev = table.Event(raw)
-        assert type(ev).__name__ == EVENT_TYPES[event_type].__name__
+        assert type(ev).__name__ == EVENT_TYPES[event_type].__name__ + "Event"
         assert ev.f is raw  # the stored form stays what it was
         assert ev.event_type == event_type and ev.event_id == wire["event_id"]
         for name in table.EVENT_TABLE[event_type].keeps:
