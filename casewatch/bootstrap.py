@@ -56,8 +56,11 @@ def make_calendar(settings: Settings) -> "WorkingDayCalendar":
 
 
 def today_for(settings: Settings) -> Callable[[], date]:
-    """"Today" for the figures: ``CASEWATCH_FIXED_TODAY`` when set (replays, tests), else the
-    date in London, asked afresh on each call."""
+    """"Today", the one rule every part of casewatch takes it from: ``CASEWATCH_FIXED_TODAY`` when
+    set (replays, tests), else the date in London, asked afresh on each call. Its users: the
+    engine's figures, the plausible dates ingest and the loader accept (the publisher), the packs'
+    live day (``casewatch report``), and the default days of ``casewatch simulate | replay |
+    backfill-prometheus | history load`` and of the stack's demo (their ``--help``, .env.example)."""
     if settings.fixed_today:
         fixed = date.fromisoformat(settings.fixed_today)
         return lambda: fixed

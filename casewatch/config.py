@@ -12,7 +12,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 import os
 import secrets
@@ -93,7 +93,7 @@ class Settings(BaseSettings):
     ingest_max_json_depth: int = 8  # a batch (1) of events (2) with a list field (3) needs 3
 
     # Plausible dates of an event (ingest and loader reject others with a reason): from this date to
-    # today + this many days (default: today one year on).
+    # today + this many days (default: today one year on); "today" as below.
     earliest_event_date: str = "1990-01-01"
     latest_event_days_ahead: int | None = None
 
@@ -104,8 +104,31 @@ class Settings(BaseSettings):
     extra_holidays: str = ""
     removed_holidays: str = ""
 
-    # "Now": the wall clock unless a fixed date is given (replays and tests).
+    # "Today" for every part (bootstrap.today_for, the one rule): the date in London unless a fixed
+    # date is given (replays, tests): the engine's figures, the plausible dates of ingest and the
+    # loader, the packs' live day, the simulator's and the stack demo's default days.
     fixed_today: str | None = None
+
+    # Drift (casewatch_drift_cases): working days without activity per case type, over the defaults
+    # cin=20, cp=10, lac=20 ("cp=5" changes only CP). The engine, the backfill and the packs read it.
+    drift_workdays: str = ""
+    # Children aged 0-17 per ONS code ("E06000004=45120,E06000001=20500"), the packs' rates per
+    # 10,000 children; the demo authority E06000004 has its published figure without it.
+    child_population: str = ""
+
+    @field_validator("drift_workdays")
+    @classmethod
+    def _drift_workdays_parse(cls, text: str) -> str:
+        if text.strip():
+            from casewatch.domain.indicators import drift_workdays
+            drift_workdays(text)  # a ValueError naming CASEWATCH_DRIFT_WORKDAYS and the fix
+        return text
+
+    @property
+    def drift_limits(self) -> dict[str, int]:
+        """Working days without activity before an open case drifts, per case type."""
+        from casewatch.domain.indicators import drift_workdays
+        return drift_workdays(self.drift_workdays)
 
     @property
     def bootstrap(self) -> str:
@@ -130,12 +153,9 @@ class Settings(BaseSettings):
     def events_sources_topic(self) -> str:
         return self.event_sources_topic or f"{self.events_topic}.sources"
 
-    def today(self) -> date:
-        return date.fromisoformat(self.fixed_today) if self.fixed_today else date.today()
-
-    def event_date_range(self) -> tuple[date, date]:
-        """The plausible dates of an event, both ends included."""
-        today = self.today()
+    def event_date_range(self, today: date) -> tuple[date, date]:
+        """The plausible dates of an event on ``today`` (:func:`casewatch.bootstrap.today_for`),
+        both ends included."""
         if self.latest_event_days_ahead is not None:
             latest = today + timedelta(days=self.latest_event_days_ahead)
         else:

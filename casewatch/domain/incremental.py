@@ -14,12 +14,14 @@ random arrival orders). Whatever it does not accept, the caller computes the who
 from __future__ import annotations
 
 from datetime import date
+from typing import Mapping
 
 from casewatch.domain.calendar import WorkingDayCalendar
 from casewatch.domain.clocks import _Walk
 from casewatch.domain.events import kept_field
 from casewatch.domain.history import VOID, ChildHistory, Event
-from casewatch.domain.indicators import _CLOCK_FLOW, Contribution, _feed, _labels, _State, _stocks
+from casewatch.domain.indicators import (_CLOCK_FLOW, DRIFT_WORKDAYS_DEFAULT, Contribution, _feed, _labels,
+                                         _State, _stocks)
 
 __all__ = ["RunningContribution"]
 
@@ -41,11 +43,12 @@ def _plain_ref(value) -> bool:
 
 
 class RunningContribution:
-    __slots__ = ("calendar", "walk", "state", "flows", "last_sort", "latest_date", "starts", "named",
+    __slots__ = ("calendar", "drift_limits", "walk", "state", "flows", "last_sort", "latest_date", "starts", "named",
                  "period_started", "period_events_seen", "clocks_seen", "running_clocks")
 
-    def __init__(self, calendar: WorkingDayCalendar):
+    def __init__(self, calendar: WorkingDayCalendar, drift_limits: Mapping[str, int] = DRIFT_WORKDAYS_DEFAULT):
         self.calendar = calendar
+        self.drift_limits = drift_limits
         self.walk = _Walk(calendar)
         self.state = _State()
         self.flows: dict = {}
@@ -62,8 +65,8 @@ class RunningContribution:
         self.running_clocks: list = []
 
     @classmethod
-    def of(cls, history: ChildHistory, events: list[Event],
-           calendar: WorkingDayCalendar) -> "RunningContribution | None":
+    def of(cls, history: ChildHistory, events: list[Event], calendar: WorkingDayCalendar,
+           drift_limits: Mapping[str, int] = DRIFT_WORKDAYS_DEFAULT) -> "RunningContribution | None":
         """The walk over ``history`` (built from ``events``), or None when the history is not
         plain: it holds amendments or voids, an event broke a cross-event rule, or a reference
         is not a plain value."""
@@ -72,7 +75,7 @@ class RunningContribution:
         for ev in events:
             if ev.event_type == VOID or ev.correction_of is not None:
                 return None
-        running = cls(calendar)
+        running = cls(calendar, drift_limits)
         for ev in history.events:
             if not running._plain(ev):
                 return None
@@ -158,6 +161,6 @@ class RunningContribution:
         self.running_clocks = running
         stocks: dict = {}
         candidates: list[date] = []
-        _stocks(self.state, running, as_of, self.calendar, stocks, candidates)
+        _stocks(self.state, running, as_of, self.calendar, stocks, candidates, self.drift_limits)
         stable = min((c for c in candidates if c > as_of), default=None)
         return Contribution(dict(flows), stocks, stable)

@@ -75,15 +75,14 @@ P = "casewatch_"
 # The metric and indicator catalogue lives in casewatch.domain.catalogue; its names are re-exported
 # here (existing imports keep working).
 # Drift: an open case with no recorded activity for at least this many working days, per case
-# type (defaults from practice); ``CASEWATCH_DRIFT_WORKDAYS="cin=20,cp=10,lac=20"`` overrides them.
+# type (defaults from practice); the deployment's ``CASEWATCH_DRIFT_WORKDAYS="cin=20,cp=10,lac=20"``
+# (Settings.drift_workdays) overrides them, handed in by the caller as ``drift_limits``.
 DRIFT_WORKDAYS_DEFAULT = {"cin": 20, "cp": 10, "lac": 20}
 
 
-def drift_workdays(text: str | None = None) -> dict[str, int]:
-    """The drift thresholds: the defaults, overridden by ``text`` (else the environment variable
+def drift_workdays(text: str = "") -> dict[str, int]:
+    """The drift thresholds: the defaults, overridden by ``text`` (the setting
     ``CASEWATCH_DRIFT_WORKDAYS``), a comma-separated list of ``case_type=working days``."""
-    import os
-    text = os.environ.get("CASEWATCH_DRIFT_WORKDAYS", "") if text is None else text
     out = dict(DRIFT_WORKDAYS_DEFAULT)
     for part in filter(None, (p.strip() for p in text.split(","))):
         name, _, value = part.partition("=")
@@ -94,8 +93,6 @@ def drift_workdays(text: str | None = None) -> dict[str, int]:
         out[name] = int(value)
     return out
 
-
-DRIFT_WORKDAYS = drift_workdays()
 
 _CLOCK_FLOW = {
     "referral_decision": (P + "referral_decisions", P + "referral_decisions_in_time"),
@@ -231,7 +228,8 @@ def _placement_count_changes(placements: list, as_of: date, months: int) -> date
     return _first_day_outside(min(points) - timedelta(days=1), months)
 
 
-def contribution(history: ChildHistory, as_of: date, calendar: WorkingDayCalendar) -> Contribution:
+def contribution(history: ChildHistory, as_of: date, calendar: WorkingDayCalendar,
+                 drift_limits: Mapping[str, int] = DRIFT_WORKDAYS_DEFAULT) -> Contribution:
     flows: dict[tuple[str, Labels, date], float] = {}
     stocks: dict[tuple[str, Labels], float] = {}
     candidates: list[date] = []
@@ -250,12 +248,12 @@ def contribution(history: ChildHistory, as_of: date, calendar: WorkingDayCalenda
         if not crossed and d > as_of:
             crossed = True
             candidates.append(d)
-            _stocks(st, clocks, as_of, calendar, stocks, candidates)
+            _stocks(st, clocks, as_of, calendar, stocks, candidates, drift_limits)
         if not crossed:
             st.latest = ev
         _feed(st, ev, d, flow)
     if not crossed:
-        _stocks(st, clocks, as_of, calendar, stocks, candidates)
+        _stocks(st, clocks, as_of, calendar, stocks, candidates, drift_limits)
 
     for clock in clocks:
         if clock.completed:
@@ -447,7 +445,8 @@ def _feed(st: _State, ev: Event, d: date, flow) -> None:
             flow(P + "child_participation", _labels(ev.la, ev.team, meeting=meeting[0], attended=attended), d)
 
 
-def _stocks(st: _State, clocks, as_of: date, cal: WorkingDayCalendar, stocks: dict, candidates: list) -> None:
+def _stocks(st: _State, clocks, as_of: date, cal: WorkingDayCalendar, stocks: dict, candidates: list,
+            drift_limits: Mapping[str, int] = DRIFT_WORKDAYS_DEFAULT) -> None:
     latest = st.latest
     if latest is None:
         return
@@ -524,10 +523,10 @@ def _stocks(st: _State, clocks, as_of: date, cal: WorkingDayCalendar, stocks: di
             put(P + "care_leavers_suitable_accommodation", band)
     is_open = {"cin": st.cin_open(), "cp": st.cp_open(), "lac": st.is_lac(), "care_leaver": st.care_leaver_open()}
     # Drift: the child's open case (the most intensive: LAC, else CP, else CIN) with no recorded
-    # activity (any event of the child) for at least DRIFT_WORKDAYS[case type] working days.
+    # activity (any event of the child) for at least drift_limits[case type] working days.
     drift_type = "lac" if is_open["lac"] else "cp" if is_open["cp"] else "cin" if st.episode_open else None
     if drift_type is not None and latest.date is not None:
-        limit = DRIFT_WORKDAYS[drift_type]
+        limit = drift_limits[drift_type]
         d_lab = _labels(la, team, case_type=drift_type)
         quiet = cal.elapsed(latest.date, as_of)
         if quiet >= limit:

@@ -14,7 +14,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from casewatch.packs import figures
-from casewatch.packs.catalogue import BLOCKS, BREAKDOWNS, CABINET_MEASURES, NOT_YET_AVAILABLE, Measure
+from casewatch.packs.catalogue import BLOCKS, BREAKDOWNS, CABINET_MEASURES, NOT_YET_AVAILABLE, Measure, cabinet_measures
 from casewatch.packs.marks import (NO_MARK, Mark, fmt, fmt_reference, mark_unallocated, mark_value,
                                    thresholds)
 from casewatch.packs.periods import Period
@@ -112,13 +112,14 @@ def read_commentary(path: Path | None) -> dict[str, str]:
 
 def build(src: PrometheusSource, la: str, period: Period, published: bool = False,
           commentary: dict[str, str] | None = None) -> CabinetPack:
+    measures = cabinet_measures(src.drift_limits)
     limits = thresholds()
     prev, last_year = period.previous(), period.year_before()
     readings: dict[str, dict] = {}
     missing: list[str] = []
     cells: dict[str, float | None] = {}
     groups: list[Group] = []
-    for m in CABINET_MEASURES:
+    for m in measures:
         this = figures.read(src, m, la, period)
         missing += this.missing
         r = {"this": this, "previous": figures.read(src, m, la, prev),
@@ -144,7 +145,7 @@ def build(src: PrometheusSource, la: str, period: Period, published: bool = Fals
         if parts is None:
             missing.append(f"{b.title}: no figure in Prometheus for {period.label}")
             continue
-        total_measure = next(m for m in CABINET_MEASURES if m.key == BREAKDOWN_TOTAL_OF[b.key])
+        total_measure = next(m for m in measures if m.key == BREAKDOWN_TOTAL_OF[b.key])
         total_key = _cell(total_measure, period.label)
         part_keys = []
         for name, value in parts.items():
@@ -174,7 +175,7 @@ def build(src: PrometheusSource, la: str, period: Period, published: bool = Fals
     headlines = []
     for block, heading in BLOCKS:
         rows, sentences = [], []
-        for m in (m for m in CABINET_MEASURES if m.block == block):
+        for m in (m for m in measures if m.block == block):
             r = readings[m.key]
             this = r["this"]
             if m.threshold == "unallocated":
@@ -222,13 +223,12 @@ def build(src: PrometheusSource, la: str, period: Period, published: bool = Fals
             parts = breakdowns[b.key]
             if parts is None:
                 continue
-            total_measure = next(m for m in CABINET_MEASURES if m.key == BREAKDOWN_TOTAL_OF[b.key])
+            total_measure = next(m for m in measures if m.key == BREAKDOWN_TOTAL_OF[b.key])
             tables.append({"title": f"{b.code} {b.title}, {period.label}".strip(), "label": b.label_name.replace("_", " "),
                            "rows": [(name.replace("_", " "), fmt(shown[f"{b.key}|{name}"])) for name in sorted(parts)],
                            "total": fmt(shown.get(_cell(total_measure, period.label)))})
         blocks.append({"key": block, "heading": heading, "rows": rows, "tables": tables, "sentences": sentences,
                        "commentary": (commentary or {}).get(block, "")})
-    from casewatch.packs.source import today
     return CabinetPack(la, period, published, blocks, headlines, missing, NOT_YET_AVAILABLE,
                        datetime.now(timezone.utc).strftime("%d %B %Y %H:%M UTC"), len(src.log),
-                       to_date=period.end >= today())
+                       to_date=period.end >= src.today())

@@ -9,15 +9,21 @@ Nothing here restates a number.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from typing import Mapping
 
 from casewatch.domain.catalogue import INDICATOR_BY_ID, REFERENCE_SOURCES
-from casewatch.domain.indicators import DRIFT_WORKDAYS
+from casewatch.domain.indicators import DRIFT_WORKDAYS_DEFAULT
 from casewatch.packs.population import england_rate
 from dashboards.measures import RATIO_BY_NAME
 
 BLOCKS = (("inputs", "Inputs: demand"), ("processes", "Processes: timeliness and flow"),
           ("outputs", "Outputs: caseload and outcomes"))
+
+def drift_label(limits: Mapping[str, int]) -> str:
+    """The drift measure's title with the working days of each case type (CASEWATCH_DRIFT_WORKDAYS)."""
+    return f"Drift: no activity for CIN {limits['cin']}, CP {limits['cp']}, LAC {limits['lac']} working days"
+
 
 @dataclass(frozen=True)
 class Measure:
@@ -152,13 +158,18 @@ CABINET_MEASURES: tuple[Measure, ...] = (
     Measure("unallocated_cases", "O16", "outputs", "stock", "casewatch_unallocated_cases", headline=True,
             threshold="unallocated"),
     Measure("drift_cases", "DRIFT", "outputs", "stock", "casewatch_drift_cases",
-            label=f"Drift: no activity for CIN {DRIFT_WORKDAYS['cin']}, CP {DRIFT_WORKDAYS['cp']}, "
-                  f"LAC {DRIFT_WORKDAYS['lac']} working days"),
+            label=drift_label(DRIFT_WORKDAYS_DEFAULT)),
     Measure("vacancy_rate", "O17", "outputs", "stock_ratio", "vacancy_rate", threshold="vacancy_rate",
             headline=True),
     Measure("turnover", "O18", "outputs", "ratio", "turnover", label="Social worker turnover (leavers FTE / in-post FTE)"),
     Measure("caseload", "O19", "outputs", "stock_ratio", "caseload", threshold="caseload"),
 )
+
+
+def cabinet_measures(drift_limits: Mapping[str, int]) -> tuple[Measure, ...]:
+    """:data:`CABINET_MEASURES` with the deployment's drift limits in the drift measure's title."""
+    return tuple(replace(m, label=drift_label(drift_limits)) if m.key == "drift_cases" else m
+                 for m in CABINET_MEASURES)
 
 # Breakdowns shown as tables (this period; a total row and its parts).
 @dataclass(frozen=True)

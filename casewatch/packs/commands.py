@@ -12,7 +12,7 @@ from casewatch import bootstrap
 from casewatch.packs.periods import PeriodError, parse_period
 from casewatch.packs.population import child_populations
 from casewatch.packs.render import RenderError, page_count, print_pdf, render_html
-from casewatch.packs.source import PrometheusSource, SourceError, default_prometheus_url, today
+from casewatch.packs.source import PrometheusSource, SourceError, default_prometheus_url
 
 _LA = re.compile(r"^[EWSN]\d{8}$")
 
@@ -39,7 +39,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     c.set_defaults(func=_cabinet)
 
     w = rsub.add_parser("workload", help="one A4 landscape page for the fortnightly workload-pressures meeting")
-    w.add_argument("--as-of", default=None, help="the day, YYYY-MM-DD (default: today, the live figures)")
+    w.add_argument("--as-of", default=None,
+                   help="the day, YYYY-MM-DD (default: today, the live figures; CASEWATCH_FIXED_TODAY when set)")
     w.add_argument("--la", default=None, help="ONS code (default: the first of CASEWATCH_LA_CODES)")
     common(w)
     w.set_defaults(func=_workload)
@@ -66,7 +67,13 @@ def _la(value: str | None) -> str:
 
 
 def _source(args) -> PrometheusSource:
-    src = PrometheusSource(args.prometheus or default_prometheus_url(bootstrap.settings()))
+    """Prometheus (``--prometheus``, else this stack's), read with the deployment's "today" (London's,
+    or CASEWATCH_FIXED_TODAY), child populations and drift limits."""
+    parts = bootstrap.build()
+    settings = parts.settings
+    src = PrometheusSource(args.prometheus or default_prometheus_url(settings), today=parts.today,
+                           populations=child_populations(settings.child_population),
+                           drift_limits=settings.drift_limits)
     src.ready()
     return src
 
@@ -105,7 +112,7 @@ def _cabinet(args) -> int:
     def body() -> int:
         period = parse_period(args.period)
         la = _la(args.la)
-        child_populations()          # a mistake in CASEWATCH_CHILD_POPULATION is told before any query
+        child_populations(bootstrap.settings().child_population)  # a mistake in it is told before any query
         commentary_file = args.commentary or Path("commentary") / f"{period.slug}.md"
         if args.commentary is not None and not args.commentary.exists():
             raise ValueError(f"no commentary file {args.commentary}: write it or leave out --commentary")
@@ -123,7 +130,7 @@ def _workload(args) -> int:
 
     def body() -> int:
         try:
-            as_of = date.fromisoformat(args.as_of) if args.as_of else today()
+            as_of = date.fromisoformat(args.as_of) if args.as_of else bootstrap.build().today()
         except ValueError:
             raise ValueError(f"{args.as_of!r} is not a date: write --as-of YYYY-MM-DD") from None
         la = _la(args.la)
@@ -142,7 +149,7 @@ def _region(args) -> int:
         las = [_la(code.strip()) for code in args.la.split(",") if code.strip()]
         if len(las) < 2:
             raise ValueError("a regional collation needs at least two authorities: --la A,B")
-        child_populations()
+        child_populations(bootstrap.settings().child_population)
         sheet = region.build(_source(args), las, period)
         return _write(args, "region.html.j2", f"region-{period.slug}", sheet=sheet)
     return _run(args, body)

@@ -13,7 +13,7 @@ from datetime import date
 
 from casewatch.packs.catalogue import Breakdown, Measure
 from casewatch.packs.periods import Period, last_quarters
-from casewatch.packs.population import PER, child_population
+from casewatch.packs.population import PER
 from casewatch.packs.source import PrometheusSource
 from dashboards.measures import RATIO_BY_NAME
 
@@ -65,12 +65,12 @@ def _or_zero(src: PrometheusSource, la: str, day: date, value: float | None) -> 
     return value
 
 
-def per_children(m: Measure, la: str, reading: Reading) -> Reading:
+def per_children(m: Measure, la: str, reading: Reading, populations: dict[str, int]) -> Reading:
     """A count as a rate per 10,000 children aged 0-17 (``m.per_10k``): the value is the rate, the
     numerator the count and the denominator the population; no population = not available."""
     if not m.per_10k or reading.value is None:
         return reading
-    population = child_population(la)
+    population = populations.get(la)
     if population is None:
         return Reading(None, missing=[f"{m.title}: no child population for {la}: set "
                                       f"CASEWATCH_CHILD_POPULATION={la}=<children aged 0-17>"])
@@ -91,7 +91,7 @@ def read(src: PrometheusSource, m: Measure, la: str, period: Period) -> Reading:
         num_e, den_e = expressions(m, la, window)
         parts.append((_or_zero(src, la, day, src.scalar(num_e, day)),
                       _or_zero(src, la, day, src.scalar(den_e, day)) if den_e else None))
-    reading = per_children(m, la, _combine(parts, m.is_ratio))
+    reading = per_children(m, la, _combine(parts, m.is_ratio), src.populations)
     if reading.value is None and not reading.undefined and not reading.missing:
         reading.missing.append(f"{m.title}: no figure in Prometheus for {period.label} "
                                f"(read on {period.end:%d %B %Y})")
@@ -117,7 +117,7 @@ def trend(src: PrometheusSource, m: Measure, la: str, period: Period, n: int = 8
     dens = src.days(den_e, days) if den_e else {}
     return [(q, per_children(m, la, _combine([(_or_zero(src, la, q.end, nums[q.end]),
                                                _or_zero(src, la, q.end, dens.get(q.end)) if den_e else None)],
-                                             m.is_ratio)))
+                                             m.is_ratio), src.populations))
             for q in quarters]
 
 

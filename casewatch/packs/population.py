@@ -2,7 +2,8 @@
 per 10,000 children (CIN, CP plans, looked-after children).
 
 The population is not a Prometheus series; it is configuration. ``CASEWATCH_CHILD_POPULATION``
-(``"E06000004=45120,E06000001=<its children aged 0-17>"``) sets it per ONS code; without it, the demo authority
+(``"E06000004=45120,E06000001=<its children aged 0-17>"``, :attr:`casewatch.config.Settings.child_population`,
+handed in by the ``casewatch report`` commands) sets it per ONS code; without it, the demo authority
 E06000004 (Stockton-on-Tees) has its published figure, the simulator's Stockton profile
 (:data:`casewatch.simulation.rates.STOCKTON_CHILDREN`, with its source), and any other authority has
 none: its rates are ``x`` and the pack says what to set.
@@ -13,8 +14,6 @@ children (:data:`casewatch.simulation.rates.ENGLAND_CHILDREN`), rounded as the D
 """
 from __future__ import annotations
 
-import os
-
 from casewatch.simulation.rates import ENGLAND_CHILDREN, STOCKTON_CHILDREN
 
 ENV = "CASEWATCH_CHILD_POPULATION"
@@ -22,10 +21,9 @@ DEMO_AUTHORITY = "E06000004"
 PER = 10_000
 
 
-def child_populations(text: str | None = None) -> dict[str, int]:
+def child_populations(text: str = "") -> dict[str, int]:
     """Children aged 0-17 per ONS code: the demo authority's, overridden or extended by ``text``
-    (else the environment variable ``CASEWATCH_CHILD_POPULATION``)."""
-    text = os.environ.get(ENV, "") if text is None else text
+    (the setting ``CASEWATCH_CHILD_POPULATION``)."""
     out = {DEMO_AUTHORITY: STOCKTON_CHILDREN}
     for part in (p.strip() for p in text.split(",")):
         if not part:
@@ -40,10 +38,6 @@ def child_populations(text: str | None = None) -> dict[str, int]:
                              f"write e.g. {ENV}=E06000004=45120")
         out[code.strip()] = value
     return out
-
-
-def child_population(la: str) -> int | None:
-    return child_populations().get(la)
 
 
 def england_rate(national_count: float | None) -> float | None:

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 
 from casewatch.packs import figures
-from casewatch.packs.catalogue import BLOCKS, CABINET_MEASURES
+from casewatch.packs.catalogue import BLOCKS, cabinet_measures
 from casewatch.packs.marks import fmt, fmt_reference
 from casewatch.packs.periods import Period
 from casewatch.packs.source import PrometheusSource
@@ -26,10 +26,11 @@ class RegionSheet:
 
 
 def build(src: PrometheusSource, las: list[str], period: Period) -> RegionSheet:
+    measures = cabinet_measures(src.drift_limits)
     missing: list[str] = []
     values: dict[tuple[str, str], str] = {}
     for la in las:
-        for m in CABINET_MEASURES:
+        for m in measures:
             reading = figures.read(src, m, la, period)
             if reading.value is None and not reading.undefined:
                 missing.append(f"{la}: {reading.missing[0]}" if reading.missing else f"{la}: {m.title}")
@@ -46,7 +47,7 @@ def build(src: PrometheusSource, las: list[str], period: Period) -> RegionSheet:
     for block, heading in BLOCKS:
         rows = [{"measure": m, "values": [values[(la, m.key)] for la in las],
                  "reference": fmt_reference(m.reference, m.percent)}
-                for m in CABINET_MEASURES if m.block == block]
+                for m in measures if m.block == block]
         blocks.append({"key": block, "heading": heading, "rows": rows})
     return RegionSheet(las, period, blocks, missing, datetime.now(timezone.utc).strftime("%d %B %Y %H:%M UTC"),
                        len(src.log))

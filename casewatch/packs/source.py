@@ -1,4 +1,6 @@
-"""Where every figure of the packs comes from: Prometheus's HTTP API.
+"""Where every figure of the packs comes from: Prometheus's HTTP API, read with this deployment's
+"today", child populations and drift limits (:class:`PrometheusSource`, built by the ``casewatch
+report`` commands from the settings).
 
 A day's figure is the sample stamped at 00:00 UTC of that day (the instant the backfill stamps a
 day's figures with, :func:`casewatch.adapters.prometheus.backfill.sample_timestamp`), so an instant query at
@@ -13,22 +15,17 @@ import urllib.parse
 import urllib.request
 from dataclasses import dataclass, field
 from datetime import date, timedelta
+from typing import Callable, Mapping
 
 from casewatch.adapters.prometheus.backfill import sample_timestamp
 from casewatch.config import Settings
 from casewatch.packs.exceptions import SourceError  # noqa: F401 - also importable from here
 
 
-def today() -> date:
-    from datetime import datetime
-    from zoneinfo import ZoneInfo
-    return datetime.now(ZoneInfo("Europe/London")).date()
-
-
-def at(day: date) -> int:
-    """The instant a day's figures are read at: its sample (00:00 UTC) for a day that has passed;
+def at(day: date, today: date) -> int:
+    """The instant a day's figures are read at: its sample (00:00 UTC) for a day before ``today``;
     now (the live figures, e.g. a quarter to date) for today or a later day."""
-    if day >= today():
+    if day >= today:
         import time
         return int(time.time())
     return sample_timestamp(day)
@@ -36,9 +33,21 @@ def at(day: date) -> int:
 
 @dataclass
 class PrometheusSource:
+    """Prometheus at ``base_url``, read as this deployment reads it: ``today`` (its "today",
+    :func:`casewatch.bootstrap.today_for`: a fixed ``CASEWATCH_FIXED_TODAY`` or London's date) decides
+    which days are read live; ``populations`` (children aged 0-17 per ONS code,
+    :func:`casewatch.packs.population.child_populations`) are the rates' denominators;
+    ``drift_limits`` (working days per case type, ``CASEWATCH_DRIFT_WORKDAYS``) title the drift measure."""
     base_url: str
+    today: Callable[[], date]
+    populations: dict[str, int]
+    drift_limits: Mapping[str, int]
     timeout: float = 30.0
     log: list[tuple[str, int, float | None]] = field(default_factory=list)
+
+    def at(self, day: date) -> int:
+        """The instant ``day``'s figures are read at (:func:`at`, with this deployment's today)."""
+        return at(day, self.today())
 
     def _get(self, path: str, params: dict) -> dict:
         url = f"{self.base_url.rstrip('/')}{path}?{urllib.parse.urlencode(params)}"
@@ -59,40 +68,41 @@ class PrometheusSource:
         return body["data"]
 
     def vector(self, expr: str, day: date) -> list[tuple[dict, float]]:
-        data = self._get("/api/v1/query", {"query": expr, "time": at(day)})
+        data = self._get("/api/v1/query", {"query": expr, "time": self.at(day)})
         return [(s["metric"], float(s["value"][1])) for s in data["result"]]
 
     def scalar(self, expr: str, day: date) -> float | None:
         """The value of a query that yields at most one series (None: no data)."""
         found = self.vector(expr, day)
         value = found[0][1] if found else None
-        self.log.append((expr, at(day), value))
+        self.log.append((expr, self.at(day), value))
         return value
 
     def by(self, expr: str, day: date, label: str) -> dict[str, float]:
         found = {m.get(label, ""): v for m, v in self.vector(expr, day)}
         for key, value in found.items():
-            self.log.append((f"{expr} [{label}={key}]", at(day), value))
+            self.log.append((f"{expr} [{label}={key}]", self.at(day), value))
         return found
 
     def days(self, expr: str, days: list[date]) -> dict[date, float | None]:
         """One range query (a step of a day) over ``days``, read at each of them."""
         if not days:
             return {}
-        live = [d for d in days if d >= today()]
-        days = [d for d in days if d < today()]
+        today = self.today()
+        live = [d for d in days if d >= today]
+        days = [d for d in days if d < today]
         out_live = {d: self.scalar(expr, d) for d in live}
         if not days:
             return out_live
         first, last = min(days), max(days)
-        data = self._get("/api/v1/query_range", {"query": expr, "start": at(first), "end": at(last),
+        data = self._get("/api/v1/query_range", {"query": expr, "start": self.at(first), "end": self.at(last),
                                                  "step": 86400})
         values: dict[int, float] = {}
         for series in data["result"][:1]:
             values = {int(float(t)): float(v) for t, v in series["values"]}
-        out = {d: values.get(at(d)) for d in days}
+        out = {d: values.get(self.at(d)) for d in days}
         for d, v in out.items():
-            self.log.append((expr, at(d), v))
+            self.log.append((expr, self.at(d), v))
         return {**out, **out_live}
 
     def has_data(self, la: str, day: date) -> bool:
@@ -103,7 +113,7 @@ class PrometheusSource:
         cache = self.__dict__.setdefault("_has_data", {})
         if key not in cache:
             data = self._get("/api/v1/query", {"query": f'count({{__name__=~"casewatch_.+", la="{la}"}})',
-                                               "time": at(day)})
+                                               "time": self.at(day)})
             cache[key] = bool(data["result"]) and float(data["result"][0]["value"][1]) > 0
         return cache[key]
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date, datetime, timezone
 
-from casewatch.domain.indicators import DRIFT_WORKDAYS
 from casewatch.packs.marks import Mark, fmt, mark_unallocated, mark_value, thresholds
 from casewatch.packs.source import PrometheusSource, same_day_last_year
 
@@ -100,7 +99,7 @@ def build(src: PrometheusSource, la: str, as_of: date) -> WorkloadSheet:
 
     drifting = src.by(f"sum by (case_type) (casewatch_drift_cases{{{sel}}})", as_of, "case_type")
     longest = src.by(f"max by (case_type) (casewatch_drift_max_workdays{{{sel}}})", as_of, "case_type")
-    drift = [{"type": title, "limit": DRIFT_WORKDAYS[t], "count": fmt(drifting.get(t, zero)),
+    drift = [{"type": title, "limit": src.drift_limits[t], "count": fmt(drifting.get(t, zero)),
               "longest": fmt(longest.get(t)) if drifting.get(t) else "–"}
              for t, title in DRIFT_TITLES.items()]
 

@@ -12,12 +12,12 @@ from __future__ import annotations
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from datetime import date
-from typing import Callable, Iterable, Iterator
+from typing import Callable, Iterable, Iterator, Mapping
 
 from casewatch.domain.aggregate import Aggregate, combine_series
 from casewatch.domain.calendar import WorkingDayCalendar
 from casewatch.domain.history import ChildHistory, Event, compact
-from casewatch.domain.indicators import Contribution, contribution
+from casewatch.domain.indicators import DRIFT_WORKDAYS_DEFAULT, Contribution, contribution
 from casewatch.domain.incremental import RunningContribution
 
 
@@ -65,9 +65,11 @@ class PartitionedFigures:
     """The figures of the partitions this worker owns, kept per partition so a revoked partition's
     series disappear with it (no stale series after a rebalance)."""
 
-    def __init__(self, calendar: WorkingDayCalendar, today: Callable[[], date], running_keys: int = 20_000):
+    def __init__(self, calendar: WorkingDayCalendar, today: Callable[[], date], running_keys: int = 20_000,
+                 drift_limits: Mapping[str, int] = DRIFT_WORKDAYS_DEFAULT):
         self.calendar = calendar
         self.today = today
+        self.drift_limits = drift_limits  # working days per case type (Settings.drift_limits)
         self.as_of = today()
         self.partitions: dict[int, PartitionFigures] = {}
         self.version = 0  # changes whenever any figure may have changed (exposition cache key)
@@ -120,11 +122,11 @@ class PartitionedFigures:
             history = ChildHistory(candidate)
             rejections = list(history.rejections)
             # A plain history is walked once, kept open for the key's next in-order event.
-            running = RunningContribution.of(history, candidate, self.calendar)
+            running = RunningContribution.of(history, candidate, self.calendar, self.drift_limits)
             new_contribution = running.result(self.as_of) if running is not None else None
             if new_contribution is None:
                 running = None
-                new_contribution = contribution(history, self.as_of, self.calendar)
+                new_contribution = contribution(history, self.as_of, self.calendar, self.drift_limits)
             self._keep_running(p, key, state, running)
         known |= new_ids
         figures.aggregate.apply(state.contribution, new_contribution)
@@ -176,7 +178,7 @@ class PartitionedFigures:
 
     def _contribution(self, events: list) -> tuple[Contribution, list[tuple[str, str]]]:
         history = ChildHistory(events)
-        return contribution(history, self.as_of, self.calendar), list(history.rejections)
+        return contribution(history, self.as_of, self.calendar, self.drift_limits), list(history.rejections)
 
     # -- rebalance -----------------------------------------------------------------------------
     def keep_only(self, assigned: Iterable[int]) -> None:

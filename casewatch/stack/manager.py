@@ -14,9 +14,10 @@ from __future__ import annotations
 import sys
 import threading
 import time
-from datetime import date, datetime, timedelta
+from datetime import date, timedelta
 from typing import Callable
 
+from casewatch.bootstrap import today_for
 from casewatch.config import Settings
 from casewatch.stack import components as c
 from casewatch.stack.ports import check_ports, stack_ports
@@ -35,7 +36,7 @@ class StackManager:
         self.parts = parts or START_ORDER
         # The demo's last history day, fixed once so the Prometheus backfill and the simulator's
         # replay into Kafka are the same history even when `up` runs across midnight.
-        self.demo_until = demo_until or (_london_today() - timedelta(days=1))
+        self.demo_until = demo_until or (today_for(settings)() - timedelta(days=1))
         # Parts found running with settings that changed since they started: name -> variables.
         self.stale: dict[str, list[str]] = {}
 
@@ -206,7 +207,3 @@ class StackManager:
             rows.append((comp.name, "healthy" if ok else "unhealthy", comp.url, detail))
         return rows
 
-
-def _london_today() -> date:
-    from zoneinfo import ZoneInfo
-    return datetime.now(ZoneInfo("Europe/London")).date()

@@ -111,7 +111,7 @@ def create_app(settings: Settings) -> faust.App:
     stored.bind(histories)
 
     changelog = ChangelogWriter.for_table(app, histories, stored)
-    figures = PartitionedFigures(make_calendar(settings), today_for(settings))
+    figures = PartitionedFigures(make_calendar(settings), today_for(settings), drift_limits=settings.drift_limits)
     stored.watch(lambda partition: partition in figures.partitions)
     catch_up = CatchUp(settings.engine_caught_up_max_lag, settings.engine_replay_silence_seconds)
     take_over = TakeOverGuard(settings.events_topic)

@@ -5,20 +5,31 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from datetime import date, datetime, timedelta, timezone
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from casewatch.simulation.demo import DEMO_HISTORY_DAYS, DEMO_PROFILE, DEMO_SEED
 from services.simulator.exceptions import KafkaDown
 
 
-def _date(text: str) -> date:
-    if text == "today":
-        from zoneinfo import ZoneInfo
-        return datetime.now(ZoneInfo("Europe/London")).date()
+TODAY = "today"  # a day given as 'today': each command resolves it with the deployment's today
+TODAY_HELP = ("\"Today\" (the word 'today' and every default day counted from it) is the deployment's: "
+              "CASEWATCH_FIXED_TODAY when set, else the date in London.")
+
+
+def _date(text: str) -> date | str:
+    if text == TODAY:
+        return TODAY
     try:
         return date.fromisoformat(text)
     except ValueError:
         raise argparse.ArgumentTypeError("expected an ISO date YYYY-MM-DD or 'today'") from None
+
+
+def _resolve_days(args, today: date) -> None:
+    """Every day of ``args`` given as 'today' becomes ``today`` (:func:`casewatch.bootstrap.today_for`)."""
+    for name in ("until", "scenario_from", "from_date", "to_date"):
+        if getattr(args, name, None) == TODAY:
+            setattr(args, name, today)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -30,8 +41,8 @@ def register(sub: argparse._SubParsersAction) -> None:
             "docs/definitions.md): contacts, referrals, assessments, S47s, ICPCs, CP plans, children looked after, "
             "care leavers, early help, allocations and workforce. History mode writes N years of "
             "events up to --until in event-time order; --realtime then keeps producing events at "
-            "wall-clock pace times --speed. Ids look like raw case-system ids; publishing "
-            "pseudonymises them at the ingest edge."),
+            "wall-clock pace times --speed, starting from today at the wall clock's time of day. Ids look like "
+            "raw case-system ids; publishing pseudonymises them at the ingest edge. " + TODAY_HELP),
     )
     p.add_argument("--la", default=None, help="comma-separated ONS codes (default: CASEWATCH_LA_CODES)")
     p.add_argument("--population", type=int, default=None,
@@ -58,7 +69,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     r = sub.add_parser(
         "replay", help="load an events file into Kafka (through the loader path) with progress",
         description="Publish a JSON-lines events file (e.g. from `casewatch simulate --out`) to the "
-                    "events topic, pseudonymised at the edge, so the engine's figures are as of now.")
+                    "events topic, pseudonymised at the edge, so the engine's figures are as of now. " + TODAY_HELP)
     r.add_argument("file", type=Path)
     r.add_argument("--from-date", type=_date, default=None, help="only events on or after this date")
     r.add_argument("--to-date", type=_date, default=None, help="only events on or before this date")
@@ -77,7 +88,7 @@ def register(sub: argparse._SubParsersAction) -> None:
             "with a temporary Prometheus and write those as blocks too. Stop Prometheus, copy the "
             "block directories from --out into its --storage.tsdb.path, and start it with a retention "
             "that covers them (e.g. --storage.tsdb.retention.time=5y). `casewatch history load` does "
-            "all of it, and the Kafka side, in one go."))
+            "all of it, and the Kafka side, in one go. " + TODAY_HELP))
     b.add_argument("--events", type=Path, required=True, help="JSON-lines events file")
     b.add_argument("--out", type=Path, required=True, help="directory for the TSDB blocks")
     b.add_argument("--from-date", type=_date, default=None, help="first day (default: last day minus 2 years)")
@@ -108,7 +119,7 @@ def register(sub: argparse._SubParsersAction) -> None:
             "     is stopped for this and started again;\n"
             "  3. the local stack's Prometheus and engine are started (or left running).\n"
             "Loading the same files again publishes nothing new (stable event ids) and only backfills\n"
-            "days not yet backfilled."),
+            "days not yet backfilled.\n" + TODAY_HELP),
         epilog=("example: casewatch history load extracts/2024.jsonl extracts/2025.jsonl\n"
                 "         casewatch history load events.jsonl --prometheus-data /var/lib/prometheus "
                 "--instance engine-1:29100 --no-start"))
@@ -135,8 +146,10 @@ def _simulate(args) -> int:
     from casewatch.simulation.authority import Scenario, authority_events
     from services.simulator.output import FileSink, paced
 
-    settings = bootstrap.settings()
-    today = _date("today")
+    parts = bootstrap.build()
+    settings = parts.settings
+    today = parts.today()
+    _resolve_days(args, today)
     if args.demo:
         args.realtime = True
         args.publish = args.publish or args.out is None
@@ -179,11 +192,13 @@ def _simulate(args) -> int:
         events, count = _publish_history_grouped(events, until, sinks[0])
     if args.realtime:
         from zoneinfo import ZoneInfo
-        released_before = datetime.combine(until + timedelta(days=1), datetime.min.time(),
-                                           ZoneInfo("Europe/London"))
+        london = ZoneInfo("Europe/London")
+        # real time runs from today (a fixed CASEWATCH_FIXED_TODAY too) at the wall clock's time of day
+        now = datetime.combine(today, datetime.now(london).time(), london)
+        released_before = datetime.combine(until + timedelta(days=1), datetime.min.time(), london)
         if not args.history_years:
-            released_before = datetime.now(timezone.utc)
-        events = paced(events, args.speed, released_before=released_before, duration=args.duration)
+            released_before = now
+        events = paced(events, args.speed, released_before=released_before, duration=args.duration, now=now)
 
     try:
         from tqdm import tqdm
@@ -237,6 +252,7 @@ def _replay(args) -> int:
                            "(e.g. from `casewatch simulate --out`)", USAGE)
     total = sum(1 for line in args.file.open(encoding="utf-8") if line.strip())
     settings = bootstrap.settings()
+    _resolve_days(args, bootstrap.build(settings).today())
     # Kafka not reachable: said at once, with the fix (exit 1), not after the admin client's retries
     from casewatch.command_errors import require_kafka
     require_kafka(settings)
@@ -278,8 +294,10 @@ def _fail(command: str, sentence: str, code: int = 2) -> int:
     return code
 
 
-def _backfill_range(args) -> tuple[date, date]:
-    last = args.to_date or (_date("today") - timedelta(days=1))
+def _backfill_range(args, today: date) -> tuple[date, date]:
+    """The days to backfill: ``--from-date`` .. ``--to-date``, default the two years to yesterday."""
+    _resolve_days(args, today)
+    last = args.to_date or (today - timedelta(days=1))
     return args.from_date or (last - timedelta(days=DEMO_HISTORY_DAYS)), last
 
 
@@ -301,7 +319,7 @@ def _backfill(args) -> int:
 
     if not args.events.is_file():
         return _fail("backfill-prometheus", f"{args.events} is not a file; give --events the JSON-lines events file.")
-    first, last = _backfill_range(args)
+    first, last = _backfill_range(args, bootstrap.build().today())
     if first > last:
         return _fail("backfill-prometheus", "--from-date is after --to-date; give a first day on or before the last.")
     try:
@@ -338,7 +356,7 @@ def _history_load(args) -> int:
     missing = [str(p) for p in args.files if not p.is_file()]
     if missing:
         return _fail(cmd, f"no such file: {', '.join(missing)}; give the paths of JSON-lines or CSV event files.")
-    first, last = _backfill_range(args)
+    first, last = _backfill_range(args, bootstrap.build().today())
     if first > last:
         return _fail(cmd, "--from-date is after --to-date; give a first day on or before the last.")
     settings = bootstrap.settings()

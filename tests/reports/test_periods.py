@@ -8,7 +8,7 @@ from datetime import date, datetime, timedelta, timezone
 import pytest
 
 from casewatch.packs.periods import PeriodError, last_quarters, parse_period
-from casewatch.packs.source import at, today
+from casewatch.packs.source import at
 
 
 @pytest.mark.parametrize("text, start, end, previous, year_before", [
@@ -37,7 +37,10 @@ def test_bad_periods(text):
         parse_period(text)
 
 
-def test_a_past_day_is_read_at_its_sample_and_today_live():
-    yesterday = today() - timedelta(days=1)
-    assert at(yesterday) == int(datetime(yesterday.year, yesterday.month, yesterday.day, tzinfo=timezone.utc).timestamp())
-    assert abs(at(today()) - time.time()) < 5
+def test_a_day_before_today_is_read_at_its_sample_and_today_live():
+    # "today" is the deployment's (CASEWATCH_FIXED_TODAY or London's date), handed in
+    today = date(2026, 11, 2)
+    yesterday = today - timedelta(days=1)
+    assert at(yesterday, today) == int(datetime(2026, 11, 1, tzinfo=timezone.utc).timestamp()) == 1_793_491_200
+    assert abs(at(today, today) - time.time()) < 5
+    assert abs(at(today + timedelta(days=1), today) - time.time()) < 5

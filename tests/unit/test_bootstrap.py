@@ -173,3 +173,53 @@ def test_the_publisher_is_built_from_the_parts_settings_and_names_its_source():
 def test_no_publisher_without_a_pseudonymisation_key():
     with pytest.raises(PseudonymisationKeyError):
         bootstrap.build(Settings(pseudonymisation_key=None, pseudonymisation_key_file=None)).publisher("mosaic")
+
+
+# -- "today" reaches every part that asks for it -----------------------------------------------
+# The ingest plausibility check: tests/unit/services/ingest/test_plausible_dates.py; the simulator's
+# commands: tests/unit/services/simulator/test_simulator_today.py; the engine: PartitionedFigures is
+# built with today_for(settings) (services/engine/app.py).
+@pytest.fixture
+def fixed_today(fresh_settings, tmp_path):
+    """The environment's settings with today fixed at Tue 1 July 2025 (and a population, a drift limit)."""
+    fresh_settings.setenv("CASEWATCH_FIXED_TODAY", "2025-07-01")
+    fresh_settings.setenv("CASEWATCH_CHILD_POPULATION", "E06000001=20500")
+    fresh_settings.setenv("CASEWATCH_DRIFT_WORKDAYS", "cp=11")
+    fresh_settings.setenv("CASEWATCH_STATE_DIR", str(tmp_path / "state"))
+    return fresh_settings
+
+
+def test_the_packs_read_prometheus_with_the_deployments_today_populations_and_drift(fixed_today):
+    from argparse import Namespace
+
+    from casewatch.packs import commands, source
+    fixed_today.setattr(source.PrometheusSource, "ready", lambda self: None)
+    src = commands._source(Namespace(prometheus="http://127.0.0.1:9"))
+    assert src.today() == date(2025, 7, 1)
+    assert src.populations == {"E06000004": 45_120, "E06000001": 20_500}
+    assert src.drift_limits == {"cin": 20, "cp": 11, "lac": 20}
+    # Mon 30 June 2025 (before the fixed today) is read at its sample, 00:00 UTC: 1,751,241,600
+    assert src.at(date(2025, 6, 30)) == 1_751_241_600
+
+
+def test_the_workload_sheet_defaults_to_the_fixed_today(fixed_today, tmp_path):
+    from argparse import Namespace
+
+    from casewatch.packs import commands, source, workload
+    fixed_today.setattr(source.PrometheusSource, "ready", lambda self: None)
+    asked = []
+
+    def build(src, la, as_of):
+        asked.append((la, as_of))
+        raise source.SourceError("Prometheus is not answering")
+
+    fixed_today.setattr(workload, "build", build)
+    code = commands._workload(Namespace(as_of=None, la="E06000004", prometheus="http://127.0.0.1:9",
+                                        out=tmp_path, no_pdf=True))
+    assert code == 2 and asked == [("E06000004", date(2025, 7, 1))]
+
+
+def test_the_stacks_demo_history_ends_the_day_before_the_fixed_today(tmp_path):
+    from casewatch.stack.manager import StackManager
+    settings = Settings(fixed_today="2025-07-01", state_dir=tmp_path / "state")
+    assert StackManager(settings).demo_until == date(2025, 6, 30)

@@ -29,6 +29,7 @@ from kafka import KafkaProducer
 from kafka.errors import KafkaError
 
 from casewatch.adapters.kafka.security import kafka_python_config
+from casewatch.bootstrap import today_for
 from casewatch.config import Settings
 from schemas import EventBase, ValidationFailure, parse_event
 from schemas import IDENTIFIER_FIELDS
@@ -170,7 +171,12 @@ class EventPublisher:
             reconnect_backoff_max_ms=2000, **kafka_python_config(settings))
         self.teams = settings.team_list if check_configured else None
         self.la_codes = settings.la_code_list if check_configured else None
-        self.date_range = settings.event_date_range()
+        self.today = today_for(settings)
+
+    @property
+    def date_range(self) -> tuple:
+        """The plausible dates of an event (earliest, latest), from today's date, asked each time."""
+        return self.settings.event_date_range(self.today())
 
     # -- Kafka ------------------------------------------------------------------------------
     @property

@@ -52,7 +52,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, time as clock_time, timedelta, timezone
 from pathlib import Path
 from types import SimpleNamespace
-from typing import Callable, Iterable, Iterator
+from typing import Callable, Iterable, Iterator, Mapping
 
 import yaml
 
@@ -61,7 +61,7 @@ from casewatch.domain.aggregate import Aggregate
 from casewatch.domain.calendar import WorkingDayCalendar
 from casewatch.domain.events import event_partition_key
 from casewatch.domain.history import ChildHistory, compact
-from casewatch.domain.indicators import contribution
+from casewatch.domain.indicators import DRIFT_WORKDAYS_DEFAULT, contribution
 from casewatch.prometheus_text import escape_label_value as _escape, sample_value as _number
 from casewatch.stack.loopback import free_port
 
@@ -86,9 +86,11 @@ def _series_line(metric: str, labels: dict, value: float, ts: int) -> str:
 
 
 def daily_samples(events: Iterable[dict], first: date, last: date, calendar: WorkingDayCalendar,
-                  progress: Callable[[int], None] | None = None):
+                  progress: Callable[[int], None] | None = None,
+                  drift_limits: Mapping[str, int] = DRIFT_WORKDAYS_DEFAULT):
     """Yield ``(day, samples)`` for each day from ``first`` to ``last``; ``samples`` are
-    ``(metric, labels as sorted (name, value) pairs, value)`` as the engine's figures give them."""
+    ``(metric, labels as sorted (name, value) pairs, value)`` as the engine's figures give them
+    (``drift_limits``: the deployment's, ``Settings.drift_limits``)."""
     by_key: dict[str, list[dict]] = {}
     for event in events:
         by_key.setdefault(event_partition_key(event), []).append(compact(event))
@@ -97,7 +99,7 @@ def daily_samples(events: Iterable[dict], first: date, last: date, calendar: Wor
     current: dict[str, object] = {}
     due: list[tuple[date, str]] = []
     for key, history in histories.items():
-        c = contribution(history, first, calendar)
+        c = contribution(history, first, calendar, drift_limits)
         current[key] = c
         aggregate.apply(None, c)
         if c.stable_until is not None:
@@ -112,7 +114,7 @@ def daily_samples(events: Iterable[dict], first: date, last: date, calendar: Wor
                 old = current[key]
                 if old.stable_until is None or old.stable_until > d:
                     continue  # a stale heap entry
-                new = contribution(histories[key], d, calendar)
+                new = contribution(histories[key], d, calendar, drift_limits)
                 aggregate.apply(old, new)
                 current[key] = new
                 if new.stable_until is not None:
@@ -140,19 +142,23 @@ def write_openmetrics_days(events: Iterable[dict], out_dir: Path, first: date, l
                            extra_labels: dict[str, str] | None = None,
                            allowed_labels: dict[str, frozenset[str]] | None = None,
                            progress: Callable[[int], None] | None = None,
-                           compressed_dir: Path | None = None) -> int:
+                           compressed_dir: Path | None = None,
+                           drift_limits: Mapping[str, int] | None = None) -> int:
     """Write the daily figures as OpenMetrics files of a week each (``out_dir/YYYY-MM-DD.om``,
     named after their first day); returns the number of samples. ``extra_labels`` (``job``,
     ``instance``) are added to every series; ``allowed_labels`` bound label values as the
     engine's exposition does. With ``compressed_dir`` the same samples also go, on the
     compressed time line (:func:`compressed_timestamp`), into ``compressed_dir/figures.om``.
     ``calendar``: default, the deployment's (:func:`casewatch.bootstrap.make_calendar` of the
-    settings), never a bare England calendar: extra and removed holidays always apply."""
+    settings), never a bare England calendar: extra and removed holidays always apply; likewise
+    ``drift_limits`` (default: the settings' ``CASEWATCH_DRIFT_WORKDAYS``)."""
     from casewatch.adapters.prometheus.exposition import FiguresCollector
 
-    if calendar is None:
+    if calendar is None or drift_limits is None:
         from casewatch import bootstrap
-        calendar = bootstrap.build().calendar
+        parts = bootstrap.build()
+        calendar = parts.calendar if calendar is None else calendar
+        drift_limits = parts.settings.drift_limits if drift_limits is None else drift_limits
     extra = dict(extra_labels or {})
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -160,7 +166,7 @@ def write_openmetrics_days(events: Iterable[dict], out_dir: Path, first: date, l
     chunk: dict[str, list[str]] = {}
     chunk_first: date | None = None
     compressed: dict[str, list[str]] = {}
-    for d, samples in daily_samples(events, first, last, calendar, progress):
+    for d, samples in daily_samples(events, first, last, calendar, progress, drift_limits):
         ts = sample_timestamp(d)
         chunk_first = chunk_first or d
         rows = FiguresCollector(SimpleNamespace(samples=lambda s=samples: s), allowed_labels).rows()
@@ -470,7 +476,8 @@ def backfill_data_dir(events: Iterable[dict], data_dir: Path, first: date, last:
         summary.raw_samples = write_openmetrics_days(
             events, raw_om, first, last, make_calendar(settings),
             extra_labels=labels if labels is not None else scrape_labels(settings),
-            allowed_labels=bounded_label_values(settings), progress=step, compressed_dir=evaluation / "om")
+            allowed_labels=bounded_label_values(settings), progress=step, compressed_dir=evaluation / "om",
+            drift_limits=settings.drift_limits)
         rules = recording_rules(rule_files)
         phase("recording rules", len(rules))
         create_blocks(evaluation / "om" / "figures.om", evaluation / "tsdb", promtool)
