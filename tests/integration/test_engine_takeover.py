@@ -8,12 +8,17 @@ The references are separate uninterrupted runs, each of a worker of its own cons
 topic that holds only the events of one set of partitions (sent to the same partition numbers),
 so "the figures of those partitions" is measured, not derived from the workers under test.
 
+A worker with the rocksdb store killed with kill -9 mid-load takes its own partitions back from
+its table on disk and ends with the figures of an uninterrupted run, and its changelog alone (a
+worker with an empty directory) gives them too.
+
 Every wait is the barrier of ``tests/support/engine_runs.py`` (every partition assigned, each
 applied up to the end offset read from Kafka, every worker caught up).
 """
 from __future__ import annotations
 
 import json
+import time
 
 import pytest
 from kafka import KafkaProducer
@@ -141,3 +146,54 @@ def test_a_worker_taking_partitions_over_serves_their_figures_and_only_moved_par
         else:
             combined[key] = round(combined.get(key, 0.0) + value, 6)
     assert alone == {k: v for k, v in combined.items() if v != 0}
+
+
+def test_a_rocksdb_worker_killed_mid_load_restarts_on_its_table_and_gives_the_uninterrupted_figures(local_stack):
+    # The table on disk may then hold histories whose changelog records were never delivered; the
+    # restarted worker reads their events again (not committed) and must still count each once.
+    settings = local_stack.settings_for(fixed_today=FIXED_TODAY, engine_store="rocksdb")
+    ensure_topics(settings)
+    n = settings.partitions
+    events = demo_events(population=5000)
+    half = len(events) // 2
+    url = f"http://{settings.host}:{settings.engine_metrics_port}/metrics"
+    publish_to_partitions(settings.bootstrap, settings.events_topic, events[:half], n)
+    local_stack.start_engine(settings)
+    try:
+        deadline = time.monotonic() + 300
+        processed = 0.0
+        while time.monotonic() < deadline:
+            processed = sum(v for (name, _), v in scrape(url).items() if name == "casewatch_events_processed_total")
+            if processed >= half // 3:
+                break
+            time.sleep(0.1)
+        assert 0 < processed < half, "the worker finished before it could be interrupted"
+        local_stack.stop("engine", kill=True)
+        publish_to_partitions(settings.bootstrap, settings.events_topic, events[half:], n)
+        with Watch([url]) as watch:
+            local_stack.start_engine(settings)
+            restarted = wait_until_caught_up([url], settings.bootstrap, settings.events_topic)
+        # The changelog holds every history too: a worker with an empty directory of its own (another
+        # metrics port) restores it whole and gives the same figures.
+        local_stack.stop("engine")
+        other_port = free_port()
+        other_url = f"http://{settings.host}:{other_port}/metrics"
+        local_stack.start_engine(settings, name="engine-other", metrics_port=other_port)
+        from_changelog = wait_until_caught_up([other_url], settings.bootstrap, settings.events_topic)
+    finally:
+        local_stack.stop("engine-other")
+        local_stack.stop("engine")
+    watch.assert_no_indicator_while_catching_up()
+
+    ref = local_stack.settings_for(fixed_today=FIXED_TODAY, engine_store="memory")
+    ensure_topics(ref)
+    publish_to_partitions(ref.bootstrap, ref.events_topic, events, n)
+    ref_port = free_port()
+    ref_url = f"http://{ref.host}:{ref_port}/metrics"
+    local_stack.start_engine(ref, name="engine-ref", metrics_port=ref_port)
+    try:
+        reference = wait_until_caught_up([ref_url], ref.bootstrap, ref.events_topic)
+    finally:
+        local_stack.stop("engine-ref")
+    assert reference and restarted == reference
+    assert from_changelog == reference
