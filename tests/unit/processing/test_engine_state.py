@@ -1,17 +1,15 @@
-"""The engine's per-partition state (casewatch/processing/figures.py) and its changelog value
-(casewatch/adapters/faust/changelog.py), without Kafka: applied one event at a time, in any order and with
+"""The engine's per-partition state (casewatch/processing/figures.py) and its stored value
+(casewatch/processing/store.py), without Kafka: applied one event at a time, in any order and with
 repeats, the figures are those of the whole history computed at once; a bad event changes nothing;
 the stored value restores the same figures."""
 from __future__ import annotations
 
-import asyncio
 import json
 
 import pytest
 from hypothesis import given, settings, strategies as st
 
 from casewatch.domain.aggregate import combine_series
-from casewatch.adapters.faust.changelog import ChangelogWriter
 from casewatch.processing.store import decode_history, encode_history, extend_history
 from casewatch.processing.figures import PartitionedFigures
 from tests.unit.domain.test_golden import CALENDAR, SCENARIOS, key_of, load, run
@@ -83,79 +81,6 @@ def test_the_stored_value_grows_by_appending_and_reads_back_as_the_whole_history
     partition, events = decode_history(value)
     assert partition == 2 and events == figures.partition(2).keys[key].events
     assert json.loads(value) == {"p": 2, "e": events}
-
-
-# -- ChangelogWriter against a stand-in for aiokafka's producer -------------------------------------
-class FakeBatch:
-    def __init__(self, capacity: int):
-        self.capacity, self.records = capacity, []
-
-    def append(self, *, key, value, timestamp):
-        if self.records and sum(len(v) for _, v in self.records) + len(value) > self.capacity:
-            return None
-        if not self.records and len(value) > self.capacity:
-            return None
-        self.records.append((key, value))
-        return object()
-
-
-class FakeProducer:
-    def __init__(self, capacity: int = 100):
-        self.capacity = capacity
-        self.sent: list[tuple[str, int, list]] = []
-        self.futures: list[asyncio.Future] = []
-
-    def create_batch(self):
-        return FakeBatch(self.capacity)
-
-    async def send_batch(self, batch, topic, *, partition):
-        self.sent.append((topic, partition, list(batch.records)))
-        future = asyncio.get_running_loop().create_future()
-        self.futures.append(future)
-        return future
-
-    async def send(self, topic, value, *, key, partition):
-        self.sent.append((topic, partition, [(key, value)]))
-        future = asyncio.get_running_loop().create_future()
-        self.futures.append(future)
-        return future
-
-
-def test_changelog_records_go_per_partition_newest_value_per_key_and_large_ones_alone():
-    async def scenario():
-        producer = FakeProducer(capacity=100)
-        table = {}
-        writer = ChangelogWriter(lambda: producer, "app-case_histories-changelog", lambda p, k: table.get(k))
-        writer.add(0, b"a", b"1" * 10)
-        writer.add(0, b"a", b"2" * 10)        # the newer value of the same key replaces it
-        writer.add(1, b"b", b"3" * 60)
-        writer.add(1, b"c", b"4" * 60)        # does not fit with b: a second batch
-        writer.add(1, b"d", b"5" * 500)       # larger than a batch: sent on its own
-        await writer.flush()
-        return producer.sent
-
-    sent = asyncio.run(scenario())
-    records = {(p, k): v for _, p, batch in sent for k, v in batch}
-    assert records == {(0, b"a"): b"2" * 10, (1, b"b"): b"3" * 60, (1, b"c"): b"4" * 60, (1, b"d"): b"5" * 500}
-    assert sum(len(batch) for _, _, batch in sent) == 4
-    assert {topic for topic, _, _ in sent} == {"app-case_histories-changelog"}
-
-
-def test_a_failed_changelog_batch_is_sent_again_with_the_keys_current_values():
-    async def scenario():
-        producer = FakeProducer()
-        table = {b"a": b"old"}
-        writer = ChangelogWriter(lambda: producer, "t", lambda p, k: table.get(k))
-        writer.add(0, b"a", b"old")
-        await writer.flush()
-        producer.futures[0].set_exception(RuntimeError("broker gone"))
-        table[b"a"] = b"new"                   # the key changed since
-        await writer.flush()
-        return producer.sent, writer.resent_batches
-
-    sent, resent = asyncio.run(scenario())
-    assert resent == 1
-    assert sent[-1] == ("t", 0, [(b"a", b"new")])  # never the stale value after a newer one
 
 
 # -- a simulated authority's stream: the kept walks against the whole computation ------------------
