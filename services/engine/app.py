@@ -13,13 +13,13 @@
   changed a stored value of one of their keys (then that partition is rebuilt too). Each rebuild
   counts in ``casewatch_engine_rebuilt_partitions_total``.
 * Counting is at-least-once and idempotent: a redelivered event is a duplicate ``event_id`` and
-  changes nothing. Faust's exactly-once mode is not used.
+  changes nothing. Faust's exactly-once mode is not used. No offset is committed before the
+  changelog records of the events it covers were delivered (``ChangelogWriter.guard_commits``).
 * Figures are served on ``engine_metrics_port`` by :mod:`casewatch.adapters.prometheus.exposition`; Faust's own
   web server (which would serve table contents at /table) is switched off.
 * The worker knows whether it is caught up (:mod:`casewatch.processing.catchup`): not during a
-  rebalance (from the revocation, from when it publishes no indicator, until the rebuild after the
-  new assignment; the figures of partitions not re-assigned are dropped at the assignment), a
-  table restore, a lag above
+  rebalance (from the revocation until the rebuild after the new assignment; the figures of
+  partitions not re-assigned are dropped at the assignment), a table restore, a lag above
   ``engine_caught_up_max_lag`` or a replay run (records marked by ``casewatch/adapters/kafka/replay_marking.py``);
   meanwhile it publishes no indicator series. Replay control records are not events: never
   applied, never dead-lettered.
