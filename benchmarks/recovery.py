@@ -70,6 +70,7 @@ def until_reference(procs, urls: list[str], reference: dict, t0: float, partitio
     caught: list[float | None] = [None] * n
     first_unequal = all_assigned = None
     reasons_seen: set[str] = set()
+    spans: list[dict[str, list[float]]] = [{} for _ in urls]  # per worker: reason -> [first, last seen]
     deadline = time.monotonic() + timeout
     while True:
         if any(p.poll() is not None for p, _ in procs):
@@ -88,6 +89,8 @@ def until_reference(procs, urls: list[str], reference: dict, t0: float, partitio
                 continue
             up[i] = up[i] if up[i] is not None else now
             reasons_seen.update(h["catching_up"])
+            for reason in h["catching_up"]:
+                spans[i].setdefault(reason, [now, now])[1] = now
             if h["assigned_partitions"] > 0 and assigned[i] is None:
                 assigned[i] = now
             if h["caught_up"] and assigned[i] is not None and caught[i] is None:
@@ -110,6 +113,7 @@ def until_reference(procs, urls: list[str], reference: dict, t0: float, partitio
                 and sum(h["assigned_partitions"] for h in hs) == partitions):
             return {"equal_s": now, "up_s": up, "assigned_s": assigned, "caught_up_s": caught,
                     "all_assigned_s": all_assigned,
+                    "reason_spans": [{k: [round(a, 1), round(b, 1)] for k, (a, b) in sp.items()} for sp in spans],
                     "stale_s": 0.0 if first_unequal is None else now - first_unequal,
                     "catching_up_reasons_seen": sorted(reasons_seen)}
         time.sleep(POLL)
@@ -168,6 +172,9 @@ def measure_recovery(bootstrap: str, topic: str, n_events: int, children: int, s
         r[p + "kill9_caught_up_s"] = back["caught_up_s"][0]
         r[p + "kill9_s_per_million_events"] = back["equal_s"] / (n_events / 1e6)
         r[p + "kill9_reasons_seen"] = back["catching_up_reasons_seen"]
+        # when each catching-up reason was first and last seen (s from the kill): the group's wait
+        # for the dead member ("rebalance"), the table's restore ("restore"), the rebuild
+        r[p + "kill9_reason_spans"] = back["reason_spans"][0]
         print(f"(r) {store}: kill -9 -> reference figures in {back['equal_s']:.1f} s "
               f"(up {back['up_s'][0]:.1f}, assigned {back['assigned_s'][0]:.1f}, "
               f"caught up {back['caught_up_s'][0]:.1f}); a second worker joins",
@@ -183,6 +190,7 @@ def measure_recovery(bootstrap: str, topic: str, n_events: int, children: int, s
         r[p + "move_stale_s"] = moved["stale_s"]
         r[p + "move_second_assigned_s"] = moved["assigned_s"][1]
         r[p + "move_partitions_moved"] = health(url3)["assigned_partitions"]
+        r[p + "move_reason_spans"] = moved["reason_spans"]  # [first worker, second]
         print(f"(r) {store}: partition move -> reference figures {moved['equal_s']:.1f} s after the second "
               f"worker started (stale for {moved['stale_s']:.1f} s); kill -9 of the second worker",
               file=sys.stderr, flush=True)
@@ -195,6 +203,7 @@ def measure_recovery(bootstrap: str, topic: str, n_events: int, children: int, s
         back = until_reference(procs, [url2], reference, t0, partitions, timeout)
         r[p + "kill9_one_of_two_s"] = back["equal_s"]
         r[p + "kill9_one_of_two_assigned_s"] = back["all_assigned_s"]
+        r[p + "kill9_one_of_two_reason_spans"] = back["reason_spans"][0]
         print(f"(r) {store}: kill -9 of one of two workers -> reference figures in {back['equal_s']:.1f} s",
               file=sys.stderr, flush=True)
         r[p + "events"] = n_events
