@@ -1,9 +1,12 @@
 """The one catalogue of casewatch's figures: every metric the engine exports (its kind and labels),
 every indicator (id, title, metrics, definition, national reference with the year and publication it
+comes from), and every alert threshold and board band (:data:`THRESHOLDS`, with where its number
 comes from). docs/metrics.md, the engine's exposition, the recording rules and boards
 (dashboards/measures.py) and the packs (casewatch/packs/catalogue.py) are checked against it by
 tests/unit/domain/test_catalogue_agreement.py; none of them restates a metric name's labels or a national
-reference.
+reference. prometheus/rules/casewatch_thresholds.yml is generated from :data:`THRESHOLDS`
+(``python -m casewatch.domain.catalogue > prometheus/rules/casewatch_thresholds.yml``), and
+docs/definitions.md ("Alert thresholds and board bands") and the alert rules are checked against it.
 
 Pure data: imports nothing of the project.
 """
@@ -13,7 +16,8 @@ from dataclasses import dataclass
 
 __all__ = ["P", "Indicator", "INDICATORS", "INDICATOR_BY_ID", "REFERENCE_SOURCES", "FLOW_METRICS",
            "STOCK_METRICS", "MAX_METRICS", "COHORT_METRICS", "INDICATOR_METRICS", "METRIC_LABELS",
-           "EVENT_FIELD_LABELS", "metric_kind"]
+           "EVENT_FIELD_LABELS", "metric_kind", "Threshold", "THRESHOLDS", "THRESHOLD_BY_NAME",
+           "THRESHOLD_PREFIX", "threshold_text", "thresholds_rule_file"]
 
 P = "casewatch_"
 
@@ -254,3 +258,146 @@ EVENT_FIELD_LABELS: dict[str, tuple[str | None, frozenset[str]]] = {
     "case_type": ("case_type", frozenset()),
     "age_band": ("care_leaver_age_band", frozenset({"unknown"})),
 }
+
+
+# -- alert thresholds and board bands ------------------------------------------------------------
+# Each is a constant series casewatch:threshold:<name> (prometheus/rules/casewatch_thresholds.yml,
+# generated below): the alert rules compare against it and the boards and packs draw their
+# red/amber/green bands from it. ``_warn`` is amber (a warning), ``_page`` red (pages the on-call
+# manager). docs/definitions.md, "Alert thresholds and board bands", lists them with their basis.
+
+THRESHOLD_PREFIX = "casewatch:threshold:"
+
+
+@dataclass(frozen=True)
+class Threshold:
+    name: str            # the series is THRESHOLD_PREFIX + name
+    value: float
+    unit: str            # share (0-1) | count | working days | factor | seconds
+    fires: str           # when the figure is "below" / "above" / "at or above" the value
+    meaning: str         # what it bands or gates (the rule file's comment)
+    basis: str           # where the number comes from
+    indicator: str = ""  # the indicator (INDICATORS) whose figure it bands, if any
+
+
+def _national(indicator_id: str) -> str:
+    ref = INDICATOR_BY_ID[indicator_id].national_reference
+    return f"{indicator_id} national reference {ref * 100:g}%"
+
+
+_LOCAL = "a casewatch default: a local choice a council may change"
+
+THRESHOLDS: tuple[Threshold, ...] = (
+    Threshold("min_denominator", 10, "count", "at or above",
+              "Completions in the window a timeliness or rate alert needs (fewer is insufficient data)", _LOCAL),
+    Threshold("assessment_timeliness_warn", 0.85, "share", "below",
+              "P2 assessments within 45 working days of referral (28d)", f"just under the {_national('P2')}", "P2"),
+    Threshold("assessment_timeliness_page", 0.75, "share", "below",
+              "P2 assessments within 45 working days of referral (28d)", "10 points under the warning", "P2"),
+    Threshold("icpc_timeliness_warn", 0.80, "share", "below",
+              "P8 ICPCs within 15 working days of the strategy discussion (28d)", f"just under the {_national('P8')}",
+              "P8"),
+    Threshold("icpc_timeliness_page", 0.70, "share", "below",
+              "P8 ICPCs within 15 working days of the strategy discussion (28d)", "10 points under the warning", "P8"),
+    Threshold("cp_review_timeliness_warn", 0.95, "share", "below", "P10 CP reviews on time (12m)",
+              f"around the {_national('P10')} (an old figure); most councils aim for 100%", "P10"),
+    Threshold("lac_review_timeliness_warn", 0.95, "share", "below", "P12 LAC reviews on time (12m)",
+              "no national figure; the local aim is about 100%", "P12"),
+    Threshold("rereferral_warn", 0.25, "share", "above", "I7 re-referrals within 12 months (12m)",
+              f"just over the {_national('I7')}", "I7"),
+    Threshold("rereferral_page", 0.30, "share", "above", "I7 re-referrals within 12 months (12m)",
+              "5 points over the warning", "I7"),
+    Threshold("cp_plan_subsequent_warn", 0.27, "share", "above",
+              "O6 second or subsequent CP plans (12m; board band, no alert)", f"just over the {_national('O6')}", "O6"),
+    Threshold("cp_plan_ended_2y_plus_warn", 0.06, "share", "above",
+              "O7 CP plans ended after 2+ years (12m; board band, no alert)", f"just over the {_national('O7')}",
+              "O7"),
+    Threshold("lac_3plus_placements_12m_warn", 0.11, "share", "above",
+              "O10 looked-after children with 3+ placements in 12 months (board band, no alert)",
+              f"just over the {_national('O10')}", "O10"),
+    Threshold("lac_long_term_stability_warn", 0.65, "share", "below",
+              "O11 under-16s looked after 2.5+ years in the same placement 2+ years (board band, no alert)",
+              f"just under the {_national('O11')}", "O11"),
+    Threshold("care_leavers_eet_warn", 0.50, "share", "below",
+              "O13 care leavers aged 19-21 in education, employment or training (board band, no alert)",
+              f"just under the {_national('O13')}", "O13"),
+    Threshold("care_leavers_suitable_accommodation_warn", 0.85, "share", "below",
+              "O14 care leavers aged 19-21 in suitable accommodation (board band, no alert)",
+              f"just under the {_national('O14')}", "O14"),
+    Threshold("vacancy_rate_warn", 0.15, "share", "above", "O17 social worker vacancy rate",
+              f"just over the {_national('O17')}", "O17"),
+    Threshold("vacancy_rate_page", 0.20, "share", "above", "O17 social worker vacancy rate",
+              "5 points over the warning", "O17"),
+    Threshold("caseload_warn", 18, "count", "above", "O19 open cases per case-holding FTE (team)",
+              "about 3 over the O19 national reference 15.2", "O19"),
+    Threshold("caseload_page", 22, "count", "above", "O19 open cases per case-holding FTE (team)",
+              "4 over the warning", "O19"),
+    Threshold("overdue_clocks_page", 0, "count", "above",
+              "Open ICPC clocks past 15 working days, open first LAC review clocks past 20 working days",
+              "any overdue one pages: the statutory timescales (docs/definitions.md, \"Statutory clocks\")"),
+    Threshold("cp_review_overdue_working_days_page", 5, "working days", "above",
+              "The most overdue open CP review, working days past its due date", _LOCAL),
+    Threshold("assessment_overdue_working_days_page", 15, "working days", "above",
+              "The most overdue open assessment, working days past its 45-working-day due date",
+              "a casewatch default: page once an assessment is more than 60 working days from the referral, "
+              "15 past the 45-working-day timescale"),
+    Threshold("unallocated_cp_working_days_page", 1, "working days", "at or above",
+              "A child protection case without an allocated social worker, working days", _LOCAL),
+    Threshold("referral_surge_factor", 1.3, "factor", "above",
+              "Referral surge: the authority's 28-day referrals over this multiple of their 12-week average", _LOCAL),
+    Threshold("referral_surge_min_count", 20, "count", "at or above",
+              "Referral surge: at least this many referrals in the 28 days (no surge on small numbers)", _LOCAL),
+    Threshold("dead_letters_15m_warn", 10, "count", "above",
+              "Dead-lettered engine events, or events rejected at ingest, in 15 minutes", _LOCAL),
+    Threshold("silence_seconds_warn", 7200, "seconds", "above",
+              "Pipeline silent: seconds without a new case event during core working hours", _LOCAL),
+)
+
+THRESHOLD_BY_NAME: dict[str, Threshold] = {t.name: t for t in THRESHOLDS}
+
+
+def threshold_text(t: Threshold) -> str:
+    """A threshold's value as written in docs/definitions.md: ``85%``, ``10``, ``5 wd``, ``×1.3``, ``7200 s``."""
+    if t.unit == "share":
+        return f"{t.value * 100:g}%"
+    return {"working days": f"{t.value:g} wd", "factor": f"×{t.value:g}", "seconds": f"{t.value:g} s"}.get(
+        t.unit, f"{t.value:g}")
+
+
+def _role(name: str) -> str:
+    if name.endswith("_page"):
+        return "red, pages the on-call manager"
+    if name.endswith("_warn"):
+        return "amber, a warning"
+    return "a condition of its alerts"
+
+
+def thresholds_rule_file() -> str:
+    """The text of prometheus/rules/casewatch_thresholds.yml: one constant recording rule per
+    threshold, in the order of :data:`THRESHOLDS`."""
+    lines = [
+        "# GENERATED from casewatch/domain/catalogue.py (THRESHOLDS): do not edit by hand. To change a",
+        "# threshold, edit the catalogue, then run",
+        "#   python -m casewatch.domain.catalogue > prometheus/rules/casewatch_thresholds.yml",
+        "# reload Prometheus and run `casewatch dashboards build` (the boards' bands read this file).",
+        "# docs/definitions.md (\"Alert thresholds and board bands\") lists each one and where its number",
+        "# comes from; tests/unit/domain/test_catalogue_agreement.py checks this file, that page and the",
+        "# alert rules against the catalogue.",
+        "#",
+        "# Each threshold is a constant series: the alert rules compare against it",
+        "# (`ratio < on() group_left() casewatch:threshold:...`) and the boards and packs draw their",
+        "# red/amber/green bands from it. Ratios are fractions 0-1.",
+        "groups:",
+        "  - name: casewatch_thresholds",
+        "    rules:",
+    ]
+    for t in THRESHOLDS:
+        lines.append(f"      # {t.meaning}.")
+        lines.append(f"      # {t.fires.capitalize()} {threshold_text(t)}: {_role(t.name)}. Basis: {t.basis}.")
+        lines.append(f"      - record: {THRESHOLD_PREFIX}{t.name}")
+        lines.append(f"        expr: vector({t.value:g})")
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":  # writes nothing itself: the caller redirects the text into the rule file
+    print(thresholds_rule_file(), end="")

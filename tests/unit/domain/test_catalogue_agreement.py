@@ -240,3 +240,186 @@ def test_the_catalogue_has_one_copy_of_each_name() -> None:
     assert indicators.FLOW_METRICS is catalogue.FLOW_METRICS and indicators.MAX_METRICS is catalogue.MAX_METRICS
     assert packs.REFERENCE_SOURCES is catalogue.REFERENCE_SOURCES
     assert packs.INDICATOR_BY_ID is catalogue.INDICATOR_BY_ID
+
+
+# -- the alert thresholds ------------------------------------------------------------------------
+# The catalogue's THRESHOLDS are the one source: the rule file is generated from them, and the alert
+# rules (what they compare, which way, the national figures and working days their text quotes),
+# the boards' bands and docs/definitions.md are checked against them.
+
+THRESHOLDS_YML = (ROOT / "prometheus" / "rules" / "casewatch_thresholds.yml").read_text()
+ALERTS_YML = (ROOT / "prometheus" / "rules" / "casewatch_alerts.yml").read_text()
+DEFINITIONS_MD = (ROOT / "docs" / "definitions.md").read_text()
+_PREFIX = "casewatch:threshold:"
+
+
+def threshold_file_disagreements(text: str, thresholds=catalogue.THRESHOLDS) -> list[str]:
+    """The rule file records exactly the catalogue's thresholds with their values, and is the text
+    the catalogue generates (comments included)."""
+    import yaml
+    recorded = {}
+    for group in yaml.safe_load(text)["groups"]:
+        for rule in group["rules"]:
+            match = re.fullmatch(r"vector\((-?[0-9.]+)\)", str(rule.get("expr", "")).strip())
+            recorded[rule["record"].removeprefix(_PREFIX)] = float(match.group(1)) if match else rule.get("expr")
+    values = {t.name: t.value for t in thresholds}
+    out = [f"{n}: in the catalogue, not in the rule file" for n in values if n not in recorded]
+    out += [f"{n}: in the rule file, not in the catalogue" for n in recorded if n not in values]
+    out += [f"{n}: {recorded[n]} in the rule file, {values[n]} in the catalogue"
+            for n in values if n in recorded and recorded[n] != values[n]]
+    if not out and text != catalogue.thresholds_rule_file():
+        out.append("the rule file is not the catalogue's text: run "
+                   "`python -m casewatch.domain.catalogue > prometheus/rules/casewatch_thresholds.yml`")
+    return out
+
+
+def test_the_thresholds_rule_file_is_what_the_catalogue_generates() -> None:
+    assert threshold_file_disagreements(THRESHOLDS_YML) == []
+
+
+def test_the_thresholds_file_check_fails_on_a_mutated_copy() -> None:
+    assert "\n        expr: vector(22)\n" in THRESHOLDS_YML
+    assert threshold_file_disagreements(THRESHOLDS_YML.replace("expr: vector(22)", "expr: vector(23)")) == [
+        "caseload_page: 23.0 in the rule file, 22 in the catalogue"]
+    renamed = THRESHOLDS_YML.replace("casewatch:threshold:caseload_page", "casewatch:threshold:caseload_red")
+    assert threshold_file_disagreements(renamed) == ["caseload_page: in the catalogue, not in the rule file",
+                                                     "caseload_red: in the rule file, not in the catalogue"]
+    assert threshold_file_disagreements(THRESHOLDS_YML.replace("# ", "#  ", 1))[0].startswith(
+        "the rule file is not the catalogue's text")
+
+
+_COMPARED = re.compile(r"(<=|>=|<|>|\*)\s*on\(\)\s*group_left\(\)\s*casewatch:threshold:([a-z0-9_]+)")
+_FIRES = {"<": "below", ">": "above", ">=": "at or above"}
+# The clock an alert's measure is about: the working days its text quotes are that clock's limit,
+# or the limit plus a working-days threshold the alert compares with.
+_MEASURE_CLOCK = {"assessment_timeliness": "assessment", "icpc_timeliness": "icpc", "icpc_overdue": "icpc",
+                  "lac_review_first_overdue": "lac_review_first", "assessment_overdue": "assessment"}
+
+
+def alert_rule_disagreements(text: str, thresholds=catalogue.THRESHOLDS) -> list[str]:
+    """Every threshold an alert compares with is the catalogue's, compared the catalogue's way
+    (``fires``); a "(national X)" in its text is the reference of the compared threshold's indicator;
+    every "N working days" is its clock's limit (or the limit plus the compared working-days
+    threshold); every threshold no alert uses bands a board ratio (dashboards/measures.py), and a
+    band's direction is the ratio's."""
+    import yaml
+    from casewatch.domain.clocks import WORKING_DAY_LIMITS
+    by_name = {t.name: t for t in thresholds}
+    out, used = [], set()
+    for group in yaml.safe_load(text)["groups"]:
+        for rule in group["rules"]:
+            if "alert" not in rule:
+                continue
+            alert, expr = rule["alert"], rule["expr"]
+            compared = []
+            for name in re.findall(r"casewatch:threshold:([a-z0-9_]+)", expr):
+                used.add(name)
+                if name not in by_name:
+                    out.append(f"{alert}: {name} is not in the catalogue")
+            for op, name in _COMPARED.findall(expr):
+                t = by_name.get(name)
+                if t is None:
+                    continue
+                compared.append(t)
+                if op == "*" and t.unit != "factor" or op != "*" and _FIRES.get(op) != t.fires:
+                    out.append(f"{alert}: compares '{op}' with {name}, the catalogue says it fires {t.fires}")
+            said = " ".join([alert] + [str(v) for v in rule.get("annotations", {}).values()])
+            references = {INDICATOR_BY_ID[t.indicator].national_reference for t in compared if t.indicator}
+            for number, percent in re.findall(r"\(national ([0-9.]+)(%?)\)", said):
+                shown = float(number) / 100 if percent else float(number)
+                if not any(abs(shown - r) < 1e-9 for r in references):
+                    out.append(f"{alert}: quotes national {number}{percent}, the catalogue's reference is "
+                               f"{sorted(references) or 'none'}")
+            clock = _MEASURE_CLOCK.get(rule.get("labels", {}).get("measure"))
+            limit = WORKING_DAY_LIMITS.get(clock)
+            allowed = {limit} | {limit + t.value for t in compared if t.unit == "working days" and limit}
+            for number in re.findall(r"(\d+)(?:[ -]working[ -]days?|WorkingDays)", said):
+                if int(number) not in allowed:
+                    out.append(f"{alert}: quotes {number} working days, its clock ({clock}) allows "
+                               f"{sorted(a for a in allowed if a is not None) or 'none'}")
+    ratios = measures.RATIO_BY_NAME
+    for t in thresholds:
+        base, _, level = t.name.rpartition("_")
+        ratio = ratios.get(base) if level in ("warn", "page") else None
+        if t.name not in used and ratio is None:
+            out.append(f"{t.name}: used by no alert rule and bands no board ratio")
+        if ratio is not None and ratio.higher_is_better is not None and (t.fires == "below") != ratio.higher_is_better:
+            out.append(f"{t.name}: fires {t.fires}, but the board's ratio {base} has higher_is_better="
+                       f"{ratio.higher_is_better}")
+        if ratio is not None and t.indicator != ratio.indicator:
+            out.append(f"{t.name}: indicator {t.indicator or 'none'}, the board's ratio {base} is {ratio.indicator}")
+    return out
+
+
+def test_the_alert_rules_and_board_bands_agree_with_the_catalogues_thresholds() -> None:
+    assert alert_rule_disagreements(ALERTS_YML) == []
+
+
+def test_the_alert_rules_check_fails_on_a_mutated_copy() -> None:
+    from dataclasses import replace
+    flipped = ALERTS_YML.replace("> on() group_left() casewatch:threshold:vacancy_rate_page",
+                                 "< on() group_left() casewatch:threshold:vacancy_rate_page")
+    assert alert_rule_disagreements(flipped) == [
+        "VacancyRateAbovePage: compares '<' with vacancy_rate_page, the catalogue says it fires above"]
+    national = ALERTS_YML.replace("(national 85.7%)", "(national 86.7%)")
+    assert alert_rule_disagreements(national) == [
+        f"AssessmentTimelinessBelow{level}: quotes national 86.7%, the catalogue's reference is [0.857]"
+        for level in ("Page", "Warn")]
+    days = ALERTS_YML.replace("are past 20 working", "are past 21 working")
+    assert alert_rule_disagreements(days) == [
+        "FirstLacReviewOverdue: quotes 21 working days, its clock (lac_review_first) allows [20]"]
+    unknown = ALERTS_YML.replace("casewatch:threshold:caseload_page", "casewatch:threshold:caseload_red")
+    assert alert_rule_disagreements(unknown) == ["CaseloadAbovePage: caseload_red is not in the catalogue",
+                                                 "CaseloadAbovePage: quotes national 15.2, the catalogue's reference is none"]
+    moved = tuple(replace(t, value=20) if t.name == "assessment_overdue_working_days_page" else t
+                  for t in catalogue.THRESHOLDS)
+    assert alert_rule_disagreements(ALERTS_YML, moved) == [
+        "AssessmentOver60WorkingDays: quotes 60 working days, its clock (assessment) allows [45, 65]"] * 2
+    unused = catalogue.THRESHOLDS + (catalogue.Threshold("spare_level", 1, "count", "above", "x", "y"),)
+    assert alert_rule_disagreements(ALERTS_YML, unused) == ["spare_level: used by no alert rule and bands no board ratio"]
+    band = tuple(replace(t, fires="above") if t.name == "care_leavers_eet_warn" else t for t in catalogue.THRESHOLDS)
+    assert alert_rule_disagreements(ALERTS_YML, band) == [
+        "care_leavers_eet_warn: fires above, but the board's ratio care_leavers_eet has higher_is_better=True"]
+
+
+def documented_thresholds(text: str) -> dict[str, tuple[float, str]]:
+    """name -> (value, when it fires), read from the table of docs/definitions.md's "Alert thresholds
+    and board bands": values as written there (85% = 0.85, 5 wd = 5, ×1.3 = 1.3, 7200 s = 7200)."""
+    section = text.split("## Alert thresholds and board bands", 1)[1].split("\n## ", 1)[0]
+    out = {}
+    for line in section.splitlines():
+        match = re.match(r"\| `([a-z0-9_]+)` \| ([^|]+) \| ([^|]+) \|", line)
+        if not match:
+            continue
+        written = match.group(2).strip()
+        number = float(re.search(r"-?[0-9.]+", written).group(0))
+        out[match.group(1)] = (number / 100 if written.endswith("%") else number, match.group(3).strip())
+    return out
+
+
+def definitions_disagreements(text: str) -> list[str]:
+    documented = documented_thresholds(text)
+    out = [f"{t.name}: in the catalogue, not in docs/definitions.md" for t in catalogue.THRESHOLDS
+           if t.name not in documented]
+    out += [f"{n}: in docs/definitions.md, not in the catalogue" for n in documented
+            if n not in catalogue.THRESHOLD_BY_NAME]
+    for t in catalogue.THRESHOLDS:
+        if t.name in documented and (abs(documented[t.name][0] - t.value) > 1e-9 or documented[t.name][1] != t.fires):
+            out.append(f"{t.name}: {documented[t.name]} in docs/definitions.md, {(t.value, t.fires)} in the catalogue")
+    return out
+
+
+def test_docs_definitions_lists_the_catalogues_thresholds() -> None:
+    assert definitions_disagreements(DEFINITIONS_MD) == []
+
+
+def test_the_definitions_check_fails_on_a_mutated_copy() -> None:
+    assert definitions_disagreements(DEFINITIONS_MD.replace("| `rereferral_page` | 30% | above |",
+                                                            "| `rereferral_page` | 35% | above |")) == [
+        "rereferral_page: (0.35, 'above') in docs/definitions.md, (0.3, 'above') in the catalogue"]
+    assert definitions_disagreements(DEFINITIONS_MD.replace("| `caseload_warn` | 18 | above |",
+                                                            "| `caseload_warn` | 18 | at or above |")) == [
+        "caseload_warn: (18.0, 'at or above') in docs/definitions.md, (18, 'above') in the catalogue"]
+    assert definitions_disagreements(DEFINITIONS_MD.replace("| `silence_seconds_warn` |", "| `silence_warn` |")) == [
+        "silence_seconds_warn: in the catalogue, not in docs/definitions.md",
+        "silence_warn: in docs/definitions.md, not in the catalogue"]
