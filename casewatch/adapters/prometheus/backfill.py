@@ -80,9 +80,25 @@ def sample_timestamp(d: date) -> int:
     return int(datetime.combine(d, clock_time(0), timezone.utc).timestamp())
 
 
-def _series_line(metric: str, labels: dict, value: float, ts: int) -> str:
+def _series_name(metric: str, labels: dict) -> str:
+    """A series as an OpenMetrics line begins (then `` <value> <timestamp>``): the labels sorted
+    by name, values escaped."""
     inner = ",".join(f'{k}="{_escape(str(v))}"' for k, v in sorted(labels.items()))
-    return f"{metric}{{{inner}}} {_number(value)} {ts}\n"
+    return f"{metric}{{{inner}}}"
+
+
+class _SeriesNames(dict):
+    """Each series' name and labels as written (:func:`_series_name`, with ``extra`` labels
+    added), made once per series instead of once per day: the same series recur every day."""
+
+    def __init__(self, extra: dict[str, str]):
+        super().__init__()
+        self.extra = extra
+
+    def __missing__(self, key: tuple[str, tuple]) -> str:
+        metric, labels = key
+        name = self[key] = _series_name(metric, {**dict(labels), **self.extra})
+        return name
 
 
 def daily_samples(events: Iterable[dict], first: date, last: date, calendar: WorkingDayCalendar,
@@ -154,6 +170,21 @@ def write_openmetrics_days(events: Iterable[dict], out_dir: Path, first: date, l
     ``drift_limits`` (default: the settings' ``CASEWATCH_DRIFT_WORKDAYS``)."""
     from casewatch.adapters.prometheus.exposition import FiguresCollector
 
+    class _BoundedOnce(FiguresCollector):
+        """The exposition's label bounding, worked out once per label set (they recur daily)."""
+
+        def __init__(self, figures, allowed):
+            super().__init__(figures, allowed)
+            self.bounded: dict[tuple, tuple] = {}
+
+        def _bounded(self, labels):
+            if isinstance(labels, dict):
+                return super()._bounded(labels)
+            found = self.bounded.get(labels)
+            if found is None:
+                found = self.bounded[labels] = super()._bounded(labels)
+            return found
+
     if calendar is None or drift_limits is None:
         from casewatch import bootstrap
         parts = bootstrap.build()
@@ -166,19 +197,20 @@ def write_openmetrics_days(events: Iterable[dict], out_dir: Path, first: date, l
     chunk: dict[str, list[str]] = {}
     chunk_first: date | None = None
     compressed: dict[str, list[str]] = {}
+    names = _SeriesNames(extra)
+    collector = _BoundedOnce(None, allowed_labels)
     for d, samples in daily_samples(events, first, last, calendar, progress, drift_limits):
         ts = sample_timestamp(d)
         chunk_first = chunk_first or d
-        rows = FiguresCollector(SimpleNamespace(samples=lambda s=samples: s), allowed_labels).rows()
+        collector.figures = SimpleNamespace(samples=lambda s=samples: s)
+        rows = collector.rows()
         for metric in sorted(rows):
-            lines = [_series_line(metric, {**dict(labels), **extra}, value, ts)
-                     for labels, value in rows[metric].items()]
-            chunk.setdefault(metric, []).extend(lines)
-            count += len(lines)
+            named = [(names[metric, labels], _number(value)) for labels, value in rows[metric].items()]
+            chunk.setdefault(metric, []).extend(f"{name} {value} {ts}\n" for name, value in named)
+            count += len(named)
             if compressed_dir is not None:
                 at = compressed_timestamp(d, first)
-                compressed.setdefault(metric, []).extend(
-                    _series_line(metric, {**dict(labels), **extra}, value, at) for labels, value in rows[metric].items())
+                compressed.setdefault(metric, []).extend(f"{name} {value} {at}\n" for name, value in named)
         if (d - chunk_first).days + 1 >= DAYS_PER_FILE or d == last:
             _write_day(out_dir / f"{chunk_first.isoformat()}.om", chunk)
             chunk, chunk_first = {}, None
@@ -377,16 +409,20 @@ def write_rule_openmetrics(prom: TemporaryPrometheus, rules: list[RecordingRule]
         return rule, result
 
     count = 0
+    stamps: dict[float, int] = {}
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
         for rule, result in pool.map(evaluate, usable):
             for series in result:
                 labels = {k: v for k, v in series["metric"].items() if k != "__name__"}
                 labels.update(rule.labels)
+                name = _series_name(rule.record, labels)   # once a series, not once a point
                 for at, value in series["values"]:
-                    day = first + timedelta(days=round((float(at) - EVAL_BASE) / EVAL_SPACING))
-                    ts = sample_timestamp(day)
+                    ts = stamps.get(at)
+                    if ts is None:   # the day's sample instant, once per evaluation instant
+                        day = first + timedelta(days=round((float(at) - EVAL_BASE) / EVAL_SPACING))
+                        ts = stamps[at] = sample_timestamp(day)
                     per_day.setdefault(ts, {}).setdefault(rule.record, []).append(
-                        _series_line(rule.record, labels, float(value), ts))
+                        f"{name} {_number(float(value))} {ts}\n")
                     count += 1
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
