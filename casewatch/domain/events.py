@@ -15,7 +15,7 @@ And the **parsed event** the domain reads, :class:`Event`: the envelope as plain
 (``event_id``, ``event_type``, ``date`` (the main date, parsed), ``la``, ``team``,
 ``correction_of``) and, per event type, one attribute per kept field of its row (``ev.plan_ref``
 on a ``cp_plan.started``, ``ev.in_touch`` on a ``care_leaver.status``; ``None`` when the event
-does not carry it). ``Event(raw)`` gives the class of ``raw``'s type (:data:`TYPED_EVENTS`,
+does not carry it). ``Event.of(raw)`` makes the class of ``raw``'s type (:data:`TYPED_EVENTS`,
 generated from the table), so reading a field the type does not keep, or a misspelt one, raises
 ``AttributeError`` instead of giving ``None``. The raw dict stays as ``ev.f``: it is the stored
 (compacted) form, written back unchanged.
@@ -109,20 +109,22 @@ UNKNOWN_PRECEDENCE = len(EVENT_PRECEDENCE)  # an event type outside the table so
 
 
 class Event:
-    """One event as the domain reads it (see the module docstring). The class of a known type is
-    its row's subclass in :data:`TYPED_EVENTS`; an unknown type gets this class, with no fields."""
+    """One event as the domain reads it (see the module docstring). Made with :meth:`Event.of`:
+    the class of a known type is its row's subclass in :data:`TYPED_EVENTS`; an unknown type gets
+    this class, with no fields."""
 
     __slots__ = ("event_id", "event_type", "date", "la", "team", "correction_of", "f", "root_id", "_sort")
 
     ROW: ClassVar[EventType | None] = None
     FIELDS: ClassVar[tuple[str, ...]] = ()  # the row's kept fields: this class's own attributes
 
-    def __new__(cls, raw: Mapping[str, Any] | None = None):
-        if raw is None:  # (copy and pickle make the instance first)
-            return object.__new__(cls)
-        return object.__new__(TYPED_EVENTS.get(raw.get("event_type"), Event))
+    # __init__(self, raw) is generated per class from the row (_init_source below). There is no
+    # __new__ choosing the class: a Python-level __new__ would cost every event a second call.
 
-    # __init__(self, raw) is generated per class from the row (_init_source below).
+    @staticmethod
+    def of(raw: Mapping[str, Any]) -> "Event":
+        """The event ``raw`` (a wire or stored dict), as the class of its type."""
+        return TYPED_EVENTS.get(raw.get("event_type"), Event)(raw)
 
     @property
     def recorded_at(self) -> Any:
@@ -165,9 +167,18 @@ def __init__(self, raw):
 """
 
 
+# Event(raw) itself is for a type outside the table only: a known type read through it would lose
+# its fields, so that is refused.
+_UNTYPED = """\
+    if self.event_type in TYPED_EVENTS:
+        raise TypeError(f"{self.event_type} events are made with Event.of(raw), which gives their fields")
+"""
+
+
 def _init_source(row: EventType | None) -> str:
     if row is None:  # an event type outside the table: no main date, no fields, sorts last on its day
-        return _INIT.format(event_type='get("event_type", "")', main_date="None", precedence=UNKNOWN_PRECEDENCE)
+        return _INIT.format(event_type='get("event_type", "")', main_date="None",
+                            precedence=UNKNOWN_PRECEDENCE) + _UNTYPED
     main = f"get({row.main_date!r})" if row.main_date else "None"
     source = _INIT.format(event_type=repr(row.name), main_date=main, precedence=EVENT_PRECEDENCE[row.name])
     return source + "".join(f"    self.{name} = get({name!r})\n" for name in row.keeps)
@@ -176,6 +187,7 @@ def _init_source(row: EventType | None) -> str:
 def _with_init(cls: type, row: EventType | None) -> type:
     namespace: dict[str, Any] = {"as_date": as_date, "fromisoformat": date.fromisoformat}
     exec(_init_source(row), namespace)  # noqa: S102 (source built above from the table's names)
+    namespace["TYPED_EVENTS"] = TYPED_EVENTS
     init = namespace["__init__"]
     init.__qualname__ = f"{cls.__name__}.__init__"
     cls.__init__ = init
@@ -196,8 +208,9 @@ def _event_class(row: EventType) -> type[Event]:
     return _with_init(cls, row)
 
 
+TYPED_EVENTS: dict[str, type[Event]] = {}
 _with_init(Event, None)
-TYPED_EVENTS: dict[str, type[Event]] = {row.name: _event_class(row) for row in _ROWS}
+TYPED_EVENTS.update((row.name, _event_class(row)) for row in _ROWS)
 
 
 def kept_field(event_type: str, name: str) -> str:

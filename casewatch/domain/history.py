@@ -107,6 +107,7 @@ class ChildHistory:
 
     def __init__(self, events: Iterable[Mapping[str, Any]]):
         by_id: dict[str, Event] = {}
+        event_of = Event.of
         for raw in events:
             if isinstance(raw, Event):  # already parsed (the engine keeps a key's events parsed)
                 if raw.event_id not in by_id:
@@ -117,7 +118,7 @@ class ChildHistory:
                 continue
             eid = str(raw["event_id"])
             if eid not in by_id:
-                by_id[eid] = Event(raw)
+                by_id[eid] = event_of(raw)
 
         if not any(ev.event_type == VOID or ev.correction_of is not None for ev in by_id.values()):
             # The usual case: no amendments and no voids, every event is effective.

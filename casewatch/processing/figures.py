@@ -28,7 +28,7 @@ class KeyState:
     __slots__ = ("parsed", "ids", "contribution", "running")
 
     def __init__(self, events: Iterable[dict] = ()):
-        self.parsed: list[Event] = [Event(e) for e in events if isinstance(e, dict) and e.get("event_id") is not None]
+        self.parsed: list[Event] = [Event.of(e) for e in events if isinstance(e, dict) and e.get("event_id") is not None]
         self.ids: set = {e.event_id for e in self.parsed}
         self.contribution: Contribution | None = None
         self.running: RunningContribution | None = None  # kept for recently active keys only
@@ -113,7 +113,7 @@ class PartitionedFigures:
         if not new:
             return Applied([], duplicates, None, [])
         appended = [compact(e) for e in new]
-        parsed_new = [Event(e) for e in appended]
+        parsed_new = [Event.of(e) for e in appended]
         candidate = [*state.parsed, *parsed_new]
         new_contribution = self._extended(p, key, state, parsed_new)
         if new_contribution is not None:

@@ -84,7 +84,7 @@ def test_a_main_date_sets_the_effective_date():
 def test_every_kept_field_is_an_attribute_of_the_events_class(event_type):
     wire = dict(EXAMPLES[event_type])
     for raw in (wire, compact(wire)):  # the full wire form and the stored form read alike
-        ev = table.Event(raw)
+        ev = table.Event.of(raw)
         assert type(ev).__name__ == EVENT_TYPES[event_type].__name__ + "Event"
         assert ev.f is raw  # the stored form stays what it was
         assert ev.event_type == event_type and ev.event_id == wire["event_id"]
@@ -94,7 +94,7 @@ def test_every_kept_field_is_an_attribute_of_the_events_class(event_type):
 
 @pytest.mark.parametrize("event_type", sorted(EXAMPLES))
 def test_a_field_the_type_does_not_keep_is_no_attribute(event_type):
-    ev = table.Event(compact(dict(EXAMPLES[event_type])))
+    ev = table.Event.of(compact(dict(EXAMPLES[event_type])))
     own = set(table.EVENT_TABLE[event_type].keeps)
     others = {name for row in table.EVENT_TABLE.values() for name in row.keeps} - own
     wire_only = set(EVENT_TYPES[event_type].model_fields) - own - ENVELOPE - {table.EVENT_TABLE[event_type].main_date}
@@ -117,19 +117,22 @@ def test_field_names_read_by_name_are_checked_against_the_table():
 
 
 def test_an_event_type_outside_the_table_has_the_envelope_only_and_sorts_last_on_its_day():
-    odd = table.Event({"event_id": "e9", "event_type": "not.a.type", "effective_date": "2026-01-05",
+    odd = table.Event.of({"event_id": "e9", "event_type": "not.a.type", "effective_date": "2026-01-05",
                        "la_code": "E06000004", "plan_ref": "P"})
-    last = table.Event({"event_id": "e1", "event_type": "event.voided", "effective_date": "2026-01-05"})
+    last = table.Event.of({"event_id": "e1", "event_type": "event.voided", "effective_date": "2026-01-05"})
     assert type(odd) is table.Event and odd.date == date(2026, 1, 5) and odd.team == "unassigned"
     assert odd._sort > last._sort
     with pytest.raises(AttributeError):
         odd.plan_ref
+    assert type(table.Event(odd.f)) is table.Event  # the base class takes a type outside the table
+    with pytest.raises(TypeError, match="Event.of"):  # and refuses a known one (it would lose its fields)
+        table.Event({"event_id": "e2", "event_type": "cp_plan.started", "plan_ref": "P"})
 
 
 def test_the_main_date_then_effective_date_then_occurred_at_is_the_events_date():
     base = {"event_id": "e1", "event_type": "cp_plan.started", "plan_ref": "P"}
-    assert table.Event(base | {"start_date": "2026-02-03", "effective_date": "2026-02-04"}).date == date(2026, 2, 3)
-    assert table.Event(base | {"effective_date": "2026-02-04"}).date == date(2026, 2, 4)
-    assert table.Event(base | {"occurred_at": "2026-02-05T23:30:00+00:00"}).date == date(2026, 2, 5)
-    assert table.Event(base | {"start_date": date(2026, 2, 6)}).date == date(2026, 2, 6)
-    assert table.Event(base).date is None
+    assert table.Event.of(base | {"start_date": "2026-02-03", "effective_date": "2026-02-04"}).date == date(2026, 2, 3)
+    assert table.Event.of(base | {"effective_date": "2026-02-04"}).date == date(2026, 2, 4)
+    assert table.Event.of(base | {"occurred_at": "2026-02-05T23:30:00+00:00"}).date == date(2026, 2, 5)
+    assert table.Event.of(base | {"start_date": date(2026, 2, 6)}).date == date(2026, 2, 6)
+    assert table.Event.of(base).date is None

@@ -28,10 +28,10 @@ def test_the_kept_walk_gives_the_whole_computation_after_every_event(events, dat
     when it accepts the event and rebuilt when it does not, as the engine does. After every event
     and for every later "today", its result equals the whole computation's."""
     if data.draw(st.booleans()):
-        events = sorted(events, key=lambda e: Event(e)._sort)
+        events = sorted(events, key=lambda e: Event.of(e)._sort)
     else:
         events = data.draw(arrival(events))
-    latest = max(Event(e).date for e in events)
+    latest = max(Event.of(e).date for e in events)
     days = [latest + timedelta(days=n) for n in sorted(data.draw(st.lists(st.integers(0, 400), min_size=1, max_size=3)))]
     seen: dict[str, Event] = {}
     running = None
@@ -39,7 +39,7 @@ def test_the_kept_walk_gives_the_whole_computation_after_every_event(events, dat
     for raw in events:
         if raw["event_id"] in seen:
             continue
-        ev = Event(compact(raw))
+        ev = Event.of(compact(raw))
         seen[ev.event_id] = ev
         parsed = list(seen.values())
         if running is not None and running.accepts(ev):
@@ -83,7 +83,7 @@ def test_no_figure_changes_before_stable_until_without_a_new_event(events, as_of
 @settings(max_examples=40, deadline=None)
 @given(some_history(max_events=12, corrections=False), dates())
 def test_the_walk_is_not_taken_for_events_dated_after_today(events, as_of):
-    parsed = [Event(compact(e)) for e in events]
+    parsed = [Event.of(compact(e)) for e in events]
     history = ChildHistory(parsed)
     running = RunningContribution.of(history, parsed, CAL)
     if running is None:
