@@ -164,6 +164,10 @@ os.environ.setdefault("CASEWATCH_PSEUDONYMISATION_KEY", TEST_KEY)
 # then the other integration-type folders, the unit tests last to fill the gaps. A serial run (-n 0
 # or -p no:xdist) is unaffected: one session stack, collection order.
 LONG_FIRST = ("tests/e2e/test_history_day_one.py", "tests/e2e/")
+# Files that must not run beside each other: the engine tests with a CPU hog on one core, and the
+# sustained-rate test that bounds the producer's pace and the lag's recovery. One unit of work.
+NEVER_SIDE_BY_SIDE = {"tests/integration/test_engine_consistency.py": "cpu-hog-or-rate-bound",
+                      "tests/resilience/test_load.py": "cpu-hog-or-rate-bound"}
 SLOW_FOLDERS = ("tests/integration/", "tests/resilience/", "tests/security/", "tests/reports/",
                 "tests/statutory/", "tests/deploy/", "tests/golden/")
 
@@ -193,7 +197,8 @@ def pytest_configure(config):
 def pytest_collection_modifyitems(config, items):
     for item in items:
         if item.get_closest_marker("xdist_group") is None:
-            item.add_marker(pytest.mark.xdist_group("file:" + item.nodeid.split("::")[0]))
+            group = NEVER_SIDE_BY_SIDE.get(_file(item), "file:" + _file(item))
+            item.add_marker(pytest.mark.xdist_group(group))
     if getattr(config, "workerinput", None) is not None:   # an xdist worker: longest units first
         rank: dict[str, int] = {}
         for item in items:   # a file starts as early as its earliest test would

@@ -4,7 +4,7 @@ notifier; a mail reaches a local SMTP server addressed to cp_1's on-call manager
 it holds no child reference.
 
 The rules are prometheus/rules/*.yml with every `for:` and `keep_firing_for:` shortened to a few
-seconds (`short_duration_rules`), run by a Prometheus of this test's own that scrapes the session
+seconds (`tests/support/short_rules.py`), run by a Prometheus of this test's own that scrapes the session
 stack's engine targets and sends to the session Alertmanager: the path is the real one, the real
 15-minute `for:` is not waited for here but pinned by the promtool tests
 (prometheus/tests/for_test.yml, checked by tests/unit/prometheus/test_prometheus_rules.py). The rules keep
@@ -39,26 +39,11 @@ from tests.support.engine_runs import REF_FIELDS, pseudonym, publish, wait_until
 
 from tests.conftest import free_port
 from tests.support.mailbox import Mailbox
+from tests.support.short_rules import SHORT, short_duration_rules
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(900)]
 ROOT = Path(__file__).resolve().parents[2]
 UNTIL = date(2026, 11, 2)
-SHORT = "5s"
-
-
-def short_duration_rules(dest: Path, duration: str = SHORT) -> Path:
-    """prometheus/rules/*.yml written to ``dest`` with every `for:` and `keep_firing_for:` set to
-    ``duration``; nothing else changes (expressions, gates, labels, annotations)."""
-    dest.mkdir(parents=True, exist_ok=True)
-    for path in sorted((ROOT / "prometheus" / "rules").glob("*.yml")):
-        spec = yaml.safe_load(path.read_text())
-        for group in spec["groups"]:
-            for rule in group["rules"]:
-                for key in ("for", "keep_firing_for"):
-                    if key in rule:
-                        rule[key] = duration
-        (dest / path.name).write_text(yaml.safe_dump(spec, sort_keys=False))
-    return dest
 
 
 def test_short_duration_rules_differ_from_the_real_ones_only_in_durations(tmp_path):
