@@ -54,6 +54,7 @@ class ChangelogWriter:
         self._in_flight: list[tuple[Any, int, dict[bytes, bytes]]] = []
         self.resent_batches = 0
         self.commits_held = 0  # commits skipped because a changelog batch was not delivered
+        self._undelivered: set[tuple[int, bytes]] = set()  # keys of failed batches, until re-sent
         self._guarded: Any = None
 
     @classmethod
@@ -93,15 +94,18 @@ class ChangelogWriter:
                 await self._submit(producer, batch, partition, in_batch)
 
     async def settle(self) -> bool:
-        """Submit what is queued and wait until every batch submitted so far was delivered,
-        re-sending failed ones (``settle_rounds`` rounds). False when one still failed."""
+        """Submit what is queued and wait until every batch submitted so far was delivered, or,
+        for one that failed, a later batch with its keys (the re-send) was (``settle_rounds``
+        rounds). Batches the agent submits meanwhile are not waited for beyond the round they
+        were in flight in: the commit does not cover their events. False when a key of a failed
+        batch is still not delivered."""
         for _ in range(self.settle_rounds):
             await self.flush()
             waiting = [future for future, _, _ in self._in_flight]
             if waiting:
                 await asyncio.wait(waiting)
             self._requeue_failed()
-            if not self._in_flight and not self._pending:
+            if not self._undelivered:
                 return True
         return False
 
@@ -135,15 +139,21 @@ class ChangelogWriter:
             if not future.done():
                 still.append((future, partition, records))
                 continue
-            if future.cancelled() or future.exception() is not None:
-                self.resent_batches += 1
-                log.warning("a changelog batch of %d records was not delivered; sending it again",
-                            len(records))
-                mine = self._pending.setdefault(partition, {})
-                for key in records:
-                    value = self._current(partition, key)
-                    if value is not None and key not in mine:
-                        mine[key] = value
+            if not future.cancelled() and future.exception() is None:
+                if self._undelivered:
+                    self._undelivered.difference_update((partition, key) for key in records)
+                continue
+            self.resent_batches += 1
+            log.warning("a changelog batch of %d records was not delivered; sending it again",
+                        len(records))
+            mine = self._pending.setdefault(partition, {})
+            for key in records:
+                value = self._current(partition, key)
+                if value is None:
+                    continue  # no longer held here (a partition given up): nothing to send
+                self._undelivered.add((partition, key))
+                if key not in mine:
+                    mine[key] = value
         self._in_flight = still
 
 
@@ -182,9 +192,12 @@ class TableHistories:
         return hasattr(self.table.data, "_db_for_partition")
 
     def get(self, partition: int, key: bytes) -> bytes | None:
+        """The key's stored value; None also for a partition whose database is not open (rocksdb:
+        Faust closes a revoked partition's, and a read must not open it again)."""
         store = self.table.data
         if self._index is None:
-            return store._db_for_partition(partition).get(key)
+            db = store._dbs.get(partition)
+            return None if db is None else db.get(key)
         return store.data.get(key)
 
     def put(self, partition: int, key: bytes, value: bytes) -> None:

@@ -100,8 +100,13 @@ class FakeConsumer:
     def assignment(self):
         return {EVENTS_P0}
 
+    commit_seen_in_flight = 0
+    producer: Producer | None = None
+
     async def _commit(self, offsets) -> bool:  # the Kafka commit (aiokafka's, in the real one)
         self.journal.append("commit")
+        if self.producer is not None:
+            self.commit_seen_in_flight = sum(not f.done() for f in self.producer.futures)
         self.committed.append(dict(offsets))
         return True
 
@@ -225,3 +230,62 @@ def test_a_commit_is_skipped_while_a_changelog_batch_keeps_failing():
     asyncio.run(writer.flush())
     assert len(producer.sent) == writer.settle_rounds + 1
     assert producer.sent[-1] == (0, [(b"child-a", b"history a")])
+
+
+def test_a_commit_does_not_wait_for_batches_the_agent_submits_after_it_began():
+    # The commit runs beside the agent (Faust's commit timer): batches submitted while it waits
+    # cover events it does not commit, and must not hold it back.
+    journal: list[str] = []
+    producer = Producer(deliver_after=0.02)
+
+    async def flush():
+        journal.append("flush")
+
+    async def scenario():
+        consumer = FakeConsumer(flush, journal)
+        consumer.producer = producer
+        writer = writer_for(producer, {})
+        writer.add(0, b"child-a", b"history a")
+        await writer.flush()
+        writer.guard_commits(consumer)
+
+        async def agent():  # keeps submitting batches, each delivered a moment later
+            for n in range(100):
+                writer.add(1, b"child-%d" % n, b"history")
+                await writer.flush()
+                await asyncio.sleep(0.002)
+        busy = asyncio.ensure_future(agent())
+        await asyncio.sleep(0)
+        did_commit = await consumer.commit_offsets({EVENTS_P0: 3})
+        await busy
+        return did_commit, consumer, writer
+
+    did_commit, consumer, writer = asyncio.run(scenario())
+    assert did_commit is True and consumer.committed == [{EVENTS_P0: 3}]
+    assert writer.commits_held == 0
+    # it committed once the batches in flight when it began were delivered, while the agent was
+    # still submitting (a wait for "nothing in flight" would have given up after its rounds)
+    assert consumer.commit_seen_in_flight > 0
+
+
+def test_a_failed_batch_of_a_key_no_longer_held_is_not_sent_again_and_holds_nothing():
+    # A partition given up meanwhile: its new owner writes that changelog partition now.
+    journal: list[str] = []
+    producer = Producer(fail_first=1, deliver_after=0.0)
+    table = {b"child-a": b"history a"}
+
+    async def flush():
+        journal.append("flush")
+
+    async def scenario():
+        consumer = FakeConsumer(flush, journal)
+        writer = writer_for(producer, table)
+        writer.add(0, b"child-a", b"history a")
+        await writer.flush()
+        del table[b"child-a"]
+        writer.guard_commits(consumer)
+        return await consumer.commit_offsets({EVENTS_P0: 4}), consumer
+
+    did_commit, consumer = asyncio.run(scenario())
+    assert did_commit is True and consumer.committed == [{EVENTS_P0: 4}]
+    assert len(producer.sent) == 1
