@@ -31,13 +31,14 @@ the rest of the child is still mapped.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 from typing import Callable
 
 from lxml import etree
 
+from casewatch import bootstrap
 from schemas.code_lists import codes as code_list, collection_year_of
 
 from services.feeds.envelope import DeadLetter, FeedContext, parse_date
@@ -141,6 +142,9 @@ class CinCensusImport:
     note: Callable[[str, int], None] = lambda name, n=1: None
     read: Callable[[str, int], None] = lambda name, n=1: None
     tick: Callable[[], None] = lambda: None
+    # "today" (bootstrap's one rule: London, CASEWATCH_FIXED_TODAY honoured) picks the code lists' collection
+    # year only for a child with no dates in a census whose header has no end date either.
+    today: Callable[[], date] = field(default_factory=lambda: bootstrap.build().today)
 
     def run(self, path: Path) -> CinHeader:
         header = CinHeader()
@@ -207,7 +211,7 @@ class CinCensusImport:
         problems = Problems()
         referral = self._date(el, "CINreferralDate", "CINdetails", problems, header, required=True)
         source = _text(el, "ReferralSource")
-        on = referral or header.census_end or date.today()
+        on = referral or header.census_end or self.today()
         if not self._code_ok("referral_source", source, on):
             problems.add("unknown_code" if source else "missing_code", "CINdetails.ReferralSource")
         try:
@@ -299,7 +303,7 @@ class CinCensusImport:
         if closure is not None or len(problems.items) > before:
             if closure is not None and referral is not None and closure < referral:
                 problems.add("end_before_start", "CINdetails.CINclosureDate")
-            on = closure or referral or header.census_end or date.today()
+            on = closure or referral or header.census_end or self.today()
             if not self._code_ok("reason_for_closure", reason, on):
                 problems.add("unknown_code" if reason else "missing_code", "CINdetails.ReasonForClosure")
         return closure, reason
@@ -394,7 +398,7 @@ class CinCensusImport:
         if start is not None and end is not None and end < start:
             problems.add("end_before_start", f"{loc}.CPPendDate")
         initial = _text(p, "InitialCategoryOfAbuse")
-        if not self._code_ok("abuse_category", initial, start or referral or header.census_end or date.today()):
+        if not self._code_ok("abuse_category", initial, start or referral or header.census_end or self.today()):
             problems.add("unknown_code" if initial else "missing_code", f"{loc}.InitialCategoryOfAbuse")
         if into is not None:
             for item in problems.items:

@@ -129,7 +129,8 @@ def cmd_import_cin(args) -> int:
             ctx = FeedContext(la_codes[f], SOURCE, args.team, identity)
             run = CinCensusImport(lambda h, ctx=ctx: ctx, sink.event, sink.dead_letter,
                                   note=lambda n, k=1: sink.summary.notes.update({n: k}),
-                                  read=lambda n, k=1: sink.summary.records_read.update({n: k}), tick=tick)
+                                  read=lambda n, k=1: sink.summary.records_read.update({n: k}), tick=tick,
+                                  today=parts.today)
             run.run(f)
             ref = header.reference_date.isoformat() if header.reference_date else "none"
             sink.summary.inputs.append(f"file {f.name}: census {header.label} (reference date {ref}), "
