@@ -29,16 +29,15 @@
 """
 from __future__ import annotations
 
-import json
 import logging
 import time
-from datetime import date, datetime, timezone
 
 import faust
 
 from casewatch.config import Settings
 from casewatch.bootstrap import make_calendar  # one owner of Settings -> calendar
 from schemas import EVENT_TYPES
+from casewatch.adapters.kafka.dead_letters import DeadLetterRecord
 from casewatch.adapters.kafka.security import faust_credentials
 from casewatch.adapters.kafka.replay_marking import is_control, replay_marking
 from casewatch.processing.catchup import CatchUp
@@ -123,12 +122,8 @@ def create_app(settings: Settings) -> faust.App:
 
     async def dead_letter(reason: str, stage: str, payload: object) -> None:
         metrics.dead_lettered(stage, reason)
-        record = {
-            "payload": payload, "errors": [{"loc": [], "msg": reason, "type": reason}],
-            "source": "engine", "stage": stage,
-            "received_at": datetime.now(timezone.utc).isoformat(),
-        }
-        await deadletters.send(value=json.dumps(record, default=str).encode())
+        record = DeadLetterRecord(payload, [{"loc": [], "msg": reason, "type": reason}], "engine", stage)
+        await deadletters.send(value=record.encode())
 
     processor = BatchProcessor(
         figures=figures, store=stored,
