@@ -35,7 +35,8 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Any, Iterable, Mapping
 
-from casewatch.domain.events import ENVELOPE_KEEP, EVENT_PRECEDENCE, MAIN_DATE_FIELD, OWN_KEEP, VOID, Event
+from casewatch.domain.events import (ENVELOPE_KEEP, EVENT_PRECEDENCE, MAIN_DATE_FIELD, OWN_KEEP, TYPED_EVENTS,
+                                     VOID, Event)
 from casewatch.domain.rejections import END_BEFORE_START, ICPC_BEFORE_S47, REVIEW_BEFORE_PLAN
 
 __all__ = ["ChildHistory", "Event", "compact", "MAIN_DATE_FIELD", "EVENT_PRECEDENCE"]
@@ -107,7 +108,7 @@ class ChildHistory:
 
     def __init__(self, events: Iterable[Mapping[str, Any]]):
         by_id: dict[str, Event] = {}
-        event_of = Event.of
+        typed = TYPED_EVENTS  # (Event.of, inlined: one call less per event on the engine's path)
         for raw in events:
             if isinstance(raw, Event):  # already parsed (the engine keeps a key's events parsed)
                 if raw.event_id not in by_id:
@@ -118,7 +119,7 @@ class ChildHistory:
                 continue
             eid = str(raw["event_id"])
             if eid not in by_id:
-                by_id[eid] = event_of(raw)
+                by_id[eid] = typed.get(raw.get("event_type"), Event)(raw)
 
         if not any(ev.event_type == VOID or ev.correction_of is not None for ev in by_id.values()):
             # The usual case: no amendments and no voids, every event is effective.
