@@ -41,7 +41,7 @@ from casewatch.adapters.kafka.dead_letters import DeadLetterRecord
 from casewatch.adapters.kafka.security import faust_credentials
 from casewatch.adapters.kafka.replay_marking import is_control, replay_marking
 from casewatch.processing.catchup import CatchUp
-from casewatch.adapters.faust.changelog import ChangelogWriter, TableHistories, TakeOverGuard
+from casewatch.adapters.faust.changelog import ChangelogWriter, TableHistories, TakeOverGuard, WorkerState
 from casewatch.processing.store import partition_histories
 from casewatch.adapters.prometheus.exposition import EngineMetrics, start_exposition
 from casewatch.processing.processor import BatchProcessor, Record
@@ -115,7 +115,7 @@ def create_app(settings: Settings) -> faust.App:
     catch_up = CatchUp(settings.engine_caught_up_max_lag, settings.engine_replay_silence_seconds)
     take_over = TakeOverGuard(settings.events_topic)
     metrics = EngineMetrics(figures, settings, catch_up)
-    metrics.bind(app)
+    metrics.bind(WorkerState(app, settings.events_topic))
     app.casewatch_figures = figures  # for tests and the benchmark
     app.casewatch_metrics = metrics
     app.casewatch_changelog = changelog

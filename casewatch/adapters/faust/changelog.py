@@ -26,7 +26,9 @@ the only one that does):
   access takes the partition from the "current event", which a batch of several partitions does
   not have), and one partition's keys listed without scanning the table;
 * ``TakeOverGuard``, which keeps Faust's consumer from skipping (and committing past) records of
-  the events topic around a rebalance.
+  the events topic around a rebalance;
+* ``WorkerState``: what the exposition asks of the worker (is it rebalancing or restoring, each
+  assigned events partition's high watermark and committed offset), read from the app's consumer.
 """
 from __future__ import annotations
 
@@ -395,3 +397,32 @@ class TakeOverGuard:
         consumer.perform_seek = guarded_perform_seek
         consumer.seek = guarded_seek
         consumer.on_partitions_revoked = guarded_on_revoked
+
+
+class WorkerState:
+    """The Faust worker's state as the exposition reads it (``EngineMetrics.bind``), so that no
+    other module reaches into the app's consumer: rebalancing and table-restore flags, and for each
+    assigned partition of the events topic ``(high watermark or None while unknown, the group's
+    committed offset or 0)``. Before the app has started, nothing is assigned."""
+
+    def __init__(self, app, topic: str) -> None:
+        self._app = app
+        self._topic = topic
+
+    @property
+    def rebalancing(self) -> bool:
+        return bool(getattr(self._app, "rebalancing", False))
+
+    @property
+    def restoring(self) -> bool:
+        return bool(getattr(self._app, "in_recovery", False))
+
+    def positions(self) -> dict[int, tuple[int | None, int]]:
+        try:
+            consumer = self._app.consumer
+            assignment = consumer.assignment()
+        except Exception:  # noqa: BLE001 - the consumer does not exist before the app starts
+            return {}
+        committed = getattr(consumer, "_committed_offset", {})  # Faust's record of its own commits
+        return {tp.partition: (consumer.highwater(tp), committed.get(tp) or 0)
+                for tp in assignment if tp.topic == self._topic}

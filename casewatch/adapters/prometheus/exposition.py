@@ -121,8 +121,8 @@ class EngineMetrics:
                                             settings.engine_replay_silence_seconds)
         # What the worker knows of Faust and Kafka (set by ``bind``): rebalancing, restoring, and
         # (partition, high watermark) of each assigned events partition.
-        self._faust = None
-        self._topic = settings.events_topic
+        self._faust = None  # the worker's state (bind), None until the engine binds it
+        self.assigned_count = 0
         # The figures are rendered directly (and only again once they changed); the registry holds
         # the operational series.
         self.collector = FiguresCollector(figures, bounded_label_values(settings))
@@ -194,7 +194,8 @@ class EngineMetrics:
         self.rebuilt_partitions.inc(partitions)
 
     def set_assigned(self, partitions) -> None:
-        self.assigned.set(len(partitions))
+        self.assigned_count = len(partitions)
+        self.assigned.set(self.assigned_count)
         self.forget_partitions([p for p in self.offsets if p not in partitions])
 
     def forget_partitions(self, partitions) -> None:
@@ -205,31 +206,23 @@ class EngineMetrics:
             except KeyError:
                 pass
 
-    def bind(self, app) -> None:
-        """Read Faust's state from ``app`` (its consumer, rebalancing and recovery flags)."""
-        self._faust = app
+    def bind(self, worker) -> None:
+        """Read the worker's state from ``worker`` (``casewatch.adapters.faust.changelog.WorkerState``:
+        ``rebalancing``, ``restoring`` and ``positions()``)."""
+        self._faust = worker
 
     def positions(self) -> dict[int, tuple[int | None, int]]:
         """``partition -> (high watermark or None while unknown, next offset to apply)`` for each
         assigned partition of the events topic."""
-        app = self._faust
-        if app is None:
+        worker = self._faust
+        if worker is None:
             return {}
-        try:
-            consumer = app.consumer
-            assignment = consumer.assignment()
-        except Exception:  # noqa: BLE001 - not started yet
-            return {}
-        committed_offsets = getattr(consumer, "_committed_offset", {})
+        # Next offset to apply: after the last message this worker applied, or the group's
+        # committed offset for a partition that has had nothing new since it was assigned.
         out = {}
-        for tp in assignment:
-            if tp.topic != self._topic:
-                continue
-            # Next offset to apply: after the last message this worker applied, or the group's
-            # committed offset for a partition that has had nothing new since it was assigned.
-            done = self.offsets.get(tp.partition)
-            committed = committed_offsets.get(tp) or 0
-            out[tp.partition] = (consumer.highwater(tp), max(done + 1 if done is not None else 0, committed))
+        for partition, (high, committed) in worker.positions().items():
+            done = self.offsets.get(partition)
+            out[partition] = (high, max(done + 1 if done is not None else 0, committed))
         return out
 
     def refresh_lag(self) -> int | None:
@@ -247,9 +240,9 @@ class EngineMetrics:
 
     def catching_up_reasons(self) -> list[str]:
         """Why this worker is catching up (empty: caught up); sets the catch-up gauges."""
-        app = self._faust
-        reasons = self.catch_up.reasons(rebalancing=bool(getattr(app, "rebalancing", False)),
-                                        restoring=bool(getattr(app, "in_recovery", False)),
+        worker = self._faust
+        reasons = self.catch_up.reasons(rebalancing=bool(worker is not None and worker.rebalancing),
+                                        restoring=bool(worker is not None and worker.restoring),
                                         lag=self.refresh_lag())
         self.caught_up.set(0 if reasons else 1)
         for reason, gauge in self._reason_gauges.items():
@@ -271,7 +264,7 @@ class EngineMetrics:
         return {"status": "ok", "caught_up": not reasons, "catching_up": reasons,
                 "today": self.figures.as_of.isoformat(),
                 "partitions": len(self.figures.partitions),
-                "assigned_partitions": int(self.assigned._value.get()),
+                "assigned_partitions": self.assigned_count,
                 "applied_offsets": {str(p): pos for p, (_, pos) in sorted(positions.items())},
                 "end_offsets": {str(p): high for p, (high, _) in sorted(positions.items())},
                 "replaying_partitions": sorted(self.catch_up.replaying_partitions()),

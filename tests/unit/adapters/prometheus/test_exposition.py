@@ -119,3 +119,41 @@ def test_the_engines_today_is_midnight_in_london():
     # 31 March 2026 is in British Summer Time: 00:00 BST is 23:00 UTC on 30 March.
     assert parsed[("casewatch_engine_today_timestamp_seconds", ())] == 1774911600.0
     assert metrics.health()["today"] == "2026-03-31"
+
+
+class _Worker:
+    """What the engine binds (casewatch.adapters.faust.changelog.WorkerState), without Faust."""
+
+    def __init__(self, positions, rebalancing=False, restoring=False):
+        self._positions, self.rebalancing, self.restoring = positions, rebalancing, restoring
+
+    def positions(self):
+        return self._positions
+
+
+def test_lag_is_the_high_watermark_less_the_next_offset_from_applied_or_committed():
+    metrics = _caught_up(EngineMetrics(_figures(), Settings(la_codes="E06000004", engine_caught_up_max_lag=500)))
+    # partition 0: applied up to offset 59 (next 60), committed 40; partition 1: nothing applied, committed 70.
+    metrics.bind(_Worker({0: (100, 40), 1: (75, 70), 2: (None, 0)}))
+    metrics.applied_offsets({0: 59})
+    assert metrics.positions() == {0: (100, 60), 1: (75, 70), 2: (None, 0)}
+    assert metrics.refresh_lag() is None  # an end still unknown: the lag is unknown, not 0
+    metrics.bind(_Worker({0: (100, 40), 1: (75, 70)}))
+    assert metrics.refresh_lag() == 40 + 5
+    assert metrics.health()["applied_offsets"] == {"0": 60, "1": 70}
+    assert metrics.catching_up_reasons() == []
+    metrics.bind(_Worker({0: (1000, 40)}))
+    assert metrics.catching_up_reasons() == ["lag"]  # 940 > 500
+
+
+def test_the_workers_rebalance_and_restore_flags_hold_figures_back():
+    metrics = _caught_up(EngineMetrics(_figures(), Settings(la_codes="E06000004")))
+    metrics.bind(_Worker({}, rebalancing=True))
+    assert metrics.catching_up_reasons() == ["rebalance"]
+    assert _indicator_names(_parse(metrics.render())) == set()
+    metrics.bind(_Worker({}, restoring=True))
+    assert metrics.catching_up_reasons() == ["restore"]
+    metrics.bind(_Worker({}))
+    assert "casewatch_referrals" in _indicator_names(_parse(metrics.render()))
+    metrics.set_assigned({0, 1, 2})
+    assert metrics.health()["assigned_partitions"] == 3
