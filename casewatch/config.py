@@ -131,6 +131,17 @@ class Settings(BaseSettings):
         return drift_workdays(self.drift_workdays)
 
     @property
+    def engine_tables_dir(self) -> Path:
+        """Where this machine's engine workers of ``engine_app_id`` keep their table directories."""
+        return self.state_dir / "engine" / self.engine_app_id
+
+    @property
+    def engine_worker_dir(self) -> Path:
+        """This worker's own directory (two workers of one app on one machine must not share a
+        RocksDB directory): ``<engine_tables_dir>/worker-<engine metrics port>``."""
+        return self.engine_tables_dir / f"worker-{self.engine_metrics_port}"
+
+    @property
     def bootstrap(self) -> str:
         return self.kafka_bootstrap or f"{self.host}:{self.kafka_port}"
 

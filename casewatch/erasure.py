@@ -147,6 +147,7 @@ class ErasureReport:
     topics: dict[str, int] = field(default_factory=dict)   # topic -> records removed
     snapshot_state: int = 0                                 # rows removed from the feed's state
     pending_removed: bool = False
+    table_directories: int = 0                              # engine workers' on-disk tables removed
 
     @property
     def total(self) -> int:
@@ -465,6 +466,27 @@ def snapshot_state_files(settings: Settings) -> list[Path]:
     return sorted(feeds.glob("*.sqlite")) if feeds.is_dir() else []
 
 
+def remove_engine_tables(settings: Settings, log: Callable[[str], None] = print) -> int:
+    """Remove this machine's engine workers' table directories (``Settings.engine_tables_dir``).
+
+    The topics were rewritten without the child, the ``case_histories`` changelog among them, but a
+    table kept on disk (``CASEWATCH_ENGINE_STORE=rocksdb``) does not follow a rewritten changelog:
+    it would keep the erased history and only read the changelog's tail. Without its directory a
+    worker restores the rewritten changelog whole. Erasure runs with the engine stopped (it refuses
+    while a consumer group reads a topic it rewrites), so nothing holds these directories.
+    Workers on other machines: docs/operations.md "Table store"."""
+    import shutil
+    removed = 0
+    tables = settings.engine_tables_dir
+    for directory in sorted(tables.glob("worker-*")) if tables.is_dir() else []:
+        shutil.rmtree(directory)
+        removed += 1
+    if removed:
+        log(f"  {removed} engine table directory(ies) under {tables} removed: the workers restore the "
+            "rewritten changelog whole")
+    return removed
+
+
 def erase_child(settings: Settings, child_ref: str, la_code: str, *,
                 snapshot_files: Iterable[Path] | None = None, events: Iterable[str] | None = None,
                 log: Callable[[str], None] = print) -> ErasureReport:
@@ -506,6 +528,8 @@ def erase_child(settings: Settings, child_ref: str, la_code: str, *,
                 report.snapshot_state += int(store.delete(pseudonym))
             finally:
                 store.close()
+    if report.topics:
+        report.table_directories = remove_engine_tables(settings, log)
     report.pending_removed = ErasureQueue.of(settings).remove(pseudonym, roots)
     write_audit(settings, pseudonym, la_code, report, "erase_child" if roots is None else "erase_events")
     return report
@@ -520,7 +544,8 @@ def write_audit(settings: Settings, pseudonym: str, la_code: str, report: Erasur
     line = {"at": _now(), "by": _operator(), "action": action, "la_code": la_code,
             "erasure_ref": audit_reference(settings, pseudonym),
             "removed": {"topics": report.topics, "snapshot_state": report.snapshot_state,
-                        "pending_request": report.pending_removed},
+                        "pending_request": report.pending_removed,
+                        "engine_table_directories": report.table_directories},
             "outcome": "removed" if report.total else "nothing_left"}
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
     with os.fdopen(fd, "a", encoding="utf-8") as fh:

@@ -71,9 +71,8 @@ STORES = {"memory": "memory://", "rocksdb": "rocksdb://"}
 
 
 def worker_datadir(settings: Settings):
-    """This worker's own directory (two workers of one app on one machine must not share a
-    RocksDB directory): state_dir/engine/<app id>/worker-<metrics port>."""
-    return settings.state_dir / "engine" / settings.engine_app_id / f"worker-{settings.engine_metrics_port}"
+    """This worker's own directory (``Settings.engine_worker_dir``)."""
+    return settings.engine_worker_dir
 
 
 def create_app(settings: Settings) -> faust.App:
