@@ -1,7 +1,10 @@
 """The alert thresholds of prometheus/rules/casewatch_thresholds.yml, read for the boards' RAG bands.
 
-That rule file is the one place thresholds are set: the alert rules compare against its constant
-series and the boards are built from the same numbers.
+The thresholds are set in the metric catalogue (``casewatch.domain.catalogue.THRESHOLDS``, their
+owner); that rule file is generated from it (``python -m casewatch.domain.catalogue``) and checked
+against it by tests/unit/domain/test_catalogue_agreement.py. The alert rules compare against its
+constant series, and the boards and packs read the same file, so a deployment's marks are the
+numbers its alerts use.
 """
 from __future__ import annotations
 

@@ -4,7 +4,8 @@ each is read from Prometheus.
 Titles, indicator ids and national references come from the domain's catalogue
 (:mod:`casewatch.domain.catalogue`: ``INDICATORS``, ``REFERENCE_SOURCES``); the ratios are the recording rules of
 :mod:`dashboards.measures` (``casewatch:<name>:numerator_la`` / ``denominator_la``); the RAG
-thresholds are those of ``prometheus/rules/casewatch_thresholds.yml`` (:mod:`dashboards.thresholds`).
+thresholds are those of ``prometheus/rules/casewatch_thresholds.yml`` (generated from the domain
+catalogue's ``THRESHOLDS``; read by :mod:`dashboards.thresholds`).
 Nothing here restates a number.
 """
 from __future__ import annotations

@@ -1,5 +1,5 @@
 """Red/amber/green marks against the thresholds of ``prometheus/rules/casewatch_thresholds.yml``
-(the one place they are set: :func:`dashboards.thresholds.load_thresholds`), and how figures are
+(generated from the catalogue's ``THRESHOLDS``, read by :func:`dashboards.thresholds.load_thresholds`), and how figures are
 written in the packs (words as well as colours, so a black-and-white print keeps the meaning)."""
 from __future__ import annotations
 
