@@ -39,7 +39,9 @@ class KeyState:
 
 
 @dataclass
-class PartitionFigures:
+class PartitionState:
+    """One partition's share of the worker's figures: its aggregate and each key's state (the
+    whole worker's figures, partition by partition, are :class:`PartitionedFigures`)."""
     aggregate: Aggregate
     keys: dict[str, KeyState] = field(default_factory=dict)
 
@@ -71,7 +73,7 @@ class PartitionedFigures:
         self.today = today
         self.drift_limits = drift_limits  # working days per case type (Settings.drift_limits)
         self.as_of = today()
-        self.partitions: dict[int, PartitionFigures] = {}
+        self.partitions: dict[int, PartitionState] = {}
         self.version = 0  # changes whenever any figure may have changed (exposition cache key)
         # The keys whose RunningContribution is kept (most recently used last): a bounded number,
         # so memory stays proportional to recent activity, not to every child ever seen.
@@ -80,10 +82,10 @@ class PartitionedFigures:
         self.fast_path_events = 0  # events applied by extending a kept walk (tests check the fast path runs)
 
     # -- events --------------------------------------------------------------------------------
-    def partition(self, p: int) -> PartitionFigures:
+    def partition(self, p: int) -> PartitionState:
         figures = self.partitions.get(p)
         if figures is None:
-            figures = self.partitions[p] = PartitionFigures(Aggregate(self.calendar, self.as_of))
+            figures = self.partitions[p] = PartitionState(Aggregate(self.calendar, self.as_of))
         return figures
 
     def apply(self, p: int, key: str, events: list[dict], stored: list[dict] | None) -> "Applied":
@@ -196,7 +198,7 @@ class PartitionedFigures:
     def rebuild(self, p: int, items: Iterable[tuple[str, list[dict]]]) -> None:
         """Recompute partition ``p`` from the durable table (after recovery or assignment)."""
         self._forget_running({p})
-        figures = PartitionFigures(Aggregate(self.calendar, self.as_of))
+        figures = PartitionState(Aggregate(self.calendar, self.as_of))
         for key, events in items:
             state = KeyState(events)
             state.contribution = self._contribution(state.parsed)[0]
