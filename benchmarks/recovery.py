@@ -46,13 +46,17 @@ def replay_until_caught_up(procs, urls: list[str], n_events: int, timeout: float
             continue
         done = sum(h["events_processed"] for h in hs)
         now = time.perf_counter()
-        if done and first is None:
+        if not done:  # the start is the last poll that saw nothing applied (a small set may be
+            # applied whole between two polls)
+            first, cpu0 = now, cpu_seconds(pids)
+            base_rss = [memory_mb(pid).get("rss", 0.0) for pid in pids]
+        elif first is None:  # (applying already at the first answer)
             first, cpu0 = now, cpu_seconds(pids)
             base_rss = [memory_mb(pid).get("rss", 0.0) for pid in pids]
         if done >= n_events and all(h["caught_up"] for h in hs):
             cpu = cpu_seconds(pids) - (cpu0 or 0.0)
             mems = [memory_mb(pid) for pid in pids]
-            return {"startup_s": (first or now) - t_start, "replay_s": now - (first or now),
+            return {"startup_s": first - t_start, "replay_s": max(now - first, POLL),
                     "with_startup_s": now - t_start, "cpu_us_per_event": cpu / n_events * 1e6,
                     "rss_base_mb": base_rss, "rss_mb": [m.get("rss", 0.0) for m in mems],
                     "peak_rss_mb": [m.get("hwm", 0.0) for m in mems],
