@@ -31,6 +31,7 @@ AREAS = (
 OURS = ("casewatch/",)
 NOT_OURS = ("casewatch/cli.py",)  # the entry point: every frame of the process is under it
 REPO = str(Path(__file__).resolve().parents[1]) + "/"
+IDLE = ("EpollSelector.select (", "select (selectors.py)")
 
 
 def py_spy() -> str | None:
@@ -95,6 +96,9 @@ def analyse(raw: Path, cpu_us_per_event: float, top: int = 15) -> dict:
         text, _, count = line.rpartition(" ")
         if text and count.isdigit():
             stacks.append(([short(f) for f in text.split(";")], int(count)))
+    # the event loop waiting in epoll is not CPU (py-spy counts it as active): left out
+    waiting = sum(n for frames, n in stacks if frames[-1].startswith(IDLE))
+    stacks = [(frames, n) for frames, n in stacks if not frames[-1].startswith(IDLE)]
     total = sum(n for _, n in stacks)
     if not total:
         return {}
@@ -103,8 +107,10 @@ def analyse(raw: Path, cpu_us_per_event: float, top: int = 15) -> dict:
     inclusive: Counter = Counter()
     own_self: Counter = Counter()
     ours_inclusive = 0
+    leaf: Counter = Counter()
     for frames, n in stacks:
         by_area[area(frames[-1])] += n
+        leaf[frames[-1]] += n
         seen = {f for f in frames if is_ours(f)}
         for f in seen:
             inclusive[f] += n
@@ -115,9 +121,11 @@ def analyse(raw: Path, cpu_us_per_event: float, top: int = 15) -> dict:
             own_self[innermost] += n
     return {
         "profile_samples": total,
+        "profile_samples_waiting_in_epoll": waiting,
         "profile_cpu_us_per_event": cpu_us_per_event,
         "profile_us_per_event_by_area_self": {k: round(v * us, 1) for k, v in by_area.most_common()},
         "profile_us_per_event_under_our_frames": round(ours_inclusive * us, 1),
         "profile_top_our_frames_inclusive_us": {k: round(v * us, 1) for k, v in inclusive.most_common(top)},
         "profile_top_our_innermost_frames_us": {k: round(v * us, 1) for k, v in own_self.most_common(top)},
+        "profile_top_self_frames_us": {k: round(v * us, 1) for k, v in leaf.most_common(top)},
     }
