@@ -54,6 +54,7 @@ from event_sets import BENCH_KEY, create_topic, event_set  # noqa: E402  (benchm
 from engine_profile import start_py_spy, stop_py_spy  # noqa: E402
 from baseline import compare, machine  # noqa: E402
 from baseline import load as load_baseline, update as update_baseline  # noqa: E402
+from child_memory import child_memory  # noqa: E402
 from engine_profile import analyse  # noqa: E402
 from event_sets import cached_grouped, events_per_head, load_cached  # noqa: E402
 from recovery import measure_recovery  # noqa: E402
@@ -759,6 +760,8 @@ def region(args, bootstrap: str, state: Path, cache: Path, results: dict) -> Non
     results.update(figures)
     if not args.quick:
         results.update(project(figures, 20))
+    # where a child's memory goes (in this process, one seeded authority)
+    results.update(child_memory(2000 if args.quick else 20000))
 
 
 def main(argv: list[str] | None = None) -> int:
