@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from datetime import date
 
+from casewatch.config import get_settings
 from services.feeds.cin_census import CinCensusImport
 from services.feeds.envelope import FeedContext
 
@@ -19,7 +20,11 @@ def _import(**kw) -> CinCensusImport:
 
 def test_the_default_today_is_the_deployments_fixed_day(monkeypatch):
     monkeypatch.setenv("CASEWATCH_FIXED_TODAY", "2021-05-06")
-    assert _import().today() == date(2021, 5, 6)
+    get_settings.cache_clear()  # the settings are read once per process; this test sets its own
+    try:
+        assert _import().today() == date(2021, 5, 6)
+    finally:
+        get_settings.cache_clear()
 
 
 def test_the_commands_today_is_used_for_a_child_without_dates(tmp_path):
