@@ -229,7 +229,11 @@ def _placement_count_changes(placements: list, as_of: date, months: int) -> date
 
 
 def contribution(history: ChildHistory, as_of: date, calendar: WorkingDayCalendar,
-                 drift_limits: Mapping[str, int] = DRIFT_WORKDAYS_DEFAULT) -> Contribution:
+                 drift_limits: Mapping[str, int] = DRIFT_WORKDAYS_DEFAULT,
+                 clocks: list | None = None) -> Contribution:
+    """A child's share of every figure as of ``as_of``. ``clocks``: ``compute_clocks(history,
+    calendar)`` when the caller already has it (it does not depend on ``as_of``: the Prometheus
+    backfill recounts one unchanged history on many days and computes its clocks once)."""
     flows: dict[tuple[str, Labels, date], float] = {}
     stocks: dict[tuple[str, Labels], float] = {}
     candidates: list[date] = []
@@ -239,7 +243,8 @@ def contribution(history: ChildHistory, as_of: date, calendar: WorkingDayCalenda
         key = (metric, labels, d)
         flows[key] = flows.get(key, 0.0) + amount
 
-    clocks = compute_clocks(history, calendar)
+    if clocks is None:
+        clocks = compute_clocks(history, calendar)
     crossed = False
     for ev in history.events:
         d = ev.date
