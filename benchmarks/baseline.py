@@ -17,6 +17,11 @@ NOT_COMPARED = ("cpu_count", "partitions", "population", "years", "events", "qui
                 "latency_target_rate_per_s", "latency_events")
 
 
+# What belongs to a run (kept in ``runs``) or the machine, not to the figures.
+RUN_KEYS = ("load_average", "steps", "started_at", "load_average_1m", "load_average_1m_end", "cpu_count",
+            "mem_total_gb", "platform", "python", "quick")
+
+
 def machine() -> dict:
     mem_kb = 0
     try:
@@ -73,9 +78,10 @@ def update(results: dict, command: list[str], path: Path = BASELINE) -> Path:
     figures and keeps the others'), with the machine and the run's command and load averages."""
     baseline = load(path)
     figures = baseline.get("figures", {})
-    figures.update({k: v for k, v in results.items() if k not in ("load_average",)})
+    figures.update({k: v for k, v in results.items() if k not in RUN_KEYS})
     runs = [r for r in baseline.get("runs", []) if set(r.get("steps", [])) - set(results.get("steps", []))]
     runs.append({"started_at": results.get("started_at"), "command": " ".join(command),
+                 "load_average_1m_start_end": [results.get("load_average_1m"), results.get("load_average_1m_end")],
                  "steps": results.get("steps", []), "load_average_1m": results.get("load_average", {})})
     out = {"about": "latest full benchmark run (benchmarks/run.py --write-baseline); each run's steps, "
                     "command and 1-minute load average (start, end of each step) in runs",
