@@ -181,24 +181,31 @@ def test_without_the_guard_the_same_commit_goes_ahead_with_batches_in_flight():
     assert journal == ["commit"]
 
 
-def test_a_failed_batch_is_sent_again_with_the_current_value_before_the_commit():
-    journal: list[str] = []
-    producer = Producer(fail_first=1, deliver_after=0.01)
-    table = {b"child-a": b"history a v1"}
-
+def _commit_after_one_batch(producer, table: dict, journal: list, newer: bytes | None = None):
+    """One batch of child-a's stored value submitted, then (``newer``: the child's next stored value)
+    a guarded commit of events offset 9: ``(did it commit, the consumer, the writer)``."""
     async def flush():
         journal.append("flush")
 
     async def scenario():
         consumer = FakeConsumer(flush, journal)
         writer = writer_for(producer, table)
-        writer.add(0, b"child-a", b"history a v1")
+        writer.add(0, b"child-a", table[b"child-a"])
         await writer.flush()
-        table[b"child-a"] = b"history a v2"      # the child had another event since
+        if newer is not None:
+            table[b"child-a"] = newer
         writer.guard_commits(consumer)
         return await consumer.commit_offsets({EVENTS_P0: 9}), consumer, writer
 
-    did_commit, consumer, writer = asyncio.run(scenario())
+    return asyncio.run(scenario())
+
+
+def test_a_failed_batch_is_sent_again_with_the_current_value_before_the_commit():
+    journal: list[str] = []
+    producer = Producer(fail_first=1, deliver_after=0.01)
+    # the child had another event after the batch was submitted
+    did_commit, consumer, writer = _commit_after_one_batch(producer, {b"child-a": b"history a v1"}, journal,
+                                                           newer=b"history a v2")
     assert did_commit is True and consumer.committed == [{EVENTS_P0: 9}]
     assert producer.sent == [(0, [(b"child-a", b"history a v1")]), (0, [(b"child-a", b"history a v2")])]
     assert writer.resent_batches == 1 and writer.commits_held == 0
@@ -207,20 +214,7 @@ def test_a_failed_batch_is_sent_again_with_the_current_value_before_the_commit()
 def test_a_commit_is_skipped_while_a_changelog_batch_keeps_failing():
     journal: list[str] = []
     producer = Producer(fail_first=100, deliver_after=0.0)
-    table = {b"child-a": b"history a"}
-
-    async def flush():
-        journal.append("flush")
-
-    async def scenario():
-        consumer = FakeConsumer(flush, journal)
-        writer = writer_for(producer, table)
-        writer.add(0, b"child-a", b"history a")
-        await writer.flush()
-        writer.guard_commits(consumer)
-        return await consumer.commit_offsets({EVENTS_P0: 9}), consumer, writer
-
-    did_commit, consumer, writer = asyncio.run(scenario())
+    did_commit, consumer, writer = _commit_after_one_batch(producer, {b"child-a": b"history a"}, journal)
     assert did_commit is False
     assert consumer.committed == [] and "commit" not in journal
     assert writer.commits_held == 1
