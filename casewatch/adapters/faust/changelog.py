@@ -19,6 +19,15 @@ tests/unit/adapters/faust/test_flush_before_commit.py drives Faust's own commit 
 A batch whose delivery failed is sent again with each key's *current* value (never the failed,
 possibly older one, which could overwrite a newer value in the compacted topic).
 
+Persisted offset: Faust's own changelog path records, for every delivered record, the changelog
+offset its store holds (``Table._on_changelog_sent`` -> ``store.set_persisted_offset``; the rocksdb
+store writes it into the partition's database, and a restarted worker's recovery seeks there,
+``Recovery._add``, instead of the changelog's start). Writing the changelog here bypasses that, so
+the writer does the same: once a batch is delivered, its partition's last offset (the batch's base
+offset plus its records, less one) is handed to ``delivered(partition, offset)``, which
+``TableHistories.persisted`` passes to the store (never lower than an offset already recorded;
+the store already holds the batch's values, written before it was sent).
+
 Also here, as the other pieces that reach into Faust's and aiokafka's internals (this module is
 the only one that does):
 
@@ -36,6 +45,8 @@ import asyncio
 import logging
 from typing import Any, Callable, Iterable, Iterator
 
+from faust.types import TP
+
 log = logging.getLogger("casewatch.engine")
 
 
@@ -47,11 +58,14 @@ class ChangelogWriter:
     value in the table now (for re-sending after a failed delivery)."""
 
     def __init__(self, producer: Callable[[], Any], topic: str,
-                 current: Callable[[int, bytes], bytes | None], settle_rounds: int = 3):
+                 current: Callable[[int, bytes], bytes | None], settle_rounds: int = 3,
+                 delivered: Callable[[int, int], None] | None = None):
         self._producer = producer
         self.topic = topic
         self._current = current
         self.settle_rounds = settle_rounds
+        self._delivered = delivered
+        self.persisted: dict[int, int] = {}  # partition -> last changelog offset known delivered
         self._pending: dict[int, dict[bytes, bytes]] = {}
         self._in_flight: list[tuple[Any, int, dict[bytes, bytes]]] = []
         self.resent_batches = 0
@@ -63,8 +77,9 @@ class ChangelogWriter:
     def for_table(cls, app, table, histories: "TableHistories") -> "ChangelogWriter":
         """The writer of ``table``'s changelog through ``app``'s aiokafka producer (Faust's
         transport producer creates it at start-up)."""
-        return cls(lambda: app.producer._ensure_producer(), table.changelog_topic.get_topic_name(),
-                   histories.get)
+        topic = table.changelog_topic.get_topic_name()
+        return cls(lambda: app.producer._ensure_producer(), topic, histories.get,
+                   delivered=lambda partition, offset: histories.persisted(topic, partition, offset))
 
     def add(self, partition: int, key: bytes, value: bytes) -> None:
         """Queue the newest value of ``key`` (a later value of the same key replaces it)."""
@@ -91,6 +106,7 @@ class ChangelogWriter:
                         continue
                 # larger than a whole batch: the producer's ordinary path takes it
                 future = await producer.send(self.topic, value, key=key, partition=partition)
+                self._watch(future, partition, 1)
                 self._in_flight.append((future, partition, {key: value}))
             if in_batch:
                 await self._submit(producer, batch, partition, in_batch)
@@ -133,7 +149,24 @@ class ChangelogWriter:
 
     async def _submit(self, producer, batch, partition: int, records: dict[bytes, bytes]) -> None:
         future = await producer.send_batch(batch, self.topic, partition=partition)
+        self._watch(future, partition, len(records))
         self._in_flight.append((future, partition, records))
+
+    def _watch(self, future, partition: int, records: int) -> None:
+        """Record the partition's persisted offset once ``future`` (a batch of ``records``
+        records, or one record) is delivered: its metadata's offset is the first record's."""
+        if self._delivered is None:
+            return
+
+        def on_delivery(done) -> None:
+            if done.cancelled() or done.exception() is not None:
+                return  # re-sent later (_requeue_failed): that batch's delivery records it
+            last = done.result().offset + records - 1
+            if last > self.persisted.get(partition, -1):
+                self.persisted[partition] = last
+                self._delivered(partition, last)
+
+        future.add_done_callback(on_delivery)
 
     def _requeue_failed(self) -> None:
         still: list = []
@@ -221,6 +254,16 @@ class TableHistories:
             value = data.get(key)
             if value is not None:
                 yield key, value
+
+    def persisted(self, topic: str, partition: int, offset: int) -> None:
+        """Record that the store holds ``partition``'s changelog (``topic``) up to ``offset``
+        (Faust's ``set_persisted_offset``: the rocksdb store keeps it in the partition's database,
+        where a restarted worker's recovery starts reading; the memory store keeps nothing). Not
+        for a partition whose database is closed (given up): opening it again would hold it."""
+        store = self.table.data
+        if self._index is None and partition not in store._dbs:
+            return
+        store.set_persisted_offset(TP(topic, partition), offset)
 
     def forget(self, partitions: Iterable[int]) -> None:
         """Drop the values of partitions this worker no longer owns (memory store: Faust itself
