@@ -35,7 +35,7 @@ from dataclasses import dataclass
 from typing import Any, Awaitable, Callable, Iterable, Protocol
 
 from casewatch.processing.error_policy import DECODE_ERRORS, POISON_ISOLATION, ErrorKind, reason_and_stage
-from casewatch.processing.store import HistoryStore, decode_history, extend_history
+from casewatch.processing.store import HistoryStore, decode_history, extend_history, loads
 
 log = logging.getLogger("casewatch.engine")
 
@@ -103,7 +103,7 @@ class BatchProcessor:
             if record.headers and self._replay_marked(record.partition, record.headers, replay_ends):
                 continue  # a control record: not an event
             try:
-                decoded = json.loads(record.value)
+                decoded = loads(record.value)
             except DECODE_ERRORS:
                 await self._dead_letter(ErrorKind.UNDECODABLE, safe_payload(record.value))
                 continue

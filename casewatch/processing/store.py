@@ -6,10 +6,30 @@ from __future__ import annotations
 import json
 from typing import Any, Callable, Iterator, Protocol
 
+import orjson
+
 
 # -- the table's value: {"p": <partition>, "e": [<compacted event>, ...]} ----------------------------
+# Compact JSON written with orjson (PyPI ``orjson``: the changelog encoding was 7.8 µs of an event
+# in the benchmark's profile with the standard library's encoder). What orjson refuses (an integer
+# beyond 64 bits, a key that is not a string) is written by the standard library as before; values
+# are read by either (a stored value written by the standard library, non-ASCII as \u escapes,
+# reads back the same), so old changelog values still decode.
 def _dumps(value: Any) -> bytes:
-    return json.dumps(value, separators=(",", ":"), default=str).encode()
+    try:
+        return orjson.dumps(value, default=str)
+    except TypeError:  # orjson.JSONEncodeError
+        return json.dumps(value, separators=(",", ":"), default=str).encode()
+
+
+def loads(raw: bytes | str) -> Any:
+    """JSON bytes to Python values: orjson, and the standard library for what orjson does not
+    accept (NaN, UTF-16/32, lone surrogates), so anything ``json.loads`` reads is read, and what it
+    refuses raises its error (the processor dead-letters a record's undecodable bytes by it)."""
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return json.loads(raw)
 
 
 def encode_history(partition: int, events: list[dict]) -> bytes:
@@ -31,7 +51,7 @@ def extend_history(previous: bytes | None, partition: int, appended: list[dict],
 
 def decode_history(value: bytes) -> tuple[int, list[dict]]:
     """``(partition, events)`` of a stored value."""
-    stored = json.loads(value)
+    stored = loads(value)
     return stored["p"], stored["e"]
 
 
