@@ -28,11 +28,9 @@ holds an event's id and type only, or for undecodable bytes their size and hash,
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import uuid
-from dataclasses import dataclass
-from typing import Any, Awaitable, Callable, Iterable, Protocol
+from typing import Any, Awaitable, Callable, Iterable, NamedTuple, Protocol
 
 from casewatch.processing.error_policy import DECODE_ERRORS, POISON_ISOLATION, ErrorKind, reason_and_stage
 from casewatch.processing.store import HistoryStore, decode_history, extend_history, loads
@@ -42,9 +40,9 @@ log = logging.getLogger("casewatch.engine")
 ENVELOPE_REQUIRED = ("event_id", "event_type", "la_code")
 
 
-@dataclass(frozen=True)
-class Record:
-    """What the processor needs of one consumed record."""
+class Record(NamedTuple):
+    """What the processor needs of one consumed record (a named tuple: one is made for every
+    consumed message, and a tuple is made several times faster than a frozen dataclass)."""
     partition: int
     offset: int
     key: bytes | None
@@ -111,7 +109,7 @@ class BatchProcessor:
                 await self._dead_letter(ErrorKind.EMPTY_BATCH, {})
                 continue
             for event in decoded if isinstance(decoded, list) else (decoded,):
-                if not isinstance(event, dict) or not all(event.get(f) for f in ENVELOPE_REQUIRED):
+                if not isinstance(event, dict) or not all(map(event.get, ENVELOPE_REQUIRED)):
                     await self._dead_letter(ErrorKind.MISSING_ENVELOPE_FIELD, self.envelope_only(event))
                 elif not record.key:
                     await self._dead_letter(ErrorKind.MISSING_KEY, self.envelope_only(event))
