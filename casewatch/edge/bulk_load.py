@@ -15,6 +15,7 @@
 from __future__ import annotations
 
 import csv
+import hashlib
 import json
 import sys
 import threading
@@ -31,6 +32,7 @@ from schemas import EVENT_TYPES
 from casewatch.adapters.kafka.publisher import STAGE_DECODE, Checked, EventPublisher, KafkaUnavailable
 
 EVENT_ID_NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "casewatch:bulk-load")
+_NAMESPACE_SHA1 = hashlib.sha1(EVENT_ID_NAMESPACE.bytes)
 LIST_FIELDS = ("reasons", "factors")
 TRUE_TEXT = {"true", "1", "yes", "y"}
 FALSE_TEXT = {"false", "0", "no", "n"}
@@ -75,7 +77,16 @@ def canonical_json(value: Any) -> str:
 
 
 def stable_event_id(record: dict) -> str:
-    return str(uuid.uuid5(EVENT_ID_NAMESPACE, canonical_json(record)))
+    """``str(uuid.uuid5(EVENT_ID_NAMESPACE, canonical_json(record)))``, without building a UUID
+    object: the SHA-1 of the namespace and the name, its first 16 bytes with the version (5) and
+    variant bits set (RFC 4122, 4.3), written 8-4-4-4-12."""
+    digest = _NAMESPACE_SHA1.copy()
+    digest.update(canonical_json(record).encode("utf-8"))
+    head = bytearray(digest.digest()[:16])
+    head[6] = (head[6] & 0x0F) | 0x50
+    head[8] = (head[8] & 0x3F) | 0x80
+    text = head.hex()
+    return f"{text[:8]}-{text[8:12]}-{text[12:16]}-{text[16:20]}-{text[20:]}"
 
 
 # -- reading ---------------------------------------------------------------------------------------
@@ -187,9 +198,12 @@ class BulkLoader:
         if isinstance(raw, dict) and not raw.get("event_id"):
             pseudonymised = self.publisher.pseudonymiser.event(raw, keep_pseudonyms=self.publisher.pre_pseudonymised)
             try:
-                raw = dict(raw, event_id=stable_event_id(pseudonymised))
+                event_id = stable_event_id(pseudonymised)
             except UnicodeEncodeError:  # a lone surrogate: the record is rejected for it, without an id
-                pass
+                return self.publisher.check(raw, pseudonymised=pseudonymised)
+            # event_id is no identifier field: the pseudonymised record with the id is this one
+            return self.publisher.check(dict(raw, event_id=event_id),
+                                        pseudonymised=dict(pseudonymised, event_id=event_id))
         return self.publisher.check(raw)
 
     def load(self, record: Record) -> Checked:

@@ -91,7 +91,7 @@ UNICODE_MESSAGE = "contains invalid Unicode (a lone UTF-16 surrogate); send UTF-
 
 def _has_surrogate(value: Any, depth: int = 0) -> bool:
     if isinstance(value, str):
-        return has_lone_surrogate(value)
+        return not value.isascii() and has_lone_surrogate(value)  # ASCII text has no surrogate
     if depth > 64:
         return False
     if isinstance(value, list):
@@ -111,10 +111,11 @@ def hygiene_errors(raw: dict, pre_pseudonymised: bool) -> list[dict]:
     """Field errors found before validation: invalid Unicode anywhere, and references that are
     already pseudonyms from a source that may not send them. Never quotes a value."""
     errors = []
+    ours = _field_names()
     for position, (name, value) in enumerate(raw.items(), 1):
-        bad_name = has_lone_surrogate(name) if isinstance(name, str) else True
+        bad_name = _has_surrogate(name) if isinstance(name, str) else True
         # a field name that is not ours is input too (it may be a name): located by position only
-        loc = name if not bad_name and name in _field_names() else f"(unknown field #{position})"
+        loc = name if not bad_name and name in ours else f"(unknown field #{position})"
         if bad_name or _has_surrogate(value):
             errors.append({"loc": loc, "msg": UNICODE_MESSAGE, "type": "unicode_invalid"})
         elif (not pre_pseudonymised and name in IDENTIFIER_FIELDS and isinstance(value, str)
@@ -172,11 +173,15 @@ class EventPublisher:
         self.teams = settings.team_list if check_configured else None
         self.la_codes = settings.la_code_list if check_configured else None
         self.today = today_for(settings)
+        self._date_range: tuple | None = None  # (today, its range): worked out again when the day changes
 
     @property
     def date_range(self) -> tuple:
         """The plausible dates of an event (earliest, latest), from today's date, asked each time."""
-        return self.settings.event_date_range(self.today())
+        today = self.today()
+        if self._date_range is None or self._date_range[0] != today:
+            self._date_range = (today, self.settings.event_date_range(today))
+        return self._date_range[1]
 
     # -- Kafka ------------------------------------------------------------------------------
     @property
@@ -229,15 +234,18 @@ class EventPublisher:
 
     # -- records ----------------------------------------------------------------------------
     def check(self, raw: Any, source_system: str | None = None, *, pre_pseudonymised: bool | None = None,
-              extra_errors: list[dict] | None = None) -> Checked:
+              extra_errors: list[dict] | None = None, pseudonymised: dict | None = None) -> Checked:
         """Pseudonymise and validate one raw record (no Kafka). ``extra_errors``: field errors found
-        by the caller (the API's checks of a correction's target), which reject the record too."""
+        by the caller (the API's checks of a correction's target), which reject the record too.
+        ``pseudonymised``: ``self.pseudonymiser.event(raw, ...)`` when the caller has it already (the
+        loader, which derives the event id from it), so the identifiers are not hashed twice."""
         if not isinstance(raw, dict):
             return Checked(None, self.pseudonymiser.opaque(raw),
                            [{"loc": "", "msg": "an event must be a JSON object", "type": "model_type"}], STAGE_DECODE)
         allowed = self.pre_pseudonymised if pre_pseudonymised is None else pre_pseudonymised
         own = hygiene_errors(raw, allowed) + list(extra_errors or [])
-        record = self.pseudonymiser.event(raw, keep_pseudonyms=allowed)
+        record = (dict(pseudonymised) if pseudonymised is not None
+                  else self.pseudonymiser.event(raw, keep_pseudonyms=allowed))
         record["source_system"] = source_system or self.source_system
         try:
             event = parse_event(record, teams=self.teams, la_codes=self.la_codes, date_range=self.date_range)

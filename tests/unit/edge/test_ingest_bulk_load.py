@@ -123,3 +123,13 @@ def test_the_loader_dead_letters_surrogates_implausible_dates_and_pseudonyms_wit
     letters = [v for _, _, v in producer.on("dl")]
     assert all(letter["payload"]["child_ref"] == "(redacted)" for letter in (letters[0], letters[3]))
     assert [letter["payload"]["referral_date"] for letter in letters[1:3]] == ["9999-12-31", "1066-10-14"]
+
+
+def test_stable_event_id_is_the_standard_uuid5_of_the_canonical_json():
+    # expectation from the standard library's uuid5, over ASCII, accented, CJK and astral text
+    from casewatch.edge.bulk_load import stable_event_id
+    records = [{"child_ref": "ps_" + "0" * 32, "n": n, "x": text, "f": n / 7}
+               for n, text in enumerate(["", "plain", "Zoë", "寄養", "\U0001F600 emoji", 'q"uote\\'])]
+    for record in records:
+        canonical = json.dumps(record, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+        assert stable_event_id(record) == str(uuid.uuid5(EVENT_ID_NAMESPACE, canonical))
