@@ -62,14 +62,20 @@ def compare(results: dict, baseline: dict) -> str:
     if results.get("quick"):
         head += "\n(--quick: a small event set, so the figures are not comparable with a full run's)"
     lines = [head, f"{'measure':<46} {'this run':>12} {'baseline':>12} {'change':>8}"]
+    new = []
     for key, value in results.items():
+        if not comparable(key, value):
+            continue
         old = base.get(key)
-        if not comparable(key, value) or not comparable(key, old):
+        if not comparable(key, old):
+            new.append(key)
             continue
         change = f"{(value - old) / old * 100:+.0f}%" if old else "-"
         lines.append(f"{key:<46} {value:>12,.3f} {old:>12,.3f} {change:>8}")
     if len(lines) == 2:
         lines.append("(no figure in common)")
+    if new:
+        lines.append(f"not in the baseline (no change to show): {', '.join(new)}")
     return "\n".join(lines)
 
 

@@ -60,7 +60,7 @@ from event_sets import cached_grouped, events_per_head, load_cached  # noqa: E40
 from recovery import measure_recovery  # noqa: E402
 from region import measure_region, project  # noqa: E402
 from workers import differences, store_supported  # noqa: E402
-from workers import (cpu_seconds, engine_assigned, engine_env, engine_processed_cheaply,  # noqa: E402
+from workers import (FAUST_ENV, cpu_seconds, engine_assigned, engine_env, engine_processed_cheaply,  # noqa: E402
                      start_engines, stop_all)
 
 def load_topic(bootstrap: str, topic: str, events: list[dict], partitions: int) -> float:
@@ -146,7 +146,7 @@ def run_faust(bootstrap: str, topic: str, n: int, state: Path, timeout: float) -
     try:
         elapsed = wait_for_count(proc, count, n, timeout)
         if cpu_at_first:
-            CPU["faust"] = (cpu_seconds([proc.pid]) - cpu_at_first[0]) / n * 1e6
+            LAST.cpu["faust"] = (cpu_seconds([proc.pid]) - cpu_at_first[0]) / n * 1e6
         return elapsed
     finally:
         proc.terminate()
@@ -190,7 +190,7 @@ def run_engine(bootstrap: str, topic: str, n: int, state: Path, partitions: int,
         else:
             elapsed = wait_for_workers([p for p, _ in procs], urls, n, timeout, partitions)
         if cpu_at_first:
-            CPU[workers] = (cpu_seconds(pids) - cpu_at_first[0]) / n * 1e6
+            LAST.cpu[workers] = (cpu_seconds(pids) - cpu_at_first[0]) / n * 1e6
         return elapsed, app_id
     finally:
         for proc in spy:
@@ -198,7 +198,16 @@ def run_engine(bootstrap: str, topic: str, n: int, state: Path, partitions: int,
         stop_all(procs)
 
 
-CPU: dict = {}  # workers (or "faust") -> CPU microseconds per event in the last run_engine (run_faust)
+class _LastRun(threading.local):
+    """What the last run_faust/run_engine/run_engine_formed of this thread measured besides its time
+    (each thread its own: --quick runs steps side by side): ``cpu``, workers (or "faust") -> CPU
+    microseconds per event; ``steady``, wait_for_workers' rate after the start-up rebalance."""
+    def __init__(self) -> None:
+        self.cpu: dict = {}
+        self.steady: dict = {}
+
+
+LAST = _LastRun()
 
 
 async def load_topic_fast(bootstrap: str, topic: str, events: list[dict]) -> float:
@@ -252,7 +261,7 @@ def run_engine_formed(bootstrap: str, events: list[dict], state: Path, partition
                 raise RuntimeError(f"{workers} engine(s) did not apply {len(events)} events")
             time.sleep(0.1)
         elapsed = time.perf_counter() - t0
-        CPU[workers] = (cpu_seconds(pids) - cpu0) / len(events) * 1e6
+        LAST.cpu[workers] = (cpu_seconds(pids) - cpu0) / len(events) * 1e6
         return elapsed
     finally:
         stop_all(procs)
@@ -260,7 +269,7 @@ def run_engine_formed(bootstrap: str, events: list[dict], state: Path, partition
 
 def wait_for_workers(procs, urls: list[str], n: int, timeout: float, partitions: int) -> float:
     """Several workers: seconds from the first counted message to ``n``. Also records, in
-    ``STEADY``, the rate once every worker holds partitions and all are assigned (after the
+    ``LAST.steady``, the rate once every worker holds partitions and all are assigned (after the
     start-up rebalance)."""
     deadline = time.monotonic() + timeout
     t0 = steady_t = None
@@ -282,14 +291,12 @@ def wait_for_workers(procs, urls: list[str], n: int, timeout: float, partitions:
             steady_t, steady_count = now, value
         if value >= n:
             if steady_t is not None and now > steady_t and n > steady_count:
-                STEADY["events_per_s"] = (n - steady_count) / (now - steady_t)
-                STEADY["events_after_rebalance"] = n - steady_count
+                LAST.steady["events_per_s"] = (n - steady_count) / (now - steady_t)
+                LAST.steady["events_after_rebalance"] = n - steady_count
             return now - (t0 or now)
         time.sleep(0.2)
     raise RuntimeError(f"timed out waiting for {n} messages")
 
-
-STEADY: dict = {}
 
 
 def stored_bytes_per_child(bootstrap: str, app_id: str) -> tuple[float, int]:
@@ -577,6 +584,9 @@ def table(results: dict) -> str:
                 mark += " (a smaller history than 500k events)"
         if k.startswith("region_") and results.get("region_authorities", 20) < 20 and "projected" not in k:
             mark += f" ({results.get('region_authorities')} authorities, not 20)" if mark else ""
+        if k.startswith("region_") and "projected" in k and k.endswith(("_s", "_mb_per_worker")):
+            mark += (f" (projected from {results.get('region_authorities')} authorities to "
+                     f"{results.get('region_projected_to_authorities')}, not run)")
         lines.append(f"{k:<46} {text:>14}  {mark}")
     return "\n".join(lines)
 
@@ -607,6 +617,13 @@ def step(results: dict, name: str, start: float) -> None:
 
 def throughput(args, bootstrap: str, state: Path, results: dict) -> None:
     """(a)-(g): the one-event-per-message set, its ceilings, the engine, scaling, latency, /metrics."""
+    engine_throughput(args, bootstrap, state, results)
+    latency_and_exposition(args, bootstrap, state, results)
+
+
+def engine_throughput(args, bootstrap: str, state: Path, results: dict) -> None:
+    """(a)-(d) and (f): the one-event-per-message set, its ceilings, the engine's pairs, scaling
+    (--quick: the pairs, the formed groups and the joining workers side by side)."""
     events = event_set(args.population, args.years, 17, ["E06000004"])
     n = len(events)
     topic = f"bench-events-{uuid.uuid4().hex[:8]}"
@@ -614,6 +631,19 @@ def throughput(args, bootstrap: str, state: Path, results: dict) -> None:
     print(f"loaded {n} events into {topic} in {load_s:.1f}s", file=sys.stderr)
     results.update({"events": n, "population": args.population, "years": args.years,
                     "partitions": args.partitions})
+    lanes = [lambda r: ceilings_and_pairs(args, bootstrap, state, r, events, topic),
+             lambda r: formed_groups(args, bootstrap, state, r, events),
+             lambda r: joining_workers(args, bootstrap, state, r, topic, n)]
+    if args.quick:
+        side_by_side(lanes, results)
+    else:
+        for lane in lanes:
+            lane(results)
+
+
+def ceilings_and_pairs(args, bootstrap: str, state: Path, results: dict, events: list[dict], topic: str) -> None:
+    """(a), every (b)/(c) pair, (f) and, with --profile, the engine's profile."""
+    n = len(events)
     a = asyncio.run(plain_consumer(bootstrap, topic, n))
     results["a_plain_aiokafka_events_per_s"] = n / a
     print(f"(a) {n / a:,.0f} events/s", file=sys.stderr)
@@ -623,11 +653,11 @@ def throughput(args, bootstrap: str, state: Path, results: dict) -> None:
     bs, cs, pairs = [], [], []
     for _ in range(args.repeat):
         bs.append(run_faust(bootstrap, topic, n, state, args.timeout))
-        b_cpu = CPU.get("faust")
+        b_cpu = LAST.cpu.get("faust")
         print(f"(b) {n / bs[-1]:,.0f} events/s, {b_cpu or 0:.0f} µs CPU/event", file=sys.stderr)
         c, app_id = run_engine(bootstrap, topic, n, state, args.partitions, args.timeout)
         cs.append(c)
-        c_cpu = CPU.get(1)
+        c_cpu = LAST.cpu.get(1)
         own = (c_cpu - b_cpu) if c_cpu is not None and b_cpu is not None else None
         pairs.append({"b_events_per_s": round(n / bs[-1]), "c_events_per_s": round(n / c),
                       "ratio_c_over_b": round(bs[-1] / c, 3),
@@ -660,8 +690,12 @@ def throughput(args, bootstrap: str, state: Path, results: dict) -> None:
     results["state_bytes_per_child_computed"] = state_bytes_per_child(events, args.partitions)
     if args.profile:
         profile(args, bootstrap, state, results, topic, n)
-    # (d) Scaling: 1 and then 2 workers whose consumer group has formed (every partition
-    # assigned) before the events arrive, so the figure is throughput, not the one-off join.
+
+
+def formed_groups(args, bootstrap: str, state: Path, results: dict, events: list[dict]) -> None:
+    """(d) Scaling: 1 and then 2 workers whose consumer group has formed (every partition
+    assigned) before the events arrive, so the figure is throughput, not the one-off join."""
+    n = len(events)
     formed = {}
     for workers in (1, 2):
         formed[workers] = run_engine_formed(bootstrap, events, state, args.partitions, args.timeout, workers)
@@ -673,19 +707,26 @@ def throughput(args, bootstrap: str, state: Path, results: dict) -> None:
     # Where the time goes: engine CPU per event with 1 and 2 workers (equal figures mean the
     # work divides without overhead; the wall-clock ratio is then bounded by the cores the
     # workers and the broker share).
-    results["engine_cpu_us_per_event_1_worker_formed"] = CPU.get(1)
-    results["engine_cpu_us_per_event_2_workers"] = CPU.get(2)
-    # And 2 workers started together on the loaded topic, the second joining while the first
-    # already counts: the rebalance and rebuild are inside this figure.
+    results["engine_cpu_us_per_event_1_worker_formed"] = LAST.cpu.get(1)
+    results["engine_cpu_us_per_event_2_workers"] = LAST.cpu.get(2)
+
+
+def joining_workers(args, bootstrap: str, state: Path, results: dict, topic: str, n: int) -> None:
+    """(d) 2 workers started together on the loaded topic, the second joining while the first
+    already counts: the rebalance and rebuild are inside this figure."""
     c2, _ = run_engine(bootstrap, topic, n, state, args.partitions, args.timeout, workers=2)
     results["c2_joining_events_per_s"] = n / c2
-    if STEADY:
-        results["c2_joining_after_rebalance_events_per_s"] = STEADY["events_per_s"]
+    if LAST.steady:
+        results["c2_joining_after_rebalance_events_per_s"] = LAST.steady["events_per_s"]
     print(f"(d) 2 workers joining on a loaded topic: {n / c2:,.0f} events/s", file=sys.stderr)
+
+
+def latency_and_exposition(args, bootstrap: str, state: Path, results: dict) -> None:
+    """(e) the end-to-end latency through a real ingest and engine; (g) /metrics for 20 authorities."""
     results.update(measure_latency(bootstrap, state, args.partitions, args.rate, args.seconds, args.timeout))
     print(f"(e) p50 {results['latency_p50_ms']:.0f} ms, p99 {results['latency_p99_ms']:.0f} ms",
           file=sys.stderr)
-    get_s, series, size = render_time_20_authorities(1000 if args.quick else 10000, args.partitions)
+    get_s, series, size = render_time_20_authorities(300 if args.quick else 10000, args.partitions)
     results["metrics_get_20_authorities_ms"] = get_s * 1000
     results["metrics_series_20_authorities"] = series
     results["metrics_body_bytes_20_authorities"] = size
@@ -701,8 +742,8 @@ def profile(args, bootstrap: str, state: Path, results: dict, topic: str | None 
         del events
     out = state / "engine-profile.txt"
     elapsed, _ = run_engine(bootstrap, topic, n, state, args.partitions, args.timeout, profile=out)
-    if out.exists() and CPU.get(1):
-        results.update(analyse(out, CPU[1]))
+    if out.exists() and LAST.cpu.get(1):
+        results.update(analyse(out, LAST.cpu[1]))
         results["profile_events"] = n
         results["profile_engine_events_per_s"] = n / elapsed
         results["profile_raw"] = str(out)
@@ -715,7 +756,8 @@ def large(args, bootstrap: str, state: Path, cache: Path, results: dict) -> None
     """(h) A large authority's history (the ``casewatch replay`` grouped form): one worker's
     replay, then its recovery after ``kill -9`` and after a partition move, for each store."""
     if args.quick:
-        population, name = 3000, "large-quick"
+        population = 2000
+        name = f"large-quick-p{population}"
     else:
         # the probe's events per head run ~7% above a large population's: 10% more people, so the
         # set holds at least --large-events
@@ -728,40 +770,112 @@ def large(args, bootstrap: str, state: Path, cache: Path, results: dict) -> None
     results.update({"large_events": meta["events"], "large_children": meta["children"],
                     "large_messages": meta["messages"], "large_population": population,
                     "large_message_form": "grouped"})
-    references = {}
-    for store in args.stores:
-        if not store_supported(store):
-            results.setdefault("not_measured", []).append(
-                f"recovery with the {store} store (CASEWATCH_ENGINE_STORE is not in this checkout's settings)")
-            continue
-        start = os.getloadavg()[0]
-        # (--quick: Faust's 10 s session only, so the smoke run does not wait out 60 s sessions)
-        for session_timeout in ([] if args.quick else [None]) + args.session_timeout:
-            figures, reference = measure_recovery(bootstrap, topic, meta["events"], meta["children"], state,
-                                                  args.partitions, store, args.timeout,
-                                                  session_timeout=session_timeout)
-            references.setdefault(store, reference)
-            if store == "memory" and "large_replay_s" not in results:  # the first replay with the memory store
-                results["large_replay_s"] = next(v for k, v in figures.items() if k.endswith("_replay_s"))
-                results["large_events_per_s"] = meta["events"] / results["large_replay_s"]
-            results.update(figures)
-            step(results, f"recovery_{store}" + (f"_session{session_timeout:g}s" if session_timeout else ""), start)
-            start = os.getloadavg()[0]
+    stores = [store for store in args.stores if store_supported(store)]
+    for store in set(args.stores) - set(stores):
+        results.setdefault("not_measured", []).append(
+            f"recovery with the {store} store (CASEWATCH_ENGINE_STORE is not in this checkout's settings)")
+    references: dict = {}
+    lanes = [lambda r, store=store: recover(args, bootstrap, state, topic, meta, store, r, references)
+             for store in stores]
+    if args.quick:  # the stores side by side
+        side_by_side(lanes, results)
+    else:
+        for lane in lanes:
+            lane(results)
     if len(references) > 1:
-        first, *rest = references.values()
+        first, *rest = (references[store] for store in stores)
         results["recovery_stores_same_reference_figures"] = all(differences(first, r) == 0 for r in rest)
 
 
-def region(args, bootstrap: str, state: Path, cache: Path, results: dict) -> None:
-    """(i) A region on one machine, replayed by one and by two workers."""
+def recover(args, bootstrap: str, state: Path, topic: str, meta: dict, store: str, results: dict,
+            references: dict) -> None:
+    """(h) for one store: the four recovery steps for each session timeout measured; the first
+    run's reference figures go to ``references[store]``."""
+    start = os.getloadavg()[0]
+    # (--quick: only the shortest session (6 s), so the smoke run does not wait out longer ones)
+    for session_timeout in ([] if args.quick else [None]) + args.session_timeout:
+        figures, reference = measure_recovery(bootstrap, topic, meta["events"], meta["children"], state,
+                                              args.partitions, store, args.timeout,
+                                              session_timeout=session_timeout)
+        references.setdefault(store, reference)
+        if store == "memory" and "large_replay_s" not in results:  # the first replay with the memory store
+            results["large_replay_s"] = next(v for k, v in figures.items() if k.endswith("_replay_s"))
+            results["large_events_per_s"] = meta["events"] / results["large_replay_s"]
+        results.update(figures)
+        step(results, f"recovery_{store}" + (f"_session{session_timeout:g}s" if session_timeout else ""), start)
+        start = os.getloadavg()[0]
+
+
+def region(args, bootstrap: str, state: Path, cache: Path, results: dict, memory: bool = True) -> None:
+    """(i) A region on one machine, replayed by one and by two workers; with ``memory``, where a
+    child's memory goes (child_memory.py: under tracemalloc, which counts the whole process, so
+    never beside another step of this process)."""
     authorities = args.region
     figures = measure_region(bootstrap, cache, state, authorities, args.region_population, args.region_years,
                              args.region_partitions, tuple(args.region_workers), args.timeout)
     results.update(figures)
-    if not args.quick:
-        results.update(project(figures, 20))
-    # where a child's memory goes (in this process, one seeded authority)
-    results.update(child_memory(2000 if args.quick else 20000))
+    # with fewer than 20 authorities, time and memory per child scaled to 20 (keys *_projected_*,
+    # reported as a projection from region_authorities; --quick too, so the smoke run shows it)
+    results.update(project(figures, 20))
+    if memory:
+        region_child_memory(args, results)
+
+
+def region_child_memory(args, results: dict) -> None:
+    """Where a child's memory goes (in this process, one seeded authority)."""
+    results.update(child_memory(1000 if args.quick else 20000))
+
+
+def side_by_side(lanes: list, results: dict) -> None:
+    """--quick: run the lanes (each a function filling its own dict, its steps one after another)
+    at the same time, as their time is mostly waiting (worker starts, group joins, sessions), and
+    merge their figures into ``results`` in the lanes' order (the order a full run reports them).
+    A lane's failure is raised once all have ended."""
+    from concurrent.futures import ThreadPoolExecutor
+    parts: list[dict] = [{} for _ in lanes]
+    with ThreadPoolExecutor(max_workers=len(lanes)) as pool:
+        futures = [pool.submit(lane, part) for lane, part in zip(lanes, parts)]
+        errors = [f.exception() for f in futures]
+    for error in errors:
+        if error is not None:
+            raise error
+    for part in parts:
+        for key, value in part.items():
+            if key == "steps":
+                results.setdefault("steps", []).extend(value)
+            elif key == "load_average":
+                results.setdefault("load_average", {}).update(value)
+            elif key == "not_measured":
+                results.setdefault("not_measured", []).extend(value)
+            else:
+                results[key] = value
+
+
+def timed(name: str, body):
+    """A lane of one step: ``body(results)`` with the load average at its start and end."""
+    def lane(results: dict) -> None:
+        start = os.getloadavg()[0]
+        body(results)
+        step(results, name, start)
+    return lane
+
+
+def serial(args, bootstrap: str, state: Path, cache: Path, results: dict) -> None:
+    """A full run: the steps asked for, one after another (each on a machine otherwise idle)."""
+    if not args.no_throughput:
+        start = os.getloadavg()[0]
+        throughput(args, bootstrap, state, results)
+        step(results, "throughput", start)
+    elif args.profile:
+        start = os.getloadavg()[0]
+        profile(args, bootstrap, state, results)
+        step(results, "profile", start)
+    if args.large:
+        large(args, bootstrap, state, cache, results)
+    if args.region:
+        start = os.getloadavg()[0]
+        region(args, bootstrap, state, cache, results)
+        step(results, "region", start)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -806,10 +920,16 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     args.stores = [s.strip() for s in args.stores.split(",") if s.strip()]
     if args.quick:
-        args.population, args.years, args.timeout = 3000, 0.5, 300.0
-        args.rate, args.seconds, args.repeat = 100.0, 5.0, 1
-        args.large, args.stores, args.session_timeout = True, ["memory"], [10.0]
+        if args.write_baseline:
+            ap.error("--quick figures are not comparable with a full run's: leave out --write-baseline")
+        args.population, args.years, args.timeout = 2000, 0.5, 300.0
+        args.rate, args.seconds, args.repeat = 100.0, 2.0, 1
+        # Faust's session at the broker's minimum (group.min.session.timeout.ms, 6 s): the
+        # kill -9 steps wait out the dead member's session
+        args.large, args.stores, args.session_timeout = True, ["memory", "rocksdb"], [6.0]
         args.region, args.region_population, args.region_years, args.region_partitions = 2, 1000, 0.5, 4
+        # every worker notices a rebalance within a second (Faust's default heartbeat is 3 s)
+        FAUST_ENV.update(BROKER_HEARTBEAT_INTERVAL="1")
     elif not args.bootstrap:
         ap.error("--bootstrap is required (or --quick, which starts its own broker)")
 
@@ -822,20 +942,17 @@ def main(argv: list[str] | None = None) -> int:
             manager, bootstrap = start_own_kafka(state)
         results: dict = {"started_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
                          **machine(), "load_average_1m": os.getloadavg()[0], "quick": args.quick}
-        if not args.no_throughput:
-            start = os.getloadavg()[0]
-            throughput(args, bootstrap, state, results)
-            step(results, "throughput", start)
-        elif args.profile:
-            start = os.getloadavg()[0]
-            profile(args, bootstrap, state, results)
-            step(results, "profile", start)
-        if args.large:
-            large(args, bootstrap, state, cache, results)
-        if args.region:
-            start = os.getloadavg()[0]
-            region(args, bootstrap, state, cache, results)
-            step(results, "region", start)
+        if args.quick:
+            # every step, side by side (their figures are not comparable in any case); the
+            # memory per child under tracemalloc alone, after them
+            side_by_side([timed("throughput", lambda r: engine_throughput(args, bootstrap, state, r)),
+                          timed("latency_and_exposition", lambda r: latency_and_exposition(args, bootstrap, state, r)),
+                          lambda r: large(args, bootstrap, state, cache, r),
+                          timed("region", lambda r: region(args, bootstrap, state, cache, r, memory=False))],
+                         results)
+            region_child_memory(args, results)
+        else:
+            serial(args, bootstrap, state, cache, results)
         results["load_average_1m_end"] = os.getloadavg()[0]
         paths = write_results(args.out, results)
         print(table(results))

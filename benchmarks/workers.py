@@ -16,6 +16,10 @@ from casewatch.domain.catalogue import MAX_METRICS
 
 REPO = Path(__file__).resolve().parents[1]
 
+# Faust settings given to every worker of this run through Faust's own environment variables
+# (run.py --quick: BROKER_HEARTBEAT_INTERVAL); a step's own (the recovery's session) go on top.
+FAUST_ENV: dict[str, str] = {}
+
 
 def engine_env(bootstrap: str, topic: str, app_id: str, state: Path, partitions: int,
                la_codes: str = "E06000004", store: str = "memory", state_name: str = "engine") -> dict:
@@ -26,6 +30,7 @@ def engine_env(bootstrap: str, topic: str, app_id: str, state: Path, partitions:
                CASEWATCH_DEADLETTER_TOPIC=f"{topic}-dlq", CASEWATCH_ENGINE_APP_ID=app_id,
                CASEWATCH_STATE_DIR=str(state / state_name), CASEWATCH_PARTITIONS=str(partitions),
                CASEWATCH_FIXED_TODAY="2026-03-31", CASEWATCH_LA_CODES=la_codes, PYTHONPATH=str(REPO))
+    env.update(FAUST_ENV)
     env.pop("CASEWATCH_ENGINE_STORE", None)
     if store != "memory":
         env["CASEWATCH_ENGINE_STORE"] = store
