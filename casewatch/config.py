@@ -64,6 +64,10 @@ class Settings(BaseSettings):
     # from the changelog on every start) or "rocksdb" (kept on disk under
     # state_dir/engine/<app id>/worker-<metrics port>; a restart replays only the changelog's tail).
     engine_store: Literal["memory", "rocksdb"] = "memory"
+    # Faust's broker_session_timeout for every engine worker (docs/operations.md "Session timeout"):
+    # how long the group waits for a member that stopped heartbeating (a worker killed with kill -9)
+    # before it hands its partitions on. Faust's own default is 60 s.
+    engine_session_timeout: float = 10.0
 
     # --- Kafka client security (casewatch/adapters/kafka/security.py; docs/operations.md "TLS and SASL") ---
     # PLAINTEXT (local stack), SSL, SASL_PLAINTEXT or SASL_SSL. The password: the value itself, or a

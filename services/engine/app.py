@@ -89,6 +89,9 @@ def create_app(settings: Settings) -> faust.App:
         web_enabled=False,
         web_tables_enabled=False,
         processing_guarantee="at_least_once",
+        # docs/operations.md "Session timeout" (Faust's BROKER_SESSION_TIMEOUT variable, if set,
+        # still wins: the benchmark measures with it)
+        broker_session_timeout=settings.engine_session_timeout,
         broker_commit_every=1000,
         broker_commit_interval=1.0,
         stream_buffer_maxsize=8192,
