@@ -128,7 +128,8 @@ def measure_recovery(bootstrap: str, topic: str, n_events: int, children: int, s
                      session_timeout: float | None = None) -> tuple[dict, dict]:
     """The figures of the four steps for ``store`` (keys ``recovery_<store>_*``) and the reference.
     ``session_timeout``: Faust's broker_session_timeout for every worker (its BROKER_SESSION_TIMEOUT
-    variable; Faust's default is 60 s), keys ``recovery_<store>_session<S>s_*``."""
+    variable, which wins over the engine's Settings.engine_session_timeout), keys
+    ``recovery_<store>_session<S>s_*``; without it, the engine's own."""
     app_id = f"bench-recovery-{store}-{uuid.uuid4().hex[:8]}"
     env_a = engine_env(bootstrap, topic, app_id, state, partitions, la_codes, store, state_name=f"{app_id}-a")
     env_b = engine_env(bootstrap, topic, app_id, state, partitions, la_codes, store, state_name=f"{app_id}-b")

@@ -23,8 +23,8 @@ the same run measures
 Writes JSON (<out>/<timestamp>.json and <out>/latest.json), a table with the targets, and each
 figure's change against benchmarks/baseline.json (--write-baseline updates it).
 
-  python benchmarks/run.py --bootstrap 127.0.0.1:29092 --large --region 20   # against a running Kafka
-  python benchmarks/run.py --quick              # smoke mode: small sets of every step, own broker
+  python benchmarks/run.py --bootstrap HOST:PORT --profile --large --region 5 --write-baseline  # the full run
+  python benchmarks/run.py --quick [--bootstrap HOST:PORT]  # smoke: small sets of every step, side by side
 """
 from __future__ import annotations
 
@@ -882,7 +882,8 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--bootstrap", help="Kafka bootstrap servers (required unless --quick)")
     ap.add_argument("--quick", action="store_true",
-                    help="smoke mode: small sets of every step; starts its own broker")
+                    help="smoke mode: small sets of every step, side by side (figures not comparable); "
+                         "starts its own broker unless --bootstrap is given")
     ap.add_argument("--population", type=int, default=40000)
     ap.add_argument("--years", type=float, default=2.0)
     ap.add_argument("--partitions", type=int, default=6)
@@ -899,7 +900,8 @@ def main(argv: list[str] | None = None) -> int:
                     help="table stores for --large (CASEWATCH_ENGINE_STORE; default memory,rocksdb)")
     ap.add_argument("--session-timeout", type=lambda s: [float(x) for x in s.split(",")], default=[],
                     help="--large: also measure recovery with Faust's broker_session_timeout at these seconds "
-                         "(BROKER_SESSION_TIMEOUT; Faust's default, 60 s, is always measured)")
+                         "(BROKER_SESSION_TIMEOUT; the engine's own, Settings.engine_session_timeout, is "
+                         "always measured)")
     ap.add_argument("--region", type=int, default=0, metavar="AUTHORITIES",
                     help="a region of this many authorities (20 for the full one) replayed by 1 and 2 workers")
     ap.add_argument("--region-population", type=int, default=100_000,
