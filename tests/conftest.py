@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+import yaml
 
 from casewatch.config import Settings
 from casewatch.stack import components as stack_components
@@ -26,6 +27,7 @@ from casewatch.stack.processes import ProcessTable
 from tests.support.ports import free_port  # noqa: F401  (tests import it from here too)
 
 REPO = Path(__file__).resolve().parents[1]
+SESSION_EVALUATION_INTERVAL = "5s"
 TEST_KEY = "test-pseudonymisation-key-0123456789abcdef"
 
 
@@ -80,7 +82,13 @@ class LocalStack:
         raise AssertionError(f"Prometheus query {expr!r} never satisfied the check; last result {result}")
 
     def reload_prometheus(self) -> None:
-        stack_components.render_prometheus_config(self.settings, self.extra_engine_targets())
+        """prometheus.yml as `casewatch stack up` renders it, with the second engine target and the
+        rules evaluated every 5 s (the engine's scrape interval) instead of every 15 s: the same
+        rules on the same scrapes, so a test waiting for a recording rule waits a third as long."""
+        path = stack_components.render_prometheus_config(self.settings, self.extra_engine_targets())
+        config = yaml.safe_load(path.read_text())
+        config["global"]["evaluation_interval"] = SESSION_EVALUATION_INTERVAL
+        path.write_text(yaml.safe_dump(config, sort_keys=False))
         req = urllib.request.Request(f"{self.prometheus_url}/-/reload", method="POST")
         urllib.request.urlopen(req, timeout=10).read()
 

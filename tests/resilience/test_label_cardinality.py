@@ -1,11 +1,16 @@
 """Label cardinality under adversarial code values written straight to the events topic.
 
 Events that never passed the ingest edge may carry anything in the fields that become labels.
-10,000 distinct unknown values each of team, LA code, referral source, CP category, legal status
-and event type (and 1,000 each of end route, case type and care-leaver age band) go to a real
+2,000 distinct unknown values each of team, LA code, referral source, CP category, legal status
+and event type (and 500 each of end route, case type and care-leaver age band) go to a real
 engine after a clean set of events. The engine's series count must stay close to the clean run's,
 every label value must come from the configured or catalogued lists (``other`` being the bounded
 catch-all), and no label value may equal an adversarial input.
+
+Until December 2026 it sent 10,000 (and 1,000) per dimension, 63,000 events; 13,500 prove the same:
+any one adversarial value in a label fails the per-value check, and one dimension leaking its values
+would add at least 500 series (1,000 of each form in the major dimensions, 500 in the minor ones),
+which the bound of fewer than 500 new series rejects, as it did for 10,000.
 """
 from __future__ import annotations
 
@@ -24,8 +29,8 @@ from casewatch.domain.events import event_partition_key
 from tests.support.engine_io import child_ref, sample_sum, scrape
 
 TODAY = "2025-10-01"
-PER_DIMENSION = 10_000
-PER_MINOR_DIMENSION = 1_000
+PER_DIMENSION = 2_000
+PER_MINOR_DIMENSION = 500
 PROCESSED = "casewatch_events_processed_total"
 DUPLICATES = "casewatch_events_duplicate_total"
 DEAD = "casewatch_events_dead_lettered_total"
@@ -139,7 +144,7 @@ def test_adversarial_code_values_never_become_label_values(local_stack):
               f"{len(after)} series")
 
         # Bounded: the adversarial run adds at most a few "other" series per metric, never one
-        # per value (each dimension alone would add 10,000).
+        # per value (each dimension alone would add at least PER_MINOR_DIMENSION = 500).
         assert len(after) - len(clean_series) < 500, (len(clean_series), len(after))
 
         allowed = allowed_label_values(settings)

@@ -128,9 +128,13 @@ def test_a_name_planted_through_alertmanagers_api_never_reaches_a_mail(alert_pat
     planted["annotations"]["description"] = "Jane Smith, Rose Cottage, Mill Lane"
     not_ours = icpc_overdue(alertname="ChildAtRisk", team="cp_1")
     not_ours["annotations"]["summary"] = "Jane Smith aged seven is at risk"
+    posted = time.monotonic()
     assert _post(am_url + "/api/v2/alerts", [planted, not_ours]) == 200
     _wait(lambda: mailbox.messages, 90, "the alert mail")
-    time.sleep(12)   # longer than the page route's group_wait: a ChildAtRisk mail would be here by now
+    # 12 s after the post, longer than the page route's group_wait (10 s): both alerts' groups were
+    # created by that one post, so a ChildAtRisk mail would be here by now (counted from the post,
+    # not from the first mail, which itself came only after the group_wait)
+    time.sleep(max(0.0, posted + 12 - time.monotonic()))
     assert len(mailbox.messages) == 1                # the forged ChildAtRisk alert sent nothing
     rcpts, raw = mailbox.messages[0]
     assert rcpts == ["cp1.manager@example.invalid"]
