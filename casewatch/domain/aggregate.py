@@ -26,7 +26,13 @@ follow) are published only in matured cohorts (``COHORT_WINDOWS``), never in the
 
 Stocks are summed, except the ``*_max_*`` metrics (``MAX_METRICS``), which are the maximum over
 keys (0 when no key holds one). A series once seen keeps being published (value 0) so Prometheus
-does not see it vanish; discarding the Aggregate (a revoked partition) drops them all.
+does not see it vanish; discarding the Aggregate (a revoked partition) drops them all. A key's
+growing maxima (``Contribution.growing``: ``elapsed(start, as_of)``) are kept as their starts: the
+earliest start of a series gives the largest count, read off for ``as_of`` when the series is read.
+
+``set_as_of`` moves each window by the days that leave and enter it (a window whose period begins
+anew, e.g. the month on the 1st, is summed afresh), so a daily move costs O(series), not
+O(buckets); a move backwards, or of more than a few days, re-sums every bucket.
 """
 from __future__ import annotations
 
@@ -85,6 +91,7 @@ class Aggregate:
         self._windows: dict[tuple[str, Labels], list[float]] = {}
         self._stocks: dict[tuple[str, Labels], float] = {}
         self._maxima: dict[tuple[str, Labels], dict[float, int]] = {}
+        self._growing: dict[tuple[str, Labels], dict[date, int]] = {}  # growing maxima: start -> keys
 
     # -- updates -------------------------------------------------------------------------------
     def apply(self, old: Contribution | None, new: Contribution | None) -> None:
@@ -102,15 +109,18 @@ class Aggregate:
     def _replace(self, old: Contribution, new: Contribution) -> None:
         old_flows, new_flows = old.flows, new.flows
         changed: dict = {}
-        for key, value in new_flows.items():
-            before = old_flows.get(key)
-            if before is None:
-                changed[key] = value
-            elif before != value:
-                changed[key] = value - before
-        for key, value in old_flows.items():
-            if key not in new_flows:
-                changed[key] = -value
+        if old_flows is not new_flows:  # (the same flows: a recount on a later day of an unchanged history)
+            for key, value in new_flows.items():
+                before = old_flows.get(key)
+                if before is None:
+                    changed[key] = value
+                elif before != value:
+                    changed[key] = value - before
+            for key, value in old_flows.items():
+                if key not in new_flows:
+                    changed[key] = -value
+        if old.growing or new.growing:
+            self._replace_growing(old.growing, new.growing)
         old_stocks, new_stocks = old.stocks, new.stocks
         stock_changes: list[tuple] = []
         for key, value in new_stocks.items():
@@ -138,6 +148,39 @@ class Aggregate:
                 self._count_maximum(key, value, sign)
             else:
                 self._stocks[key] = self._stocks.get(key, 0.0) + sign * value
+        for key, start in c.growing.items():
+            self._count_growing(key, start, sign)
+
+    def _replace_growing(self, old: dict, new: dict) -> None:
+        for key, start in new.items():
+            before = old.get(key)
+            if before != start:
+                if before is not None:
+                    self._count_growing(key, before, -1)
+                self._count_growing(key, start, +1)
+        for key, start in old.items():
+            if key not in new:
+                self._count_growing(key, start, -1)
+
+    def _count_growing(self, key, start: date, sign: int) -> None:
+        """How many keys hold a growing maximum from ``start``, up or down by one (the series is
+        published from then on, like any maximum)."""
+        self._maxima.setdefault(key, {})
+        counts = self._growing.setdefault(key, {})
+        n = counts.get(start, 0) + sign
+        if n > 0:
+            counts[start] = n
+        else:
+            counts.pop(start, None)
+
+    def _maximum(self, key, counts: dict[float, int]) -> float:
+        value = max(counts) if counts else 0.0
+        starts = self._growing.get(key)
+        if starts:
+            grown = float(self.calendar.elapsed(min(starts), self.as_of))
+            if grown > value:
+                value = grown
+        return value
 
     def _count_maximum(self, key, value: float, sign: int) -> None:
         """How many keys hold ``value`` for a maximum series, up or down by one."""
@@ -171,11 +214,47 @@ class Aggregate:
                         sums[i] += amount
 
     def set_as_of(self, as_of: date) -> None:
-        """Move "today" and re-sum every window from the daily buckets."""
+        """Move "today": each window by the days that leave and enter it (forward by up to
+        ``_MOVE_DAYS`` days), else every window re-summed from the daily buckets."""
+        before = self.as_of
+        old = tuple(zip(self._bounds, (before,) * _N)), self._cohort
         self.as_of = as_of
         self._bounds = window_bounds(as_of)
         self._cohort = cohort_bounds(as_of)
-        self._resum()
+        if as_of == before:
+            return
+        if not before < as_of <= before + timedelta(days=_MOVE_DAYS):
+            self._resum()
+            return
+        new = tuple(zip(self._bounds, (as_of,) * _N)), self._cohort
+        plans = tuple(tuple(_window_move(o, n) for o, n in zip(olds, news)) for olds, news in zip(old, new))
+        main, cohort = plans
+        for key, buckets in self._buckets.items():
+            sums = self._windows[key]
+            get = buckets.get
+            for i, (keep, leave, enter, first, last) in enumerate(cohort if key[0] in COHORT_METRICS else main):
+                if keep:
+                    total = sums[i]
+                    for d in leave:
+                        amount = get(d)
+                        if amount is not None:
+                            total -= amount
+                    for d in enter:
+                        amount = get(d)
+                        if amount is not None:
+                            total += amount
+                elif len(buckets) < len(enter):
+                    total = 0.0
+                    for d, amount in buckets.items():
+                        if first <= d <= last:
+                            total += amount
+                else:
+                    total = 0.0
+                    for d in enter:
+                        amount = get(d)
+                        if amount is not None:
+                            total += amount
+                sums[i] = total
 
     def _resum(self) -> None:
         as_of = self.as_of
@@ -211,6 +290,10 @@ class Aggregate:
             mine_counts = self._maxima.setdefault(key, {})
             for value, n in counts.items():
                 mine_counts[value] = mine_counts.get(value, 0) + n
+        for key, starts in other._growing.items():
+            mine_starts = self._growing.setdefault(key, {})
+            for start, n in starts.items():
+                mine_starts[start] = mine_starts.get(start, 0) + n
         self._resum()
 
     # -- reading -------------------------------------------------------------------------------
@@ -223,8 +306,8 @@ class Aggregate:
                 yield metric, out, _clean(value)
         for (metric, labels), value in self._stocks.items():
             yield metric, dict(labels), _clean(value)
-        for (metric, labels), counts in self._maxima.items():
-            yield metric, dict(labels), _clean(max(counts) if counts else 0.0)
+        for key, counts in self._maxima.items():
+            yield key[0], dict(key[1]), _clean(self._maximum(key, counts))
 
     def series(self) -> Iterator[tuple[str, Labels, float]]:
         """The same series as :meth:`samples`, with labels as sorted ``(name, value)`` tuples (the
@@ -236,11 +319,28 @@ class Aggregate:
                 yield metric, labels + window_label, _clean(value)
         for (metric, labels), value in self._stocks.items():
             yield metric, labels, _clean(value)
-        for (metric, labels), counts in self._maxima.items():
-            yield metric, labels, _clean(max(counts) if counts else 0.0)
+        for key, counts in self._maxima.items():
+            yield key[0], key[1], _clean(self._maximum(key, counts))
 
     def series_count(self) -> int:
         return sum(len(sums) for sums in self._windows.values()) + len(self._stocks) + len(self._maxima)
+
+
+_MOVE_DAYS = 31  # set_as_of moves windows by their days up to this far; further, it re-sums every bucket
+
+
+def _days(first: date, last: date) -> tuple[date, ...]:
+    return tuple(first + timedelta(days=i) for i in range((last - first).days + 1))
+
+
+def _window_move(old: tuple[date, date], new: tuple[date, date]) -> tuple:
+    """How one window goes from ``old`` to ``new`` (inclusive first and last days, both moved
+    forward): ``(True, days leaving, days entering, first, last)`` when they overlap, else
+    ``(False, (), the new window's days, first, last)``: summed afresh (a period begun anew)."""
+    (first0, last0), (first1, last1) = old, new
+    if first1 > last0 or first1 < first0 or last1 < last0:
+        return False, (), _days(first1, last1), first1, last1
+    return True, _days(first0, first1 - timedelta(days=1)), _days(last0 + timedelta(days=1), last1), first1, last1
 
 
 _WINDOW_LABELS = tuple(((("window", w),)) for w in WINDOWS)

@@ -10,6 +10,13 @@ depend on "today" (stocks, live clocks, and the clocks' completed flows) are rea
 such an in-order event; ``extend(event)`` walks it; ``result(as_of)`` gives exactly what
 ``contribution`` gives for the same events (the tests compare the two on every scenario and on
 random arrival orders). Whatever it does not accept, the caller computes the whole way.
+
+:class:`DailyContribution` is the other way round: one history that does not change, read on
+day after day (the Prometheus backfill). Its flows and clocks do not depend on the day and are
+made once; the walk goes forward only as far as each day's events; the stocks are read off on the
+days they can change, and the maxima that grow by a working day a day (drift, unallocation,
+overdue clocks) are handed on as their start (``Contribution.growing``) instead of making the key
+due every day.
 """
 from __future__ import annotations
 
@@ -17,13 +24,13 @@ from datetime import date
 from typing import Mapping
 
 from casewatch.domain.calendar import WorkingDayCalendar
-from casewatch.domain.clocks import _Walk
+from casewatch.domain.clocks import _Walk, compute_clocks
 from casewatch.domain.events import kept_field
 from casewatch.domain.history import VOID, ChildHistory, Event
 from casewatch.domain.indicators import (_CLOCK_FLOW, DRIFT_WORKDAYS_DEFAULT, Contribution, _feed, _labels,
-                                         _State, _stocks)
+                                         _State, _stocks, contribution)
 
-__all__ = ["RunningContribution"]
+__all__ = ["RunningContribution", "DailyContribution"]
 
 # The cross-event rules (history.py): a start event's reference, and the later-stage events that
 # name it. A first start for a reference already named earlier would put those earlier events
@@ -164,3 +171,54 @@ class RunningContribution:
         _stocks(self.state, running, as_of, self.calendar, stocks, candidates, self.drift_limits)
         stable = min((c for c in candidates if c > as_of), default=None)
         return Contribution(dict(flows), stocks, stable)
+
+
+def _no_flow(metric, labels, d, amount=1.0) -> None:
+    """The flows of the walk to a day are not wanted: they were all counted once, up front."""
+
+
+class DailyContribution:
+    """One unchanged history's contribution on successive days: ``at(day)`` with days that never
+    go back gives what ``contribution(history, day, calendar, drift_limits)`` gives, except that
+    the growing maxima are in ``growing`` (their value on ``day`` is ``calendar.elapsed(start,
+    day)``) and ``stable_until`` leaves their daily growth out. Every result shares one ``flows``
+    mapping (so ``Aggregate.apply`` skips comparing them)."""
+
+    __slots__ = ("calendar", "drift_limits", "clocks", "flows", "events", "state", "fed", "as_of")
+
+    def __init__(self, history: ChildHistory, calendar: WorkingDayCalendar,
+                 drift_limits: Mapping[str, int] = DRIFT_WORKDAYS_DEFAULT, clocks: list | None = None):
+        self.calendar = calendar
+        self.drift_limits = drift_limits
+        self.clocks = compute_clocks(history, calendar) if clocks is None else clocks
+        # The flows are the same on every day: the whole computation's, once (on the first day
+        # there is: its stocks are not used).
+        self.flows = contribution(history, date.min, calendar, drift_limits, self.clocks).flows
+        self.events = history.events
+        self.state = _State()
+        self.fed = 0          # the events walked so far (those dated on or before ``as_of``)
+        self.as_of: date | None = None
+
+    def at(self, as_of: date) -> Contribution:
+        if self.as_of is not None and as_of < self.as_of:
+            raise ValueError(f"DailyContribution goes forward only: {as_of} is before {self.as_of}")
+        self.as_of = as_of
+        events, st, i = self.events, self.state, self.fed
+        n = len(events)
+        while i < n:
+            ev = events[i]
+            d = ev.date
+            if d is not None:
+                if d > as_of:
+                    break
+                st.latest = ev
+                _feed(st, ev, d, _no_flow)
+            i += 1
+        self.fed = i
+        # (events are in date order: the next one, if any, is the first dated after as_of)
+        candidates: list[date] = [events[i].date] if i < n else []
+        stocks: dict = {}
+        growing: dict = {}
+        _stocks(st, self.clocks, as_of, self.calendar, stocks, candidates, self.drift_limits, growing)
+        stable = min((c for c in candidates if c > as_of), default=None)
+        return Contribution(self.flows, stocks, stable, growing)

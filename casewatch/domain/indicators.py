@@ -119,6 +119,13 @@ class Contribution:
     flows: Mapping[tuple[str, Labels, date], float] = field(default_factory=dict)
     stocks: Mapping[tuple[str, Labels], float] = field(default_factory=dict)
     stable_until: date | None = None
+    # Growing maxima (only from :class:`casewatch.domain.incremental.DailyContribution`; ``contribution``
+    # leaves it empty): a ``MAX_METRICS`` series whose value on every day D from ``as_of`` until
+    # ``stable_until`` is ``calendar.elapsed(start, D)`` (the working days a case has drifted, been
+    # unallocated or a clock been overdue), as ``(metric, labels) -> start``. Such a value changes
+    # every working day with no new event; kept as its start, the key need not be recounted daily
+    # (``stable_until`` leaves those daily changes out) and the Aggregate reads it off each day.
+    growing: Mapping[tuple[str, Labels], date] = field(default_factory=dict)
 
 
 @lru_cache(maxsize=50_000)  # label sets are few (bounded code lists); the bound guards odd input
@@ -450,8 +457,18 @@ def _feed(st: _State, ev: Event, d: date, flow) -> None:
             flow(P + "child_participation", _labels(ev.la, ev.team, meeting=meeting[0], attended=attended), d)
 
 
+def _grow(growing: dict, key: tuple[str, Labels], start: date) -> None:
+    """A growing maximum (``Contribution.growing``): the earliest start counts most working days."""
+    before = growing.get(key)
+    if before is None or start < before:
+        growing[key] = start
+
+
 def _stocks(st: _State, clocks, as_of: date, cal: WorkingDayCalendar, stocks: dict, candidates: list,
-            drift_limits: Mapping[str, int] = DRIFT_WORKDAYS_DEFAULT) -> None:
+            drift_limits: Mapping[str, int] = DRIFT_WORKDAYS_DEFAULT, growing: dict | None = None) -> None:
+    """The stocks as of ``as_of`` into ``stocks``, the days they can change into ``candidates``.
+    With ``growing`` (a dict), the maxima that grow daily (``elapsed(start, as_of)``) go there as
+    their start (``Contribution.growing``), not into ``stocks``, and add no next-day candidate."""
     latest = st.latest
     if latest is None:
         return
@@ -536,8 +553,11 @@ def _stocks(st: _State, clocks, as_of: date, cal: WorkingDayCalendar, stocks: di
         quiet = cal.elapsed(latest.date, as_of)
         if quiet >= limit:
             put(P + "drift_cases", d_lab)
-            put(P + "drift_max_workdays", d_lab, float(quiet))
-            candidates.append(as_of + timedelta(days=1))
+            if growing is None:
+                put(P + "drift_max_workdays", d_lab, float(quiet))
+                candidates.append(as_of + timedelta(days=1))
+            else:
+                _grow(growing, (P + "drift_max_workdays", d_lab), latest.date)
         else:
             put(P + "drift_max_workdays", d_lab, 0.0)
             # drifting from the day after the limit-th working day counted from the last activity
@@ -546,8 +566,11 @@ def _stocks(st: _State, clocks, as_of: date, cal: WorkingDayCalendar, stocks: di
         if since <= as_of and is_open.get(case_type):
             ct_lab = _labels(la, team, case_type=case_type)
             put(P + "unallocated_cases", ct_lab)
-            put(P + "unallocated_max_workdays", ct_lab, float(max(cal.elapsed(since, as_of), 0)))
-            candidates.append(as_of + timedelta(days=1))
+            if growing is None:
+                put(P + "unallocated_max_workdays", ct_lab, float(max(cal.elapsed(since, as_of), 0)))
+                candidates.append(as_of + timedelta(days=1))
+            else:  # (since <= as_of: the count is never negative)
+                _grow(growing, (P + "unallocated_max_workdays", ct_lab), since)
     for clock in clocks:
         if clock.due is None or not clock.is_open(as_of):
             continue
@@ -556,8 +579,11 @@ def _stocks(st: _State, clocks, as_of: date, cal: WorkingDayCalendar, stocks: di
         due = clock.due
         if as_of > due:
             put(P + "clocks_overdue", p_lab)
-            put(P + "clocks_max_overdue_workdays", p_lab, float(cal.elapsed(due, as_of)))
-            candidates.append(as_of + timedelta(days=1))
+            if growing is None:
+                put(P + "clocks_max_overdue_workdays", p_lab, float(cal.elapsed(due, as_of)))
+                candidates.append(as_of + timedelta(days=1))
+            else:
+                _grow(growing, (P + "clocks_max_overdue_workdays", p_lab), due)
         else:
             put(P + "clocks_max_overdue_workdays", p_lab, 0.0)
             if cal.elapsed(as_of, due) <= 2:

@@ -2,7 +2,8 @@
 
 For each day D in the range, every series is the value the engine would have shown at the end of
 D (the pure domain API: ``ChildHistory`` -> ``contribution`` -> ``Aggregate`` as of D, recomputing
-a key only when its ``stable_until`` comes, as the engine's day change does), with the engine's
+a key only when its ``stable_until`` comes, as the engine's day change does; the day-by-day form
+``DailyContribution``, which equals ``contribution`` on every day), with the engine's
 own working-day calendar (``CASEWATCH_EXTRA_HOLIDAYS`` / ``CASEWATCH_REMOVED_HOLIDAYS``) and its
 own label bounding (values outside the code lists published as ``other``). Each series carries
 the labels Prometheus's scrape of the engine adds (``job``, ``instance``), so the live series
@@ -59,10 +60,10 @@ import yaml
 from casewatch.bootstrap import make_calendar
 from casewatch.domain.aggregate import Aggregate
 from casewatch.domain.calendar import WorkingDayCalendar
-from casewatch.domain.clocks import compute_clocks
 from casewatch.domain.events import event_partition_key
 from casewatch.domain.history import ChildHistory, compact
-from casewatch.domain.indicators import DRIFT_WORKDAYS_DEFAULT, contribution
+from casewatch.domain.incremental import DailyContribution
+from casewatch.domain.indicators import DRIFT_WORKDAYS_DEFAULT
 from casewatch.prometheus_text import escape_label_value as _escape, sample_value as _number
 from casewatch.stack.loopback import free_port
 
@@ -111,15 +112,15 @@ def daily_samples(events: Iterable[dict], first: date, last: date, calendar: Wor
     by_key: dict[str, list[dict]] = {}
     for event in events:
         by_key.setdefault(event_partition_key(event), []).append(compact(event))
-    histories = {k: ChildHistory(v) for k, v in by_key.items()}
-    # A history does not change during the backfill, and its clocks do not depend on the day: computed
-    # once per child, not again at each recount (about a third of the figures' CPU).
-    clocks = {k: compute_clocks(h, calendar) for k, h in histories.items()}
+    # A history does not change during the backfill: its flows and clocks are made once, its walk
+    # goes forward day by day, and a key is recounted only on the days its stocks can change.
+    walks = {k: DailyContribution(ChildHistory(v), calendar, drift_limits) for k, v in by_key.items()}
+    del by_key
     aggregate = Aggregate(calendar, first)
     current: dict[str, object] = {}
     due: list[tuple[date, str]] = []
-    for key, history in histories.items():
-        c = contribution(history, first, calendar, drift_limits, clocks[key])
+    for key, walk in walks.items():
+        c = walk.at(first)
         current[key] = c
         aggregate.apply(None, c)
         if c.stable_until is not None:
@@ -134,7 +135,7 @@ def daily_samples(events: Iterable[dict], first: date, last: date, calendar: Wor
                 old = current[key]
                 if old.stable_until is None or old.stable_until > d:
                     continue  # a stale heap entry
-                new = contribution(histories[key], d, calendar, drift_limits, clocks[key])
+                new = walks[key].at(d)
                 aggregate.apply(old, new)
                 current[key] = new
                 if new.stable_until is not None:

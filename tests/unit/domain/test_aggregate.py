@@ -137,3 +137,89 @@ def test_cohort_metrics_are_published_only_in_cohort_windows():
     agg.set_as_of(date(2026, 12, 31))  # quarter July-September has matured
     assert windows(agg, metric) == {"cohort_12m": 2.0, "cohort_quarter": 1.0}
     assert agg.series_count() == 2
+
+
+def _random_contributions(seed: int, n: int, first: date, days: int) -> list[Contribution]:
+    """``n`` keys' flows (an ordinary metric in two label sets, a cohort metric; whole and
+    fractional amounts) dated over ``days`` days from ``first``."""
+    import random
+    from datetime import timedelta
+    rng = random.Random(seed)
+    cohort = "casewatch_cohort_referrals"
+    other = (("la", "E06000004"), ("team", "cin_2"))
+    out = []
+    for _ in range(n):
+        f = {}
+        for _ in range(rng.randint(1, 4)):
+            key = (rng.choice((M, cohort)), rng.choice((LAB, other)), first + timedelta(days=rng.randrange(days)))
+            f[key] = f.get(key, 0.0) + rng.choice((1.0, 1.0, 0.5, 0.1, 2.3))
+        out.append(Contribution(flows=f))
+    return out
+
+
+def test_moving_day_by_day_equals_an_aggregate_made_on_each_day():
+    # set_as_of moves each window by the days leaving and entering it (and starts a period anew on
+    # its first day); an Aggregate made on the day sums the same flows into its windows directly.
+    # Over two and a half years: month, quarter and financial-year starts, 29 February, cohort
+    # windows that jump a quarter; keys replaced and removed on the way; a jump of 40 days and one
+    # backwards (both re-sum every bucket).
+    from datetime import timedelta
+    contributions = _random_contributions(7, 300, date(2023, 1, 1), 4 * 365)
+    day = date(2024, 1, 20)
+    moved = Aggregate(CAL, day)
+    for c in contributions:
+        moved.apply(None, c)
+    live = list(contributions)
+    replacements = iter(_random_contributions(8, 200, date(2023, 1, 1), 4 * 365))
+    steps = [1] * 700 + [3, 40, -25, 2, 1, 1]
+    compared = 0
+    for i, step in enumerate(steps):
+        day += timedelta(days=step)
+        moved.set_as_of(day)
+        if i % 5 == 0:  # a key's flows change (an event came), one goes (a key dropped)
+            k = i % len(live)
+            new = next(replacements)
+            moved.apply(live[k], new)
+            live[k] = new
+        if i % 37 == 0:
+            moved.apply(live.pop(), None)
+        fresh = Aggregate(CAL, day)
+        for c in live:
+            fresh.apply(None, c)
+        got = {(m, tuple(sorted(labels.items()))): v for m, labels, v in moved.samples()}
+        want = {(m, tuple(sorted(labels.items()))): v for m, labels, v in fresh.samples()}
+        assert set(want) <= set(got) and all(got[k] == 0.0 for k in set(got) - set(want)), day
+        assert {k: got[k] for k in want} == want, day
+        compared += 1
+    assert compared == len(steps) and any(v for v in want.values())
+
+
+def test_growing_maxima_count_working_days_from_their_earliest_start():
+    # Contribution.growing: a maximum whose value on each day is calendar.elapsed(start, day); the
+    # series takes the largest over keys, with the keys' fixed values, and stays (0) when all go.
+    metric = "casewatch_drift_max_workdays"
+    key = (metric, LAB + (("case_type", "cin"),))
+    early = Contribution(growing={key: date(2026, 3, 2)})    # a Monday
+    late = Contribution(growing={key: date(2026, 3, 16)})
+    fixed = Contribution(stocks={key: 12.0})
+    agg = Aggregate(CAL, date(2026, 3, 20))
+    for c in (late, fixed):
+        agg.apply(None, c)
+
+    def value():
+        [v] = [v for m, _, v in agg.samples() if m == metric]
+        return v
+
+    assert value() == 12.0                      # late: 16..19 March, 4 working days
+    agg.apply(None, early)
+    assert value() == 14.0                      # 2..19 March: 14 working days
+    agg.set_as_of(date(2026, 3, 23))            # the weekend does not count, the Friday does
+    assert value() == 15.0
+    agg.apply(early, Contribution(growing={key: date(2026, 3, 9)}))
+    assert value() == 12.0                      # 9..20 March: 10 working days, under the fixed 12
+    agg.set_as_of(date(2026, 4, 10))            # 9 March..9 April less Good Friday (3 April)
+    assert value() == 22.0
+    agg.apply(fixed, None)
+    agg.apply(Contribution(growing={key: date(2026, 3, 9)}), None)
+    agg.apply(late, None)
+    assert value() == 0.0 and agg.series_count() == 1
