@@ -14,6 +14,7 @@ BASELINE = Path(__file__).resolve().parent / "baseline.json"
 NOT_COMPARED = ("cpu_count", "partitions", "population", "years", "events", "quick", "load_average",
                 "mem_total_gb", "large_population", "large_messages", "region_authorities",
                 "region_population_per_authority", "region_years", "region_messages", "region_partitions",
+                "region_projected_to_authorities",
                 "latency_target_rate_per_s", "latency_events")
 
 
