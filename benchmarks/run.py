@@ -198,6 +198,11 @@ def run_engine(bootstrap: str, topic: str, n: int, state: Path, partitions: int,
         stop_all(procs)
 
 
+# After a formed group holds every partition, the wait for no further rebalance before the events
+# are published (--quick, whose workers heartbeat every second: 1 s)
+SETTLE_S = 2.0
+
+
 class _LastRun(threading.local):
     """What the last run_faust/run_engine/run_engine_formed of this thread measured besides its time
     (each thread its own: --quick runs steps side by side): ``cpu``, workers (or "faust") -> CPU
@@ -249,7 +254,7 @@ def run_engine_formed(bootstrap: str, events: list[dict], state: Path, partition
             if time.monotonic() > deadline:
                 raise RuntimeError("the engines' group never formed")
             time.sleep(0.3)
-        time.sleep(2.0)  # let the assignment settle (no further rebalance in flight)
+        time.sleep(SETTLE_S)  # let the assignment settle (no further rebalance in flight)
         cpu0 = cpu_seconds(pids)
         t0 = time.perf_counter()
         asyncio.run(load_topic_fast(bootstrap, topic, events))
@@ -302,19 +307,31 @@ def wait_for_workers(procs, urls: list[str], n: int, timeout: float, partitions:
 def stored_bytes_per_child(bootstrap: str, app_id: str) -> tuple[float, int]:
     """Mean size of the latest ``case_histories`` value per child key, read from the engine's
     changelog topic (what the engine really stores and restores); workforce keys excluded."""
-    from kafka import KafkaConsumer
+    from kafka import KafkaConsumer, TopicPartition
     topic = f"{app_id}-case_histories-changelog"
-    consumer = KafkaConsumer(topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest",
-                             enable_auto_commit=False, consumer_timeout_ms=5000, group_id=None)
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, group_id=None)
     latest: dict[bytes, int] = {}
-    for record in consumer:
-        if record.key is None or record.key.startswith(WORKFORCE_KEY_PREFIX.encode()):
-            continue
-        if record.value is None:
-            latest.pop(record.key, None)
-        else:
-            latest[record.key] = len(record.value)
-    consumer.close()
+    try:  # read to the end offsets (the engine has stopped): no idle wait for a last message
+        parts = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())]
+        consumer.assign(parts)
+        consumer.seek_to_beginning(*parts)
+        ends = consumer.end_offsets(parts)
+        remaining = [tp for tp in parts if ends[tp] > 0]
+        deadline = time.monotonic() + 120
+        while remaining and time.monotonic() < deadline:
+            for records in consumer.poll(timeout_ms=500).values():
+                for record in records:
+                    if record.key is None or record.key.startswith(WORKFORCE_KEY_PREFIX.encode()):
+                        continue
+                    if record.value is None:
+                        latest.pop(record.key, None)
+                    else:
+                        latest[record.key] = len(record.value)
+            remaining = [tp for tp in remaining if consumer.position(tp) < ends[tp]]
+        if remaining:
+            raise RuntimeError(f"{topic}: not read to its end in 120 s")
+    finally:
+        consumer.close()
     return (sum(latest.values()) / len(latest) if latest else 0.0), len(latest)
 
 
@@ -932,6 +949,8 @@ def main(argv: list[str] | None = None) -> int:
         args.region, args.region_population, args.region_years, args.region_partitions = 2, 1000, 0.5, 4
         # every worker notices a rebalance within a second (Faust's default heartbeat is 3 s)
         FAUST_ENV.update(BROKER_HEARTBEAT_INTERVAL="1")
+        global SETTLE_S
+        SETTLE_S = 1.0
     elif not args.bootstrap:
         ap.error("--bootstrap is required (or --quick, which starts its own broker)")
 
