@@ -61,7 +61,7 @@ def compare(results: dict, baseline: dict) -> str:
             f"{baseline.get('machine', {}).get('mem_total_gb', '?')} GB; runs "
             f"{', '.join(r.get('started_at', '?') for r in baseline.get('runs', []))})")
     if results.get("quick"):
-        head += "\n(--quick: a small event set, so the figures are not comparable with a full run's)"
+        head += "\n(--quick: a small event set, its steps side by side, so the figures are not comparable with a full run's)"
     lines = [head, f"{'measure':<46} {'this run':>12} {'baseline':>12} {'change':>8}"]
     new = []
     for key, value in results.items():
