@@ -61,7 +61,10 @@ def test_quick_benchmark_reports_every_measurement(tmp_path, kafka_bootstrap):
                                 "recovery_rocksdb_session6s", "region"], results["steps"]
     assert set(results["load_average"]) == set(results["steps"])
     for name in MEASUREMENTS:
-        assert isinstance(results.get(name), (int, float)) and results[name] > 0, (name, results.get(name))
+        value = results.get(name)
+        assert isinstance(value, (int, float)) and not isinstance(value, bool), (name, value)
+        # RSS growth over a replay of a few hundred children is a number, not necessarily above 0
+        assert value > 0 or (name.endswith("rss_kb_per_child") and value == value), (name, value)
     # the quick latency run posts 100 events/s for 2 s, and every one must have been seen
     assert results["latency_events"] == 200 and results["latency_events_accepted"] == 200
     assert results["latency_p50_ms"] <= results["latency_p99_ms"]
@@ -86,4 +89,4 @@ def test_quick_benchmark_reports_every_measurement(tmp_path, kafka_bootstrap):
     new = re.search(r"^not in the baseline \(no change to show\): (.*)$", comparison, re.M)
     lacking = set(new.group(1).split(", ")) if new else set()
     for name in MEASUREMENTS:
-        assert name in lacking or re.search(rf"^{name} +[\d,.]+ +[\d,.]+ +([+-]\d+%|-)$", comparison, re.M), name
+        assert name in lacking or re.search(rf"^{name} +-?[\d,.]+ +-?[\d,.]+ +([+-]\d+%|-)$", comparison, re.M), name
