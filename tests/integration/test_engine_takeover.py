@@ -8,9 +8,10 @@ The references are separate uninterrupted runs, each of a worker of its own cons
 topic that holds only the events of one set of partitions (sent to the same partition numbers),
 so "the figures of those partitions" is measured, not derived from the workers under test.
 
-A worker with the rocksdb store killed with kill -9 mid-load takes its own partitions back from
-its table on disk and ends with the figures of an uninterrupted run, and its changelog alone (a
-worker with an empty directory) gives them too.
+A worker with the rocksdb store killed with kill -9 mid-load has recorded in each partition's
+database the changelog offset it holds (where its restore starts again), takes its own partitions
+back from its table on disk and ends with the figures of an uninterrupted run, and its changelog
+alone (a worker with an empty directory) gives them too.
 
 Every wait is the barrier of ``tests/support/engine_runs.py`` (every partition assigned, each
 applied up to the end offset read from Kafka, every worker caught up).
@@ -27,7 +28,7 @@ from kafka.partitioner.default import murmur2
 from casewatch.adapters.kafka.topics import ensure_topics
 from casewatch.domain.indicators import MAX_METRICS
 from tests.integration.test_engine_consistency import Watch
-from tests.support.engine_runs import demo_events, event_key, figures, health, scrape, wait_until_caught_up
+from tests.support.engine_runs import EndOffsets, demo_events, event_key, figures, health, scrape, wait_until_caught_up
 from tests.support.ports import free_port
 
 pytestmark = pytest.mark.integration
@@ -64,6 +65,22 @@ def held(url: str) -> set[int]:
 
 def rebuilt(url: str) -> float:
     return scrape(url)[REBUILT]
+
+
+def persisted_offsets(settings) -> dict[int, int]:
+    """The changelog offset each partition's RocksDB database (of the worker on
+    ``engine_metrics_port``) records as held (Faust's persisted offset key), read with rocksdict."""
+    from rocksdict import AccessType, Options, Rdict
+    found = {}
+    for path in settings.engine_worker_dir.rglob("case_histories-*.db"):
+        db = Rdict(str(path), Options(raw_mode=True), access_type=AccessType.read_only())
+        try:
+            offset = db.get(b"__faust\0offset__")
+        finally:
+            db.close()
+        if offset is not None:
+            found[int(path.name.removesuffix(".db").rpartition("-")[2])] = int(offset)
+    return found
 
 
 @pytest.mark.parametrize("store", ["memory", "rocksdb"])
@@ -169,6 +186,17 @@ def test_a_rocksdb_worker_killed_mid_load_restarts_on_its_table_and_gives_the_un
             time.sleep(0.1)
         assert 0 < processed < half, "the worker finished before it could be interrupted"
         local_stack.stop("engine", kill=True)
+        # Each partition's database on disk records the changelog offset up to which it holds the
+        # table (the worker recorded it as its changelog batches were delivered), within the
+        # changelog as Kafka has it: the restart's restore starts there, not at the beginning.
+        persisted = persisted_offsets(settings)
+        changelog = EndOffsets(settings.bootstrap, f"{settings.engine_app_id}-case_histories-changelog")
+        try:
+            changelog_ends = changelog.read()
+        finally:
+            changelog.close()
+        assert set(persisted) == set(range(n)), persisted
+        assert all(0 <= persisted[p] < changelog_ends[p] for p in range(n)), (persisted, changelog_ends)
         publish_to_partitions(settings.bootstrap, settings.events_topic, events[half:], n)
         with Watch([url]) as watch:
             local_stack.start_engine(settings)
