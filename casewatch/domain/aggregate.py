@@ -109,7 +109,9 @@ class Aggregate:
     def _replace(self, old: Contribution, new: Contribution) -> None:
         old_flows, new_flows = old.flows, new.flows
         changed: dict = {}
-        if old_flows is not new_flows:  # (the same flows: a recount on a later day of an unchanged history)
+        if new.follows is not None and new.follows is old.added:  # the next result of the same kept walk
+            changed = new.added
+        elif old_flows is not new_flows:  # (the same flows: a recount on a later day of an unchanged history)
             for key, value in new_flows.items():
                 before = old_flows.get(key)
                 if before is None:

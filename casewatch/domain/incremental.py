@@ -51,7 +51,7 @@ def _plain_ref(value) -> bool:
 
 class RunningContribution:
     __slots__ = ("calendar", "drift_limits", "walk", "state", "flows", "last_sort", "latest_date", "starts", "named",
-                 "period_started", "period_events_seen", "clocks_seen", "running_clocks")
+                 "period_started", "period_events_seen", "clocks_seen", "running_clocks", "added", "handed")
 
     def __init__(self, calendar: WorkingDayCalendar, drift_limits: Mapping[str, int] = DRIFT_WORKDAYS_DEFAULT):
         self.calendar = calendar
@@ -70,6 +70,11 @@ class RunningContribution:
         # (no stop yet) can be open on any day after the latest event.
         self.clocks_seen = 0
         self.running_clocks: list = []
+        # The flows added since the last result, and those the last result handed on
+        # (``Contribution.added``; the next result ``follows`` them). Not the results themselves: a
+        # result holding the one before would hold every earlier one.
+        self.added: dict = {}
+        self.handed: dict | None = None
 
     @classmethod
     def of(cls, history: ChildHistory, events: list[Event], calendar: WorkingDayCalendar,
@@ -142,6 +147,8 @@ class RunningContribution:
         key = (metric, labels, d)
         flows = self.flows
         flows[key] = flows.get(key, 0.0) + amount
+        added = self.added
+        added[key] = added.get(key, 0.0) + amount
 
     def result(self, as_of: date) -> Contribution | None:
         """The contribution as of ``as_of``; None when an event is dated after ``as_of`` (the
@@ -152,17 +159,15 @@ class RunningContribution:
         unsettled = self.running_clocks + clocks[self.clocks_seen:]
         self.clocks_seen = len(clocks)
         running = []
-        flows = self.flows
+        flow = self._flow
         for clock in unsettled:
             if clock.completed:  # (clock flows are other metrics than the events' own flows)
                 ev = clock.stop_event
                 done, in_time = _CLOCK_FLOW[clock.process]
                 labels = _labels(ev.la, ev.team)
-                key = (done, labels, ev.date)
-                flows[key] = flows.get(key, 0.0) + 1.0
+                flow(done, labels, ev.date)
                 if clock.in_time:
-                    key = (in_time, labels, ev.date)
-                    flows[key] = flows.get(key, 0.0) + 1.0
+                    flow(in_time, labels, ev.date)
             elif clock.stop is None:
                 running.append(clock)
         self.running_clocks = running
@@ -170,7 +175,10 @@ class RunningContribution:
         candidates: list[date] = []
         _stocks(self.state, running, as_of, self.calendar, stocks, candidates, self.drift_limits)
         stable = min((c for c in candidates if c > as_of), default=None)
-        return Contribution(dict(flows), stocks, stable)
+        result = Contribution(dict(self.flows), stocks, stable, follows=self.handed, added=self.added)
+        self.handed = self.added
+        self.added = {}
+        return result
 
 
 def _no_flow(metric, labels, d, amount=1.0) -> None:

@@ -126,6 +126,12 @@ class Contribution:
     # every working day with no new event; kept as its start, the key need not be recounted daily
     # (``stable_until`` leaves those daily changes out) and the Aggregate reads it off each day.
     growing: Mapping[tuple[str, Labels], date] = field(default_factory=dict)
+    # From a kept walk (:class:`casewatch.domain.incremental.RunningContribution`): the flows added
+    # since the walk's previous result (``added``) and that previous result's ``added`` (``follows``,
+    # the same object), so ``Aggregate.apply`` swapping that result for this one touches only the
+    # added flows, not every flow of the key.
+    follows: Mapping | None = field(default=None, compare=False, repr=False)
+    added: Mapping[tuple[str, Labels, date], float] | None = field(default=None, compare=False, repr=False)
 
 
 @lru_cache(maxsize=50_000)  # label sets are few (bounded code lists); the bound guards odd input

@@ -93,3 +93,36 @@ def test_the_walk_is_not_taken_for_events_dated_after_today(events, as_of):
         assert result is None
     else:
         assert same(result, contribution(history, as_of, CAL))
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(some_history(max_events=16, corrections=False))
+def test_swapping_a_walks_results_touches_the_added_flows_and_gives_the_whole_sum(events):
+    """Each result of a kept walk says which flows it added since the previous one, and the
+    Aggregate swapping the previous for the next adds only those: after every event the figures
+    equal an Aggregate of the whole computation's contribution."""
+    from casewatch.domain.aggregate import Aggregate
+    events = sorted(events, key=lambda e: Event.of(e)._sort)
+    parsed = [Event.of(compact(e)) for e in events]
+    as_of = max(ev.date for ev in parsed)
+    first = ChildHistory(parsed[:1])
+    running = RunningContribution.of(first, parsed[:1], CAL)
+    if running is None:
+        return
+    aggregate = Aggregate(CAL, as_of)
+    previous = running.result(as_of)
+    aggregate.apply(None, previous)
+    for i, ev in enumerate(parsed[1:], start=2):
+        if not running.accepts(ev):
+            return
+        running.extend(ev)
+        new = running.result(as_of)
+        assert new.follows is previous.added and new.follows is not None
+        aggregate.apply(previous, new)
+        previous = new
+        whole = Aggregate(CAL, as_of)
+        whole.apply(None, contribution(ChildHistory(parsed[:i]), as_of, CAL))
+        got = {(m, labels): v for m, labels, v in aggregate.series()}
+        want = {(m, labels): v for m, labels, v in whole.series()}
+        assert {k: v for k, v in got.items() if k in want} == want
+        assert all(v == 0.0 for k, v in got.items() if k not in want)
