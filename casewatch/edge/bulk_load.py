@@ -37,6 +37,9 @@ LIST_FIELDS = ("reasons", "factors")
 TRUE_TEXT = {"true", "1", "yes", "y"}
 FALSE_TEXT = {"false", "0", "no", "n"}
 MAX_REPORTED_REJECTIONS = 20
+# The loader's producer: it waits for Kafka only at the end (and when its buffer is full), so it
+# lingers to fill large batches; long timeouts ride out a broker's brief pause.
+PRODUCER_OPTIONS = dict(max_block_ms=60000, delivery_timeout_ms=120000, linger_ms=20, batch_size=512 * 1024)
 
 
 @dataclass
@@ -253,8 +256,7 @@ def run(args) -> int:
         print(f"casewatch load: no such file: {', '.join(missing)}", file=sys.stderr)
         return 2
     try:
-        publisher = parts.publisher(args.source_system, source="loader", max_block_ms=60000,
-                                    delivery_timeout_ms=120000)
+        publisher = parts.publisher(args.source_system, source="loader", **PRODUCER_OPTIONS)
     except PseudonymisationKeyError as exc:
         print(f"casewatch load: {exc}", file=sys.stderr)
         return 2

@@ -27,6 +27,16 @@ def read_records(bootstrap: str, topic: str) -> list:
         consumer.close()
 
 
+def end_offsets(bootstrap: str, topic: str) -> dict[int, int]:
+    """The end offset of each partition of ``topic`` (partition -> offset), without reading it."""
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False)
+    try:
+        tps = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or [])]
+        return {tp.partition: offset for tp, offset in consumer.end_offsets(tps).items()}
+    finally:
+        consumer.close()
+
+
 def read_topic(settings: Settings, topic: str) -> list[tuple[bytes | None, bytes]]:
     """Every record (key, value) of ``topic`` from the beginning to its current end."""
     return [(m.key, m.value) for m in read_records(settings.bootstrap, topic)]

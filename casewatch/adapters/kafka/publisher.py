@@ -150,12 +150,16 @@ class EventPublisher:
     for bulk loads). ``source`` names the dead-letter source (``ingest``, ``loader``, ...).
     ``pre_pseudonymised``: references already of the pseudonym form are accepted (default: only
     for the ``replay`` source system, i.e. ``casewatch replay`` and ``casewatch dlq replay``).
+    ``linger_ms``: 0 by default, as a caller of the API waits for its records' acknowledgement (a
+    linger would be that much added to every request; records sent while a request is in flight
+    are batched anyway); the bulk loader, which does not wait per record, lingers to fill batches.
     """
 
     def __init__(self, settings: Settings, source_system: str = "loader", *, source: str | None = None,
                  producer: KafkaProducer | None = None, pseudonymiser: Pseudonymiser | None = None,
                  ack_timeout: float = 15.0, max_block_ms: int = 5000, delivery_timeout_ms: int = 30000,
-                 check_configured: bool = True, pre_pseudonymised: bool | None = None):
+                 check_configured: bool = True, pre_pseudonymised: bool | None = None,
+                 linger_ms: int = 0, batch_size: int = 64 * 1024):
         self.settings = settings
         self.pre_pseudonymised = source_system == "replay" if pre_pseudonymised is None else pre_pseudonymised
         self.source_system = source_system
@@ -165,7 +169,7 @@ class EventPublisher:
         self._producer = producer
         self._producer_config = dict(
             bootstrap_servers=settings.bootstrap, acks="all", enable_idempotence=True,
-            max_in_flight_requests_per_connection=1, linger_ms=5, batch_size=64 * 1024,
+            max_in_flight_requests_per_connection=1, linger_ms=linger_ms, batch_size=batch_size,
             max_block_ms=max_block_ms, delivery_timeout_ms=delivery_timeout_ms,
             request_timeout_ms=min(delivery_timeout_ms - 100, 10000),
             allow_auto_create_topics=False, client_id=f"casewatch-ingest-{source_system}",
