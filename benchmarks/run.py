@@ -913,8 +913,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--large", action="store_true",
                     help="a ~500,000-event authority: replay, kill -9 recovery, partition move")
     ap.add_argument("--large-events", type=int, default=500_000)
-    ap.add_argument("--stores", default="memory,rocksdb",
-                    help="table stores for --large (CASEWATCH_ENGINE_STORE; default memory,rocksdb)")
+    ap.add_argument("--stores", default=None,
+                    help="table stores for --large (CASEWATCH_ENGINE_STORE; default memory,rocksdb; "
+                         "--quick: memory)")
     ap.add_argument("--session-timeout", type=lambda s: [float(x) for x in s.split(",")], default=[],
                     help="--large: also measure recovery with Faust's broker_session_timeout at these seconds "
                          "(BROKER_SESSION_TIMEOUT; the engine's own, Settings.engine_session_timeout, is "
@@ -937,7 +938,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--write-baseline", action="store_true",
                     help="merge this run's figures into benchmarks/baseline.json (commit it)")
     args = ap.parse_args(argv)
-    args.stores = [s.strip() for s in args.stores.split(",") if s.strip()]
+    stores = args.stores or ("memory" if args.quick else "memory,rocksdb")
+    args.stores = [s.strip() for s in stores.split(",") if s.strip()]
     if args.quick:
         if args.write_baseline:
             ap.error("--quick figures are not comparable with a full run's: leave out --write-baseline")
@@ -945,7 +947,7 @@ def main(argv: list[str] | None = None) -> int:
         args.rate, args.seconds, args.repeat = 100.0, 2.0, 1
         # Faust's session at the broker's minimum (group.min.session.timeout.ms, 6 s): the
         # kill -9 steps wait out the dead member's session
-        args.large, args.stores, args.session_timeout = True, ["memory", "rocksdb"], [6.0]
+        args.large, args.session_timeout = True, [6.0]
         args.region, args.region_population, args.region_years, args.region_partitions = 2, 1000, 0.5, 4
         # every worker notices a rebalance within a second (Faust's default heartbeat is 3 s)
         FAUST_ENV.update(BROKER_HEARTBEAT_INTERVAL="1")
