@@ -29,6 +29,7 @@
 """
 from __future__ import annotations
 
+import gc
 import logging
 import time
 
@@ -224,6 +225,21 @@ def create_app(settings: Settings) -> faust.App:
     app.casewatch_exposition = serve_metrics
 
     return app
+
+
+# Python's cyclic garbage collector at its default thresholds (700, 10, 10) runs a young collection
+# every 700 net allocations and an older one every 10 of those; a worker holds every tracked
+# child's parsed history (millions of container objects), which the older collections traverse
+# again and again. In-process over 46,336 events (the processor, figures, changelog writer and
+# metrics, no Kafka): 92-107 µs of CPU per event at the defaults, 62 µs at these, 797 collections
+# against 10. Counting does not depend on the collector (reference counting frees the engine's
+# acyclic garbage at once); cyclic garbage just waits longer.
+GC_THRESHOLDS = (50_000, 20, 20)
+
+
+def collect_garbage_less_often() -> None:
+    """Set the worker process's garbage-collector thresholds (``GC_THRESHOLDS``)."""
+    gc.set_threshold(*GC_THRESHOLDS)
 
 
 def read_replay_marking(headers) -> tuple[str | None, bool, bool]:

@@ -29,7 +29,8 @@ def _run(args) -> int:
     require_kafka(settings)
     from faust import Worker
 
-    from services.engine.app import create_app
+    from services.engine.app import collect_garbage_less_often, create_app
+    collect_garbage_less_often()
     app = create_app(settings)
     worker = Worker(app, loglevel=args.loglevel, quiet=True)
     worker.execute_from_commandline()
