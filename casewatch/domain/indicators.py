@@ -488,6 +488,9 @@ def _stocks(st: _State, clocks, as_of: date, cal: WorkingDayCalendar, stocks: di
             stocks[key] = stocks.get(key, 0.0) + value
 
     lab = _labels(la, team)
+    # What is open (the _State methods, worked out once: nothing changes while stocks are read)
+    cp_open, lac = st.cp_open(), st.is_lac()
+    cin_open = st.episode_open or cp_open or lac
     if st.workforce is not None:
         w = st.workforce
         wl, wt = w.la, w.team
@@ -495,7 +498,7 @@ def _stocks(st: _State, clocks, as_of: date, cal: WorkingDayCalendar, stocks: di
             value = getattr(w, name)
             if value is not None:
                 put(P + "workforce_fte", _labels(wl, wt, measure=measure), float(value))
-    if st.cin_open():
+    if cin_open:
         put(P + "cin_open", lab)
         put(P + "open_cases", lab)
     for start, category, is_open in st.plans.values():
@@ -507,7 +510,7 @@ def _stocks(st: _State, clocks, as_of: date, cal: WorkingDayCalendar, stocks: di
             put(P + "cp_plans_open_2y_plus", lab)
         else:
             candidates.append(two_years)
-    if st.is_lac():
+    if lac:
         put(P + "lac_open", _labels(la, team, legal_status_group="not_recorded" if st.lac_ls is None else G.LEGAL_STATUS_GROUPS.get(st.lac_ls, "other")
                                      or "other"))
         for months, metric in ((12, P + "lac_3plus_placements_12m"), (24, P + "lac_3plus_placements_24m")):
@@ -516,7 +519,7 @@ def _stocks(st: _State, clocks, as_of: date, cal: WorkingDayCalendar, stocks: di
             change = _placement_count_changes(st.placements, as_of, months)
             if change is not None:
                 candidates.append(change)
-    if st.is_lac():
+    if lac:
         # O11: under-16s looked after continuously for 2.5 years or more, and those of them in the same
         # placement for 2 years or more
         sixteen = add_calendar_months(st.birth_month, 16 * 12) if st.birth_month is not None else None
@@ -549,7 +552,7 @@ def _stocks(st: _State, clocks, as_of: date, cal: WorkingDayCalendar, stocks: di
             put(P + "care_leavers_eet", band)
         if G.is_suitable_accommodation(cl.accommodation):
             put(P + "care_leavers_suitable_accommodation", band)
-    is_open = {"cin": st.cin_open(), "cp": st.cp_open(), "lac": st.is_lac(), "care_leaver": st.care_leaver_open()}
+    is_open = {"cin": cin_open, "cp": cp_open, "lac": lac, "care_leaver": st.care_leaver_open()}
     # Drift: the child's open case (the most intensive: LAC, else CP, else CIN) with no recorded
     # activity (any event of the child) for at least drift_limits[case type] working days.
     drift_type = "lac" if is_open["lac"] else "cp" if is_open["cp"] else "cin" if st.episode_open else None
