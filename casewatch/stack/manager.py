@@ -122,7 +122,7 @@ class StackManager:
                 return
             first = max(first, last_done + timedelta(days=1))
         self.log(f"  {'history':<13} writing the demo's daily figures {first} .. {until} into Prometheus "
-                 "(once, beside the other parts' start; about a minute and a half, more on a busy machine)")
+                 "(once, beside the other parts' start; about a minute, more on a busy machine)")
         t0 = time.monotonic()
         from tqdm import tqdm
         with tqdm(unit=" steps", file=sys.stderr, disable=not sys.stderr.isatty(), leave=False) as bar:
