@@ -81,6 +81,15 @@ def _clean(value: float) -> float:
     return 0.0 if value == 0 else value
 
 
+
+def _count(counts: dict, value, sign: int) -> None:
+    """A multiset's count of ``value`` up or down by one; a count of 0 leaves the set."""
+    n = counts.get(value, 0) + sign
+    if n > 0:
+        counts[value] = n
+    else:
+        counts.pop(value, None)
+
 class Aggregate:
     def __init__(self, calendar: WorkingDayCalendar, as_of: date):
         self.calendar = calendar
@@ -168,12 +177,7 @@ class Aggregate:
         """How many keys hold a growing maximum from ``start``, up or down by one (the series is
         published from then on, like any maximum)."""
         self._maxima.setdefault(key, {})
-        counts = self._growing.setdefault(key, {})
-        n = counts.get(start, 0) + sign
-        if n > 0:
-            counts[start] = n
-        else:
-            counts.pop(start, None)
+        _count(self._growing.setdefault(key, {}), start, sign)
 
     def _maximum(self, key, counts: dict[float, int]) -> float:
         value = max(counts) if counts else 0.0
@@ -186,12 +190,7 @@ class Aggregate:
 
     def _count_maximum(self, key, value: float, sign: int) -> None:
         """How many keys hold ``value`` for a maximum series, up or down by one."""
-        counts = self._maxima.setdefault(key, {})
-        n = counts.get(value, 0) + sign
-        if n > 0:
-            counts[value] = n
-        else:
-            counts.pop(value, None)
+        _count(self._maxima.setdefault(key, {}), value, sign)
 
     def _add_flows(self, flows, sign: int) -> None:
         as_of = self.as_of
