@@ -81,7 +81,6 @@ def _clean(value: float) -> float:
     return 0.0 if value == 0 else value
 
 
-
 def _count(counts: dict, value, sign: int) -> None:
     """A multiset's count of ``value`` up or down by one; a count of 0 leaves the set."""
     n = counts.get(value, 0) + sign
@@ -89,6 +88,7 @@ def _count(counts: dict, value, sign: int) -> None:
         counts[value] = n
     else:
         counts.pop(value, None)
+
 
 class Aggregate:
     def __init__(self, calendar: WorkingDayCalendar, as_of: date):
