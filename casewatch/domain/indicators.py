@@ -199,7 +199,7 @@ class _State:
         return cl is not None and cl.in_touch not in G.CARE_LEAVER_IN_TOUCH_EXCLUDED and not self.is_lac()
 
     def cin_open(self) -> bool:
-        return self.episode_open or self.cp_open() or self.is_lac()
+        return _in_need(self.episode_open, self.cp_open(), self.is_lac())
 
     def placement_update(self, d: date, new_placement: bool, begins: bool = True) -> None:
         """Keep ``placements`` in step after the period or legal status changed on ``d``, or a
@@ -463,6 +463,11 @@ def _feed(st: _State, ev: Event, d: date, flow) -> None:
             flow(P + "child_participation", _labels(ev.la, ev.team, meeting=meeting[0], attended=attended), d)
 
 
+def _in_need(episode_open: bool, cp_open: bool, lac: bool) -> bool:
+    """A child in need on the day: an open CIN episode, a CP plan, or looked after."""
+    return bool(episode_open or cp_open or lac)
+
+
 def _grow(growing: dict, key: tuple[str, Labels], start: date) -> None:
     """A growing maximum (``Contribution.growing``): the earliest start counts most working days."""
     before = growing.get(key)
@@ -490,7 +495,7 @@ def _stocks(st: _State, clocks, as_of: date, cal: WorkingDayCalendar, stocks: di
     lab = _labels(la, team)
     # What is open (the _State methods, worked out once: nothing changes while stocks are read)
     cp_open, lac = st.cp_open(), st.is_lac()
-    cin_open = st.episode_open or cp_open or lac
+    cin_open = _in_need(st.episode_open, cp_open, lac)
     if st.workforce is not None:
         w = st.workforce
         wl, wt = w.la, w.team
