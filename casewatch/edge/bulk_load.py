@@ -15,7 +15,6 @@
 from __future__ import annotations
 
 import csv
-import hashlib
 import json
 import sys
 import threading
@@ -32,7 +31,6 @@ from schemas import EVENT_TYPES
 from casewatch.adapters.kafka.publisher import STAGE_DECODE, Checked, EventPublisher, KafkaUnavailable
 
 EVENT_ID_NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "casewatch:bulk-load")
-_NAMESPACE_SHA1 = hashlib.sha1(EVENT_ID_NAMESPACE.bytes)
 LIST_FIELDS = ("reasons", "factors")
 TRUE_TEXT = {"true", "1", "yes", "y"}
 FALSE_TEXT = {"false", "0", "no", "n"}
@@ -80,16 +78,7 @@ def canonical_json(value: Any) -> str:
 
 
 def stable_event_id(record: dict) -> str:
-    """``str(uuid.uuid5(EVENT_ID_NAMESPACE, canonical_json(record)))``, without building a UUID
-    object: the SHA-1 of the namespace and the name, its first 16 bytes with the version (5) and
-    variant bits set (RFC 4122, 4.3), written 8-4-4-4-12."""
-    digest = _NAMESPACE_SHA1.copy()
-    digest.update(canonical_json(record).encode("utf-8"))
-    head = bytearray(digest.digest()[:16])
-    head[6] = (head[6] & 0x0F) | 0x50
-    head[8] = (head[8] & 0x3F) | 0x80
-    text = head.hex()
-    return f"{text[:8]}-{text[8:12]}-{text[12:16]}-{text[16:20]}-{text[20:]}"
+    return str(uuid.uuid5(EVENT_ID_NAMESPACE, canonical_json(record)))
 
 
 # -- reading ---------------------------------------------------------------------------------------
